@@ -1,0 +1,3 @@
+from racl.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Model checkpoints: weights in safetensors, everything else in a JSON sidecar (`X.safetensors` + `X.json`).
+
+The sidecar holds what is needed to rebuild the network (`model`: zoo name, hand-designed name or
+genotype dict; `model_args`: build_model keyword arguments) plus free-form run metadata.
+No pickle anywhere: a file from a stranger can at worst fail to load.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from racl.errors import RaclError
+from racl.io import load_safetensors, read_json, save_safetensors, write_json
+
+
+def sidecar_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def model_spec(name_or_genotype: Any, **model_args: Any) -> dict:
+    """The sidecar's description of a network: enough for `build_model` to rebuild it."""
+    from racl.search_space.genotype import Genotype
+
+    model = name_or_genotype.to_dict() if isinstance(name_or_genotype, Genotype) else name_or_genotype
+    return {"model": model, "model_args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_args.items()}}
+
+
+def save_model_checkpoint(path: str | Path, model: nn.Module, spec: dict, **metadata: Any) -> Path:
+    """Write weights (safetensors) then the sidecar, both atomically."""
+    path = Path(path)
+    model = getattr(model, "module", model)  # unwrap DDP
+    save_safetensors(path, model.state_dict(), {"format": "racl-model-v1"})
+    write_json(sidecar_path(path), {"format": "racl-model-v1", **spec, **metadata})
+    return path
+
+
+def build_from_spec(spec: dict) -> nn.Module:
+    from racl.models import build_model
+    from racl.search_space.genotype import Genotype
+
+    model = spec.get("model")
+    if isinstance(model, dict):
+        model = Genotype.from_dict(model)
+    if not isinstance(model, (str, Genotype)):
+        raise RaclError("checkpoint sidecar has no usable 'model' entry")
+    return build_model(model, **spec.get("model_args", {}))
+
+
+def load_model_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """Rebuild the network from the sidecar and load the weights; refuse mismatches with a clear error."""
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    meta = read_json(sidecar_path(path), "checkpoint sidecar")
+    tensors, _ = load_safetensors(path)
+    model = build_from_spec(meta)
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise RaclError(f"checkpoint {path} does not match the architecture in its sidecar: {first}") from e
+    return model.to(device).eval(), meta

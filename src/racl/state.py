@@ -1,0 +1,100 @@
+"""Resumable run state without pickle: nested dicts/lists of tensors and JSON scalars.
+
+`save_state` splits a nested structure into tensors (safetensors) and a JSON skeleton that points at
+them; `load_state` puts it back together. Optimiser state dicts, RNG states and counters all fit.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from racl.errors import RaclError
+from racl.io import load_safetensors, save_safetensors
+
+_TENSOR = "__tensor__"
+_NDARRAY = "__ndarray__"
+_TUPLE = "__tuple__"
+
+
+def _split(obj: Any, tensors: dict[str, torch.Tensor], key: str) -> Any:
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj
+        return {_TENSOR: key}
+    if isinstance(obj, np.ndarray):
+        tensors[key] = torch.from_numpy(np.ascontiguousarray(obj))
+        return {_NDARRAY: key}
+    if isinstance(obj, dict):
+        return {"__dict__": [[_split(k, tensors, f"{key}.k{i}"), _split(v, tensors, f"{key}.{i}")]
+                             for i, (k, v) in enumerate(obj.items())]}
+    if isinstance(obj, tuple):
+        return {_TUPLE: [_split(v, tensors, f"{key}.{i}") for i, v in enumerate(obj)]}
+    if isinstance(obj, list):
+        return [_split(v, tensors, f"{key}.{i}") for i, v in enumerate(obj)]
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (np.integer, np.floating)):
+        return obj.item()
+    raise TypeError(f"cannot store {type(obj).__name__} in a racl state file")
+
+
+def _join(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    if isinstance(obj, list):
+        return [_join(v, tensors) for v in obj]
+    if isinstance(obj, dict):
+        if _TENSOR in obj:
+            return tensors[obj[_TENSOR]]
+        if _NDARRAY in obj:
+            return tensors[obj[_NDARRAY]].numpy()
+        if _TUPLE in obj:
+            return tuple(_join(v, tensors) for v in obj[_TUPLE])
+        if "__dict__" in obj:
+            return {_join(k, tensors): _join(v, tensors) for k, v in obj["__dict__"]}
+        raise RaclError("state file is damaged: unknown entry in its skeleton")
+    return obj
+
+
+def save_state(path: str | Path, state: dict[str, Any]) -> Path:
+    """Atomically write a nested state (tensors + JSON-able values) to one safetensors file."""
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _split(state, tensors, "s")
+    return save_safetensors(path, tensors, {"skeleton": skeleton, "format": "racl-state-v1"})
+
+
+def load_state(path: str | Path) -> dict[str, Any]:
+    tensors, meta = load_safetensors(path)
+    if meta.get("format") != "racl-state-v1" or "skeleton" not in meta:
+        raise RaclError(f"{path} is not a racl state file")
+    try:
+        return _join(meta["skeleton"], tensors)
+    except KeyError as e:
+        raise RaclError(f"state file {path} is damaged: missing tensor {e}") from e
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Python, NumPy and torch (CPU and, when present, CUDA) RNG states."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_as_tuple(state["python"]))
+    np.random.set_state(_as_tuple(state["numpy"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

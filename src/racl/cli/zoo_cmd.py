@@ -56,6 +56,6 @@ def _draw(args: argparse.Namespace) -> int:
     from racl.search_space import resolve_genotype
     from racl.search_space.draw import draw_genotype
 
-    for path in draw_genotype(resolve_genotype(args.name), args.out):
+    for path in draw_genotype(resolve_genotype(args.name), args.out, label=args.name):
         print(path)
     return 0

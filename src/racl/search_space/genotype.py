@@ -109,8 +109,12 @@ def _validate_cell(cell: str, edges: tuple[Edge, ...], concat: tuple[int, ...]) 
         )
     for k, (op, idx) in enumerate(edges):
         node = 2 + k // 2
-        if op not in PRIMITIVES or op == "none":
-            known = ", ".join(p for p in PRIMITIVES if p != "none")
+        known = ", ".join(p for p in PRIMITIVES if p != "none")
+        if op == "none":
+            raise RaclError(
+                f"genotype {cell} edge {k}: op 'none' is not allowed in a discrete cell; use one of: {known}"
+            )
+        if op not in PRIMITIVES:
             raise RaclError(f"genotype {cell} edge {k}: unknown op {op!r}; known: {known}")
         if not 0 <= idx < node:
             raise RaclError(

@@ -78,7 +78,10 @@ def resolve_genotype(name_or_path: str) -> Genotype:
     if name_or_path.upper().replace("-", "_") in ZOO:
         return get_genotype(name_or_path)
     path = Path(name_or_path)
-    if path.is_dir() and (path / "genotype.json").is_file():
+    if path.is_dir():
+        if not (path / "genotype.json").is_file():
+            raise RaclError(f"directory {name_or_path!r} has no genotype.json; pass a run directory, "
+                            "a zoo name or a genotype JSON file")
         path = path / "genotype.json"
     if path.suffix == ".json" or path.exists():
         return Genotype.load(path)

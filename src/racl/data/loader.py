@@ -1,0 +1,76 @@
+"""Batch iteration over an in-memory ArrayDataset, fully determined by one torch.Generator.
+
+Per epoch the generator is used, in this order: one permutation (if shuffle), then each batch's
+augmentation draws. To resume an epoch at batch k, restore the generator state saved at the epoch
+start and pass `start_batch=k`: the skipped batches' augmentation draws are replayed (cheap, no
+image work), so batches k, k+1, ... and the generator's final state equal an uninterrupted run.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterator
+
+import torch
+
+from racl.data.arrays import ArrayDataset
+from racl.data.augment import AugmentConfig, apply_params, draw_params
+
+
+def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
+    return n // batch_size if drop_last else math.ceil(n / batch_size)
+
+
+def epoch_order(n: int, *, shuffle: bool, generator: torch.Generator | None) -> torch.Tensor:
+    """The epoch's example order (N,) int64 on the CPU; draws one permutation when shuffling."""
+    if not shuffle:
+        return torch.arange(n)
+    if generator is None:
+        raise ValueError("shuffle=True needs an explicit torch.Generator so the order is reproducible")
+    return torch.randperm(n, generator=generator, device=generator.device).cpu()
+
+
+def iterate_batches(
+    ds: ArrayDataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    generator: torch.Generator | None,
+    augment: AugmentConfig | None = None,
+    drop_last: bool = False,
+    device: torch.device | str = "cpu",
+    start_batch: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (x (B, C, H, W) float32 in [0, 1], y (B,) int64) on `device`, one epoch.
+
+    The permutation is drawn when this function is called (not at the first `next`).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if augment is not None and generator is None:
+        raise ValueError("augmentation needs an explicit torch.Generator so it is reproducible")
+    order = epoch_order(len(ds), shuffle=shuffle, generator=generator)
+    return _batches(ds, order, batch_size, generator, augment, drop_last, device, start_batch)
+
+
+def _batches(
+    ds: ArrayDataset,
+    order: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator | None,
+    augment: AugmentConfig | None,
+    drop_last: bool,
+    device: torch.device | str,
+    start_batch: int,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    _, _, h, w = ds.images.shape
+    for b in range(num_batches(len(order), batch_size, drop_last)):
+        idx = order[b * batch_size : (b + 1) * batch_size]
+        params = draw_params(len(idx), h, w, generator, augment) if augment is not None else None
+        if b < start_batch:
+            continue
+        idx = idx.to(ds.images.device)
+        x = ds.images[idx].to(device, non_blocking=True)  # (B, C, H, W) uint8
+        y = ds.labels[idx].to(device, non_blocking=True)
+        if params is not None:
+            x = apply_params(x, params, augment)
+        yield x.float().div_(255), y

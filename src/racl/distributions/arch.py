@@ -1,0 +1,180 @@
+"""Trainable multivariate log-normal distributions over the architecture weights (method spec, sec. 2).
+
+For each cell type (normal, reduce):
+  - alpha: for every edge e, log alpha_e ~ N(mu_e, L_e L_e^T) over the O ops;
+  - beta: for every intermediate node j, log beta_.j ~ N(m_j, S_j S_j^T) over its j + 2 incoming edges.
+L is lower-triangular: diagonal exp(raw) with raw clamped so that it stays in [1e-4, 5], strictly-lower
+part free (cov="full") or absent (cov="diag"). All factors together form one block-diagonal matrix B,
+and all log-weights one Gaussian vector  log w = mean + B z,  z ~ N(0, I_Z)  (Z = 2 (E O + E), 252 for
+the DARTS space). Noise layout in z (and row layout of B): [normal alpha (E*O, edge-major), normal beta
+(E, node by node), reduce alpha, reduce beta]. The Lipschitz bound uses the same layout.
+
+Initialisation [design]: marginal log-std init_sigma (default 0.1: small, so the supernet starts close
+to DARTS's uniform start, and the bound's spread starts small), zero off-diagonals, and means set so
+that E[alpha] = 1/8 (mu = ln(1/O) - s^2/2) and E[beta] = 1 (m = -s^2/2).
+"""
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import torch
+from torch import nn
+
+from racl.distributions.lognormal import LogGaussian, log_normalize
+from racl.errors import RaclError
+from racl.supernet.cell import make_edges
+from racl.supernet.network import ArchWeights
+
+CELL_TYPES = ("normal", "reduce")
+KEYS = ("normal_alpha", "normal_beta", "reduce_alpha", "reduce_beta")  # ArchWeights field order
+SIGMA_RANGE = (1e-4, 5.0)   # allowed diagonal of L (exp of the clamped raw parameter)
+LOG_RANGE = (-30.0, 30.0)   # log-weights are clamped here, far from float32 overflow
+SCORE_KINDS = ("quantile", "mean", "median")
+
+
+class ArchDistribution(nn.Module):
+    """Log-normal alpha per edge and beta per node for both cell types; all in parameters()."""
+
+    def __init__(self, num_edges: int = 14, num_ops: int = 8, steps: int = 4, cov: str = "full",
+                 init_sigma: float = 0.1, normalize: bool = False):
+        super().__init__()
+        edges = make_edges(steps)
+        if len(edges) != num_edges:
+            raise RaclError(f"num_edges={num_edges} does not match steps={steps} ({len(edges)} edges)")
+        if cov not in ("full", "diag"):
+            raise RaclError(f"cov must be 'full' or 'diag', got {cov!r}")
+        if not SIGMA_RANGE[0] <= init_sigma <= SIGMA_RANGE[1]:
+            raise RaclError(f"init_sigma must lie in {list(SIGMA_RANGE)}, got {init_sigma}")
+        self.num_edges, self.num_ops, self.steps = num_edges, num_ops, steps
+        self.cov, self.normalize = cov, normalize
+        self.register_buffer("node_of_edge", torch.tensor([j for j, _ in edges]), persistent=False)
+        self.node_sizes = [j + 2 for j in range(steps)]
+        s2 = init_sigma ** 2
+        for t in CELL_TYPES:
+            self.register_parameter(f"{t}_alpha_mu", nn.Parameter(
+                torch.full((num_edges, num_ops), math.log(1.0 / num_ops) - s2 / 2)))
+            self.register_parameter(f"{t}_alpha_log_sigma", nn.Parameter(
+                torch.full((num_edges, num_ops), math.log(init_sigma))))
+            self.register_parameter(f"{t}_beta_mu", nn.Parameter(torch.full((num_edges,), -s2 / 2)))
+            self.register_parameter(f"{t}_beta_log_sigma", nn.Parameter(
+                torch.full((num_edges,), math.log(init_sigma))))
+            if cov == "full":
+                n_beta = sum(n * (n - 1) // 2 for n in self.node_sizes)
+                self.register_parameter(f"{t}_alpha_offdiag", nn.Parameter(
+                    torch.zeros(num_edges, num_ops * (num_ops - 1) // 2)))
+                self.register_parameter(f"{t}_beta_offdiag", nn.Parameter(torch.zeros(n_beta)))
+
+    @property
+    def noise_dim(self) -> int:
+        """Z: the dimension of the standard normal noise of the whole distribution."""
+        return 2 * (self.num_edges * self.num_ops + self.num_edges)
+
+    def _sigma(self, raw: torch.Tensor) -> torch.Tensor:
+        lo, hi = SIGMA_RANGE
+        return raw.clamp(math.log(lo), math.log(hi)).exp()
+
+    def _tril(self, diag: torch.Tensor, off: torch.Tensor | None) -> torch.Tensor:
+        """Lower-triangular factor(s): diag (..., n), off (..., n(n-1)/2) -> (..., n, n)."""
+        lower = torch.diag_embed(diag)
+        if off is None:
+            return lower
+        n = diag.shape[-1]
+        rows, cols = torch.tril_indices(n, n, -1, device=diag.device)
+        strict = torch.zeros_like(lower)
+        strict[..., rows, cols] = off
+        return lower + strict
+
+    def _blocks(self, t: str) -> list[torch.Tensor]:
+        """The lower-triangular factors of cell type t: E alpha blocks (O, O), then one beta block per node."""
+        off = getattr(self, f"{t}_alpha_offdiag", None)
+        la = self._tril(self._sigma(getattr(self, f"{t}_alpha_log_sigma")), off)  # (E, O, O)
+        sb = self._sigma(getattr(self, f"{t}_beta_log_sigma"))
+        boff = getattr(self, f"{t}_beta_offdiag", None)
+        blocks, start, ostart = list(la.unbind(0)), 0, 0
+        for n in self.node_sizes:
+            k = n * (n - 1) // 2
+            blocks.append(self._tril(sb[start:start + n], None if boff is None else boff[ostart:ostart + k]))
+            start, ostart = start + n, ostart + k
+        return blocks
+
+    def mean_and_factor(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All log-weights as one Gaussian: mean (Z,), block-diagonal factor B (Z, Z), KEYS layout."""
+        means, blocks = [], []
+        for t in CELL_TYPES:
+            means += [getattr(self, f"{t}_alpha_mu").flatten(), getattr(self, f"{t}_beta_mu")]
+            blocks += self._blocks(t)
+        return torch.cat(means).clamp(*LOG_RANGE), torch.block_diag(*blocks)
+
+    def _split(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(..., Z) in KEYS layout -> dict by KEYS: alpha (..., E, O), beta (..., E)."""
+        eo, e = self.num_edges * self.num_ops, self.num_edges
+        parts = flat.split([eo, e, eo, e], dim=-1)
+        out = {}
+        for key, p in zip(KEYS, parts):
+            out[key] = p.unflatten(-1, (self.num_edges, self.num_ops)) if key.endswith("alpha") else p
+        return out
+
+    def _normalize_log(self, logs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """alpha / sum over ops per edge; beta / sum over the node's incoming edges (in log space)."""
+        out = {}
+        for key, x in logs.items():
+            if key.endswith("alpha"):
+                out[key] = x - torch.logsumexp(x, -1, keepdim=True)
+            else:
+                node_lse = torch.stack([torch.logsumexp(x[..., self.node_of_edge == j], -1)
+                                        for j in range(self.steps)], -1)  # (..., steps)
+                out[key] = x - node_lse[..., self.node_of_edge]
+        return out
+
+    def draw_noise(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Standard normal noise (*shape, Z) on the parameters' device and dtype."""
+        p = self.normal_alpha_mu
+        return torch.randn(*shape, self.noise_dim, generator=generator, device=p.device, dtype=p.dtype)
+
+    def log_weights(self, z: torch.Tensor) -> ArchWeights:
+        """Log-weights for noise z (..., Z): log w = mean + B z (reparameterised), normalised if asked."""
+        mean, factor = self.mean_and_factor()
+        logs = self._split((mean + z @ factor.T).clamp(*LOG_RANGE))
+        if self.normalize:
+            logs = self._normalize_log(logs)
+        return ArchWeights(*(logs[k] for k in KEYS))
+
+    def sample_log(self, n: int, generator: torch.Generator | None = None) -> ArchWeights:
+        """n independent samples of the log-weights, each field with leading dimension n."""
+        return self.log_weights(self.draw_noise(n, generator=generator))
+
+    def sample(self, generator: torch.Generator | None = None) -> ArchWeights:
+        """One fresh reparameterised sample (differentiable), shared by all cells of a type."""
+        return ArchWeights(*(w.exp() for w in self.log_weights(self.draw_noise(generator=generator))))
+
+    def log_gaussians(self) -> dict[str, LogGaussian]:
+        """The log-weights as LogGaussians with loadings on z (after the delta-method normalisation)."""
+        mean, factor = self.mean_and_factor()
+        ms, bs = self._split(mean), self._split(factor.T)  # factor.T: rows = noise, cols = weights
+        out = {}
+        for key in KEYS:
+            b = bs[key].movedim(0, -1)  # (E, O, Z) or (E, Z)
+            out[key] = LogGaussian(ms[key], b, torch.zeros_like(ms[key]))
+        if self.normalize:
+            out = {k: (log_normalize(g) if k.endswith("alpha") else log_normalize(g, self.node_of_edge))
+                   for k, g in out.items()}
+        return out
+
+    def scores(self, kind: str = "quantile", eta: float = 0.9) -> dict[str, torch.Tensor]:
+        """Per-marginal scores: quantile exp(m + Phi^-1(1 - eta) s) (default), mean exp(m + s^2/2),
+        median exp(m). With normalize=True they describe the normalised weights, whose marginals
+        come from the delta method (Fenton-Wilkinson sum + Stein loadings, see lognormal.py)."""
+        if kind not in SCORE_KINDS:
+            raise RaclError(f"score kind must be one of {', '.join(SCORE_KINDS)}, got {kind!r}")
+        if not 0.0 < eta < 1.0:
+            raise RaclError(f"eta must lie strictly between 0 and 1, got {eta}")
+        out = {}
+        with torch.no_grad():
+            for key, g in self.log_gaussians().items():
+                s2 = g.var
+                if kind == "quantile":
+                    out[key] = (g.m + NormalDist().inv_cdf(1.0 - eta) * s2.sqrt()).exp()
+                else:
+                    out[key] = (g.m + 0.5 * s2).exp() if kind == "mean" else g.m.exp()
+        return out

@@ -1,0 +1,140 @@
+"""Clean and robust accuracy of a model under a list of named attacks, plus an eps sweep.
+
+Each attack runs on *all* images (so per-attack numbers are comparable with papers that report them
+one by one); the per-image worst case over all attacks is reported as well ("worst_case"). An image
+counts as robust under an attack only if it is classified correctly both clean and adversarially
+(AutoAttack's convention), so robust accuracy <= clean accuracy by construction.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from racl.attacks import build_attack, format_eps
+from racl.attacks.base import check_eps
+from racl.errors import RaclError
+from racl.state import seed_everything
+
+
+def as_float_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float in [0, 1] (x / 255); floats are checked to lie in [0, 1]."""
+    if images.dtype == torch.uint8:
+        return images.float() / 255.0
+    if not torch.is_floating_point(images):
+        raise RaclError(f"images must be uint8 or float in [0, 1], got {images.dtype}")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise RaclError("float images must be in [0, 1] (normalisation is the model's first layer)")
+    return images
+
+
+def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    out = model(x)
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+@torch.no_grad()
+def predict_correct(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int,
+                    device: str | torch.device) -> torch.Tensor:
+    """(N,) bool on CPU: argmax of the model's logits equals the label."""
+    out = [(_logits(model, images[i:i + batch_size].to(device)).argmax(1).cpu() == labels[i:i + batch_size])
+           for i in range(0, images.shape[0], batch_size)]
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def attack_correct(attack: Any, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                   batch_size: int, device: str | torch.device) -> torch.Tensor:
+    """(N,) bool on CPU: the model still classifies the attacked image correctly."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x, y = images[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
+        adv = attack(x, y)
+        with torch.no_grad():
+            out.append((_logits(model, adv).argmax(1) == y).cpu())
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
+               batch_size: int, device: str | torch.device, seed: int,
+               attack_kw: dict | None = None) -> tuple[torch.Tensor, float, list[str]]:
+    """One named attack on every image: (adversarially correct (N,), seconds, the attack's warnings)."""
+    seed_everything(seed)  # every attack starts from the same RNG state: reruns give the same numbers
+    kw = dict((attack_kw or {}).get(name, {}))
+    if name in ("autoattack", "apgd"):
+        kw.setdefault("seed", seed)
+    attack = build_attack(name, model, eps, **kw)
+    start = time.perf_counter()
+    correct = attack_correct(attack, model, images, labels, batch_size, device)
+    return correct, time.perf_counter() - start, list(getattr(attack, "warnings", []))
+
+
+def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
+                        eps: float, batch_size: int = 128, device: str | torch.device = "cpu", seed: int = 0,
+                        attack_kw: dict[str, dict] | None = None) -> dict[str, Any]:
+    """Clean accuracy, robust accuracy and seconds per attack, and the per-image worst case.
+
+    images (N, C, H, W) uint8 or float in [0, 1]; labels (N,). The model is put in eval mode on
+    `device` and left there. Accuracies are fractions in [0, 1].
+    """
+    eps = check_eps(eps)
+    images, labels = as_float_images(images), labels.long()
+    if images.shape[0] == 0 or images.shape[0] != labels.shape[0]:
+        raise RaclError(f"need a matching, non-empty set of images and labels, got {images.shape[0]} "
+                        f"images and {labels.shape[0]} labels")
+    model.to(device).eval()
+    clean = predict_correct(model, images, labels, batch_size, device)
+    worst = clean.clone()
+    robust, seconds, warnings = {}, {}, {}
+    for name in attacks:
+        correct, secs, attack_warnings = run_attack(name, model, images, labels, eps, batch_size, device,
+                                                    seed, attack_kw)
+        correct &= clean
+        worst &= correct
+        robust[name], seconds[name] = correct.float().mean().item(), round(secs, 3)
+        if attack_warnings:
+            warnings[name] = attack_warnings
+    return {"eps": eps, "eps_text": format_eps(eps), "n_images": int(images.shape[0]), "seed": seed,
+            "clean_accuracy": clean.float().mean().item(), "robust_accuracy": robust,
+            "worst_case_accuracy": worst.float().mean().item(), "seconds": seconds,
+            "attack_warnings": warnings}
+
+
+def eps_sweep(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
+              eps_values: Sequence[float], batch_size: int = 128, device: str | torch.device = "cpu",
+              seed: int = 0, attack_kw: dict[str, dict] | None = None) -> dict[str, Any]:
+    """Robust accuracy of every attack at every eps: {"eps": [...], "robust_accuracy": {name: [...]}}."""
+    curves: dict[str, list[float]] = {name: [] for name in attacks}
+    clean = None
+    for eps in eps_values:
+        res = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed, attack_kw)
+        clean = res["clean_accuracy"]
+        for name in attacks:
+            curves[name].append(res["robust_accuracy"][name])
+    return {"eps": [float(e) for e in eps_values], "eps_text": [format_eps(e) for e in eps_values],
+            "clean_accuracy": clean, "robust_accuracy": curves}
+
+
+def transfer_matrix(models: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor, attack: str,
+                    eps: float, batch_size: int = 128, device: str | torch.device = "cpu",
+                    seed: int = 0) -> dict[str, Any]:
+    """Robust accuracy of each target (column) on examples crafted on each source (row).
+
+    The diagonal is the white-box attack. Returns {"sources": names, "targets": names, "accuracy": rows}.
+    """
+    from racl.attacks import transfer_attack
+
+    images, labels = as_float_images(images), labels.long()
+    for model in models.values():
+        model.to(device).eval()
+    rows = []
+    for source in models.values():
+        seed_everything(seed)
+        acc = transfer_attack(source, models, attack, images, labels, eps,
+                              batch_size=batch_size)
+        rows.append([acc[name] for name in models])
+    clean = {name: predict_correct(m, images, labels, batch_size, device).float().mean().item()
+             for name, m in models.items()}
+    return {"attack": attack, "eps": eps, "eps_text": format_eps(eps), "n_images": int(images.shape[0]),
+            "sources": list(models), "targets": list(models), "accuracy": rows, "clean_accuracy": clean}

@@ -1,0 +1,161 @@
+"""LipschitzBound: the supernet's Lipschitz bound, for fixed weights and as a log-normal (section 3).
+
+Per-piece log-constants are constants for the architecture step (no gradient); `refresh()` updates
+them (power iteration, persistent vectors as buffers). Power-iteration estimates are lower bounds of
+the true spectral norms that converge from below, so a bound computed right after construction with
+one iteration is optimistic: call `refresh(n_iter=50)` (or more) when an accurate value matters.
+The supernet is referenced, not registered: this module's state_dict holds only its own buffers.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from racl.distributions.arch import ArchDistribution
+from racl.errors import RaclError
+from racl.lipschitz.op_constants import (Factor, head_log_constant, op_factors, out_shape,
+                                         preprocess_linear, stem_linear)
+from racl.lipschitz.power_iteration import PowerIteration
+from racl.lipschitz.propagation import Graph, LogConstants, propagate_gaussian, propagate_samples
+from racl.supernet.network import ArchWeights, Supernet
+
+METHODS = ("analytic", "mc", "independent")
+
+
+def record_input_shapes(net: Supernet, input_shape: Sequence[int]) -> dict[nn.Module, tuple[int, ...]]:
+    """Input shape (without batch) of the stem, every preprocess, every MixedOp and the pooling."""
+    watched = [net.stem, net.global_pooling]
+    for cell in net.cells:
+        watched += [cell.preprocess0, cell.preprocess1, *cell.ops]
+    shapes: dict[nn.Module, tuple[int, ...]] = {}
+
+    def hook(module: nn.Module, args: tuple) -> None:
+        shapes.setdefault(module, tuple(args[0].shape[1:]))
+
+    hooks = [m.register_forward_pre_hook(hook) for m in watched]
+    p = next(net.parameters())
+    ones = ArchWeights(*(p.new_ones(net.num_edges, net.num_ops), p.new_ones(net.num_edges)) * 2)
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            net(p.new_zeros(1, *input_shape), ones)
+    finally:
+        net.train(was_training)
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+class LipschitzBound(nn.Module):
+    """ln L_F of a Supernet: `log_bound(weights)`, `lognormal(dist, method)`; constants by `refresh()`."""
+
+    def __init__(self, supernet: Supernet, input_shape: Sequence[int] = (3, 32, 32), n_iter: int = 1,
+                 seed: int = 0):
+        super().__init__()
+        self._net = (supernet,)  # a tuple, so the supernet is not registered as a submodule
+        self.n_iter = n_iter
+        cells = supernet.cells
+        self.graph = Graph(tuple(c.reduction for c in cells), cells[0].edges, cells[0].steps,
+                           cells[0].multiplier)
+        self.powers = nn.ModuleDict()
+        self._factors: dict[str, list[tuple[str, object]]] = {}
+        self._build(supernet, input_shape, torch.Generator().manual_seed(seed))
+        p = next(supernet.parameters())
+        self.register_buffer("log_stem", torch.zeros(()))
+        self.register_buffer("log_pre", torch.zeros(len(cells), 2))
+        self.register_buffer("log_op_constants", torch.zeros(len(cells), supernet.num_edges, supernet.num_ops))
+        self.register_buffer("log_head", torch.zeros(()))
+        self.to(device=p.device)
+        self.refresh(n_iter)
+
+    @property
+    def supernet(self) -> Supernet:
+        return self._net[0]
+
+    def _add(self, key: str, factors: list[Factor] | None, in_shape: tuple[int, ...], gen, like) -> None:
+        """Register the factors of one constant; power pieces get a persistent vector each."""
+        if factors is None:
+            return
+        entries, shape = [], in_shape
+        for n, (kind, fn) in enumerate(factors):
+            if kind == "power":
+                name = f"{key}_{n}"
+                self.powers[name] = PowerIteration(shape, gen)
+                entries.append((name, fn))
+                shape = out_shape(fn, shape, like)
+            else:
+                entries.append(("", fn))
+        self._factors[key] = entries
+
+    def _build(self, net: Supernet, input_shape: Sequence[int], gen: torch.Generator) -> None:
+        shapes = record_input_shapes(net, input_shape)
+        like = next(net.parameters()).detach()
+        self._add("stem", [("power", stem_linear(net.normalize, net.stem))], shapes[net.stem], gen, like)
+        for k, cell in enumerate(net.cells):
+            for p, pre in enumerate((cell.preprocess0, cell.preprocess1)):
+                self._add(f"cell{k}_pre{p}", [("power", preprocess_linear(pre))], shapes[pre], gen, like)
+            for e, mixed in enumerate(cell.ops):
+                for name, op in zip(mixed.primitives, mixed.ops):
+                    self._add(f"cell{k}_e{e}_{name}", op_factors(name, op, mixed.stride), shapes[mixed], gen, like)
+        self._head_hw = shapes[net.global_pooling][1:]
+
+    def _log_constant(self, key: str, n_iter: int) -> torch.Tensor:
+        """Sum of the log-factors of one constant (-inf if it has none registered, i.e. `none`)."""
+        if key not in self._factors:
+            return torch.tensor(float("-inf"))
+        total = torch.zeros(())
+        for name, fn in self._factors[key]:
+            value = self.powers[name].step(fn, n_iter) if name else fn()
+            total = total + value.detach().float().cpu()
+        return total
+
+    @torch.no_grad()
+    def refresh(self, n_iter: int | None = None) -> None:
+        """Recompute every log-constant: n_iter power iterations per piece (default self.n_iter)."""
+        n = self.n_iter if n_iter is None else n_iter
+        net = self.supernet
+        self.log_stem.fill_(self._log_constant("stem", n))
+        for k, cell in enumerate(net.cells):
+            for p in range(2):
+                self.log_pre[k, p] = self._log_constant(f"cell{k}_pre{p}", n)
+            for e, mixed in enumerate(cell.ops):
+                for o, name in enumerate(mixed.primitives):
+                    self.log_op_constants[k, e, o] = self._log_constant(f"cell{k}_e{e}_{name}", n)
+        self.log_head.fill_(head_log_constant(net.classifier, *self._head_hw))
+
+    def constants(self) -> LogConstants:
+        return LogConstants(self.log_stem, self.log_pre, self.log_op_constants, self.log_head)
+
+    def log_bound(self, weights: ArchWeights) -> torch.Tensor:
+        """ln L_F for fixed positive weights (zero weights drop out). 0-dim tensor."""
+        logs = [w.log().unsqueeze(0) for w in weights]
+        return propagate_samples(self.constants(), self.graph, logs)[0]
+
+    def lognormal(self, dist: ArchDistribution, method: str = "analytic", samples: int = 256,
+                  generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu_F, sigma_F) of ln L_F ~ N(mu_F, sigma_F^2), differentiable w.r.t. dist's parameters.
+
+        "analytic": Fenton-Wilkinson with correlations (loadings), in float64; "mc": mean and std of
+        ln L_F over `samples` reparameterised samples; "independent": FW ignoring all correlations
+        (every term treated as independent; only for comparison).
+        """
+        if method not in METHODS:
+            raise RaclError(f"bound method must be one of {', '.join(METHODS)}, got {method!r}")
+        if dist.num_edges != self.supernet.num_edges or dist.num_ops != self.supernet.num_ops:
+            raise RaclError("the distribution's edges/ops do not match the supernet's")
+        if method == "mc":
+            if samples < 2:
+                raise RaclError(f"the Monte-Carlo bound needs at least 2 samples, got {samples}")
+            log_f = propagate_samples(self.constants(), self.graph, dist.sample_log(samples, generator))
+            return log_f.mean(), log_f.std()
+        g = {k: v.to(torch.float64) for k, v in dist.log_gaussians().items()}
+        if method == "independent":
+            g = {k: v.independent() for k, v in g.items()}
+        out = propagate_gaussian(self.constants(), self.graph, (g["normal_alpha"], g["normal_beta"]),
+                                 (g["reduce_alpha"], g["reduce_beta"]))
+        dtype = dist.normal_alpha_mu.dtype
+        return out.m.to(dtype), out.var.clamp_min(1e-30).sqrt().to(dtype)

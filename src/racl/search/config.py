@@ -1,0 +1,295 @@
+"""`SearchConfig`: every knob of an architecture search, one frozen dataclass per concern.
+
+YAML layout (every key optional; unknown keys are errors):
+
+    strategy: racl            # racl | darts | random
+    epochs: 50
+    supernet:     {channels: 16, layers: 8, steps: 4}
+    distribution: {cov: full, init_sigma: 0.1, normalize: false, discretize: quantile}
+    constraint:   {eta: 0.9, lbar_mode: relative, lbar: 2.0, rho: 1.0, nu0: 0.0, dual_update: epoch}
+    bound:        {bound_method: analytic, mc_samples: 256, lipschitz_refresh_every: 10, power_iters: 1}
+    optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3}
+    robust:       {gamma: 0.0, adv: none, adv_eps: 8/255, adv_steps: 3}
+
+Defaults are the paper's settings where the paper states them (8 cells, C = 16, batch 128, 50
+epochs, eta 0.9, Adam 6e-4 / 1e-3 for the distributions; method.md sections 1 and 5) and DARTS's
+for the weights (SGD 0.025 cosine to 0.001, momentum 0.9, wd 3e-4, clip 5). Every other default is
+ours ([design] in method.md) and is marked so below. `--set key=value` accepts `section.key` or a
+bare key (all keys are unique across sections).
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from racl.config import from_dict, to_dict
+from racl.errors import RaclError
+
+STRATEGIES = ("racl", "darts", "random")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise RaclError(message)
+
+
+def _one_of(name: str, value: str, options: tuple[str, ...]) -> None:
+    _check(value in options, f"{name} must be one of {', '.join(options)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    channels: int = 16  # [paper] initial channels C
+    layers: int = 8     # [paper] cells (reductions at 1/3 and 2/3)
+    steps: int = 4      # [paper] intermediate nodes per cell
+
+    def __post_init__(self) -> None:
+        _check(self.channels >= 1 and self.layers >= 3 and self.steps >= 2,
+               "supernet needs channels >= 1, layers >= 3 and steps >= 2")
+
+
+@dataclass(frozen=True)
+class DistributionConfig:
+    cov: str = "full"          # [design] full | diag covariance of each log-normal
+    init_sigma: float = 0.1    # [design] initial std of the logs (E[alpha] = 1/8, E[beta] = 1 at start)
+    normalize: bool = False    # [design] divide each edge's alpha (each node's beta) by its sum
+    discretize: str = "quantile"  # [design] quantile (1 - eta lower quantile) | mean | median
+
+    def __post_init__(self) -> None:
+        _one_of("cov", self.cov, ("full", "diag"))
+        _one_of("discretize", self.discretize, ("quantile", "mean", "median"))
+        _check(self.init_sigma > 0, f"init_sigma must be > 0, got {self.init_sigma}")
+
+
+@dataclass(frozen=True)
+class ConstraintConfig:
+    """Pr(L_F <= L_bar) >= eta by an augmented Lagrangian (method.md section 4)."""
+
+    eta: float = 0.9             # [paper] confidence
+    lbar_mode: str = "relative"  # [design] relative | absolute
+    # relative: k in ln L_bar = ln L_0 - ln k, with ln L_0 = mu_F + Phi^-1(eta) sigma_F measured when the
+    # architecture updates start (k = 2: a bound 2x tighter, with confidence eta); absolute: L_bar itself.
+    lbar: float = 2.0            # [design]
+    rho: float = 1.0             # [design] penalty weight of (rho/2) max(0, g)^2 and dual step size
+    rho_growth: float = 1.0      # [design] rho <- rho * rho_growth after each dual update (1 = fixed)
+    nu0: float = 0.0             # [design] initial multiplier
+    dual_update: str = "epoch"   # [design] epoch (g at the epoch's end) | step (g of every arch step)
+
+    def __post_init__(self) -> None:
+        _check(0 < self.eta < 1, f"eta must be in (0, 1), got {self.eta}")
+        _one_of("lbar_mode", self.lbar_mode, ("relative", "absolute"))
+        _one_of("dual_update", self.dual_update, ("epoch", "step"))
+        _check(self.lbar > 0, f"lbar must be > 0 (a factor k or a bound L_bar), got {self.lbar}")
+        _check(self.rho >= 0 and self.nu0 >= 0 and self.rho_growth >= 1,
+               "constraint needs rho >= 0, nu0 >= 0 and rho_growth >= 1")
+
+
+@dataclass(frozen=True)
+class BoundConfig:
+    bound_method: str = "analytic"    # [design] analytic (Fenton-Wilkinson) | mc (Monte-Carlo)
+    mc_samples: int = 256             # [design] samples of the mc estimate
+    lipschitz_refresh_every: int = 10  # [design] steps between per-op constant refreshes (no grad)
+    power_iters: int = 1              # [design] power iterations per refresh (persistent vectors)
+
+    def __post_init__(self) -> None:
+        _one_of("bound_method", self.bound_method, ("analytic", "mc"))
+        _check(self.mc_samples >= 2 and self.lipschitz_refresh_every >= 1 and self.power_iters >= 1,
+               "bound needs mc_samples >= 2, lipschitz_refresh_every >= 1 and power_iters >= 1")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    w_lr: float = 0.025       # [DARTS] SGD on the supernet weights, cosine schedule per step ...
+    w_lr_min: float = 0.001   # [DARTS] ... down to this
+    w_momentum: float = 0.9   # [paper]
+    w_wd: float = 3e-4        # [paper]
+    grad_clip: float = 5.0    # [DARTS] max global norm of the weight gradients; 0 = off
+    arch_lr: float = 6e-4     # [paper] Adam on the distribution (or alpha) parameters
+    arch_betas: tuple[float, ...] = (0.5, 0.999)  # [DARTS]
+    arch_wd: float = 1e-3     # [paper]
+
+    def __post_init__(self) -> None:
+        _check(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
+        _check(0 <= self.w_momentum < 1 and self.w_wd >= 0 and self.grad_clip >= 0,
+               "need w_momentum in [0, 1), w_wd >= 0 and grad_clip >= 0")
+        _check(self.arch_lr > 0 and self.arch_wd >= 0, "need arch_lr > 0 and arch_wd >= 0")
+        _check(len(self.arch_betas) == 2 and all(0 <= b < 1 for b in self.arch_betas),
+               f"arch_betas must be two numbers in [0, 1), got {list(self.arch_betas)}")
+
+
+@dataclass(frozen=True)
+class RobustConfig:
+    """What the weight step minimises: CE(f(x'), y) + gamma * mean_i ||grad_x CE_i||_2."""
+
+    gamma: float = 0.0        # [design] weight of the input-gradient norm (double backprop); 0 = off
+    adv: str = "none"         # [design] none | fgsm_rs (FGSM, random start) | pgd (PGD-k)
+    adv_eps: float = 8 / 255  # [design] Linf budget of x'
+    adv_steps: int = 3        # [design] k of PGD-k
+    adv_alpha: float | None = None  # step size; None: 1.25 eps (fgsm_rs), 2.5 eps / k (pgd)
+    adv_mode: str = "train"   # [design] BN mode while crafting x' (train, as in Madry's training)
+
+    def __post_init__(self) -> None:
+        _one_of("adv", self.adv, ("none", "fgsm_rs", "pgd"))
+        _one_of("adv_mode", self.adv_mode, ("train", "eval"))
+        _check(self.gamma >= 0 and 0 <= self.adv_eps <= 1 and self.adv_steps >= 1,
+               "need gamma >= 0, adv_eps in [0, 1] and adv_steps >= 1")
+        _check(self.adv_alpha is None or 0 < self.adv_alpha <= 1, "adv_alpha must be in (0, 1]")
+
+    def step_size(self) -> float:
+        if self.adv_alpha is not None:
+            return self.adv_alpha
+        return 1.25 * self.adv_eps if self.adv == "fgsm_rs" else 2.5 * self.adv_eps / self.adv_steps
+
+
+SECTIONS: dict[str, type] = {"supernet": SupernetConfig, "distribution": DistributionConfig,
+                             "constraint": ConstraintConfig, "bound": BoundConfig, "optim": OptimConfig,
+                             "robust": RobustConfig}
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    strategy: str = "racl"       # racl | darts | random (same supernet, data and budget)
+    seed: int = 0
+    epochs: int = 50             # [paper]
+    warmup_epochs: int = 15      # [design] weight steps only (PC-DARTS's 15 of 50)
+    batch_size: int = 128        # [paper]
+    weight_fraction: float = 0.5  # [paper] share of the train split for the weights; the rest: distributions
+    train_limit: int | None = None  # use at most this many train images (before halving); None = all
+    augment: bool = True         # [DARTS] random crop (crop_padding) + flip on both halves
+    crop_padding: int = 4
+    eval_images: int = 1000      # held-out val images for the per-epoch val_acc; 0 = skip
+    eval_batch_size: int = 256
+    random_candidates: int = 20  # [design] random strategy: genotypes compared at each epoch's end ...
+    random_eval_images: int = 500  # ... on this many images of the distribution half
+    darts_init_scale: float = 1e-3  # [DARTS] darts strategy: alpha ~ N(0, scale^2)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    distribution: DistributionConfig = field(default_factory=DistributionConfig)
+    constraint: ConstraintConfig = field(default_factory=ConstraintConfig)
+    bound: BoundConfig = field(default_factory=BoundConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    robust: RobustConfig = field(default_factory=RobustConfig)
+
+    def __post_init__(self) -> None:
+        _one_of("strategy", self.strategy, STRATEGIES)
+        _check(self.epochs >= 1 and 0 <= self.warmup_epochs, "need epochs >= 1 and warmup_epochs >= 0")
+        _check(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
+        _check(0 < self.weight_fraction < 1, f"weight_fraction must be in (0, 1), got {self.weight_fraction}")
+        _check(self.train_limit is None or self.train_limit >= 4, "train_limit must be >= 4 or null")
+        _check(self.eval_images >= 0 and self.eval_batch_size >= 1 and self.crop_padding >= 0,
+               "need eval_images >= 0, eval_batch_size >= 1 and crop_padding >= 0")
+        _check(self.random_candidates >= 1 and self.random_eval_images >= 1,
+               "need random_candidates >= 1 and random_eval_images >= 1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return config_to_dict(self)
+
+
+# ---------------------------------------------------------------- dict / YAML round trip
+def config_to_dict(config: SearchConfig) -> dict[str, Any]:
+    """Nested plain dict (what `config.yaml` holds)."""
+    out = {k: v for k, v in to_dict(config).items() if k not in SECTIONS}
+    out.update({name: to_dict(getattr(config, name)) for name in SECTIONS})
+    return out
+
+
+def _coerce_numbers(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """Accept numbers written as strings ("8/255", "1e12": YAML 1.1 reads those as text) for float keys."""
+    from racl.attacks.eps import _FRACTION
+
+    hints = typing.get_type_hints(cls)
+    out = dict(data)
+    for key, value in data.items():
+        if isinstance(value, str) and key in hints and float in (hints[key], *typing.get_args(hints[key])):
+            match = _FRACTION.match(value)
+            if match:
+                out[key] = float(match.group(1)) / float(match.group(2) or 1.0)
+    return out
+
+
+def config_from_dict(data: dict[str, Any] | None, base: SearchConfig | None = None) -> SearchConfig:
+    """SearchConfig from a nested dict, on top of `base` (default: the defaults); unknown keys are errors."""
+    if data is not None and not isinstance(data, dict):
+        raise RaclError("a search config must be a YAML mapping of key: value")
+    merged = config_to_dict(base or SearchConfig())
+    for key, value in (data or {}).items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise RaclError(f"search config section {key!r} must be a mapping, got {value!r}")
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    sections = {name: from_dict(cls, _coerce_numbers(cls, merged.pop(name)), f"search config {name}")
+                for name, cls in SECTIONS.items()}
+    top = from_dict(SearchConfig, _coerce_numbers(SearchConfig, merged), "search config")
+    return dataclasses.replace(top, **sections)
+
+
+def load_search_config(path: str | Path, base: SearchConfig | None = None) -> SearchConfig:
+    from racl.io import read_yaml
+
+    return config_from_dict(read_yaml(path, "search config"), base)
+
+
+def _key_path(key: str) -> tuple[str, ...]:
+    """'eta' -> ('constraint', 'eta'); 'optim.w_lr' -> ('optim', 'w_lr'); 'epochs' -> ('epochs',)."""
+    if "." in key:
+        return tuple(key.split(".", 1))
+    top = {f.name for f in dataclasses.fields(SearchConfig)} - set(SECTIONS)
+    if key in top:
+        return (key,)
+    owners = [name for name, cls in SECTIONS.items() if key in {f.name for f in dataclasses.fields(cls)}]
+    if not owners:
+        raise RaclError(f"unknown search config key {key!r}; see the keys of config.yaml in a run folder")
+    return (owners[0], key)
+
+
+def apply_overrides(config: SearchConfig, items: list[str] | tuple[str, ...]) -> SearchConfig:
+    """Apply `key=value` strings (value read as YAML: 0.5, true, null, [0.5, 0.999], 8/255)."""
+    data: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise RaclError(f"--set expects key=value, got {item!r}")
+        path = _key_path(key.strip())
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise RaclError(f"--set {item!r}: cannot read the value ({str(e).splitlines()[0]})") from e
+        if len(path) == 2:
+            data.setdefault(path[0], {})[path[1]] = value
+        else:
+            data[path[0]] = value
+    return config_from_dict(data, config)
+
+
+# ---------------------------------------------------------------- presets
+PRESETS: dict[str, dict[str, Any]] = {
+    # tests: seconds on one CPU core (16x16 synthetic images, a few steps per epoch)
+    "tiny": {"epochs": 2, "warmup_epochs": 1, "batch_size": 8, "augment": False, "eval_images": 16,
+             "eval_batch_size": 16, "random_candidates": 3, "random_eval_images": 16,
+             "supernet": {"channels": 4, "layers": 3},
+             "bound": {"mc_samples": 16, "lipschitz_refresh_every": 2}},
+    # CPU, minutes: a CIFAR-10 subset (e.g. the shared zip with --limit 300 per class), 32x32
+    "quick": {"epochs": 6, "warmup_epochs": 2, "batch_size": 32, "eval_images": 500,
+              "random_candidates": 10, "random_eval_images": 256,
+              "supernet": {"channels": 8, "layers": 5}, "bound": {"mc_samples": 64}},
+    # the paper's search: CIFAR-10, 8 cells, C = 16, batch 128, 50 epochs, eta 0.9 (= the defaults)
+    "paper": {},
+}
+
+
+def get_preset(name: str) -> SearchConfig:
+    if name not in PRESETS:
+        raise RaclError(f"unknown search preset {name!r}; use one of {', '.join(PRESETS)}")
+    return config_from_dict(PRESETS[name])
+
+
+def save_search_config(path: str | Path, config: SearchConfig) -> Path:
+    from racl.io import write_yaml
+
+    return write_yaml(path, config_to_dict(config))

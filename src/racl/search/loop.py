@@ -1,0 +1,271 @@
+"""`run_search`: the search loop shared by all strategies (method.md section 5).
+
+The train split is cut in two fixed halves (seeded): the weights learn on one, the architecture
+(distributions, DARTS alphas) on the other. Epochs before `warmup_epochs` take weight steps only;
+then every step is (1) a weight step on a weight-half batch with sampled architecture weights, then
+(2) an architecture step on a distribution-half batch. Every random draw comes from the seeded
+global RNG (init, attack starts) or from three torch.Generators (weight-half order and augmentation,
+distribution-half order and augmentation, architecture samples); all are in the checkpoint written
+after every epoch, so `resume=True` continues exactly where the run stopped.
+
+metrics.jsonl, one object per epoch: epoch, phase (warmup|search), steps, lr (at the epoch's first
+step), train_loss (total weight loss), train_ce, train_acc (on the inputs trained on, adversarial if
+`adv`), grad_norm (mean ||grad_x CE||_2, null when gamma = 0), arch_loss / arch_acc (distribution-
+half CE and accuracy of the architecture steps, null in warm-up), penalty (racl), mu_F, sigma_F,
+prob_within_bound, constraint_g, dual_nu (after this epoch's dual update), rho, ln_lbar (racl: of the
+distribution; darts/random: mu_F = ln L_F of the point weights, sigma_F = 0, the rest null),
+val_acc (held-out val split, the strategy's point weights: racl E[w], darts softmax, random best
+candidate), genotype_val_acc (the current genotype as 0/1 weights on the shared supernet),
+candidate_acc (random), genotype, seconds.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from racl.data import ArrayDataset, AugmentConfig, DataSplits, iterate_batches
+from racl.errors import RaclError
+from racl.search import outputs
+from racl.search.config import SearchConfig, config_to_dict, save_search_config
+from racl.search.discretize import genotype_to_weights
+from racl.search.strategies import SearchStrategy, build_strategy
+from racl.search.weight_step import weight_step
+from racl.search_space.genotype import Genotype
+from racl.state import get_rng_state, load_state, save_state, seed_everything, set_rng_state
+from racl.supernet import ArchWeights, Supernet
+
+GENERATORS = ("weight_data", "arch_data", "sample")  # seeded with seed * 16 + 1, + 2, + 3
+
+
+@dataclass
+class SearchResult:
+    genotype: Genotype
+    metrics: list[dict[str, Any]]
+    out_dir: Path
+
+
+@dataclass
+class _Run:
+    """Everything the epochs touch (all of it goes into the checkpoint)."""
+
+    config: SearchConfig
+    data: DataSplits
+    supernet: Supernet
+    strategy: SearchStrategy
+    w_opt: torch.optim.Optimizer
+    generators: dict[str, torch.Generator]
+    weight_half: ArrayDataset
+    arch_half: ArrayDataset
+    device: torch.device
+    out: Path
+    epoch: int = 0
+    global_step: int = 0
+    records: list[dict[str, Any]] | None = None
+
+
+def split_halves(train: ArrayDataset, config: SearchConfig) -> tuple[ArrayDataset, ArrayDataset]:
+    """A seeded permutation of the train split (first `train_limit`), cut at `weight_fraction`."""
+    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))
+    if config.train_limit is not None:
+        perm = perm[: config.train_limit]
+    cut = round(config.weight_fraction * len(perm))
+    halves = train.subset(perm[:cut]), train.subset(perm[cut:])
+    if min(len(h) for h in halves) < config.batch_size:
+        raise RaclError(f"each half of the train split needs >= batch_size = {config.batch_size} images, got "
+                        f"{len(halves[0])} and {len(halves[1])}; use more data or --set batch_size=...")
+    return halves
+
+
+@torch.no_grad()
+def accuracy(supernet: Supernet, weights: ArchWeights, ds: ArrayDataset, limit: int, batch_size: int,
+             device: torch.device) -> float | None:
+    """Top-1 accuracy of f(.; weights) (BN in eval mode) on the first `limit` images of ds."""
+    n = min(limit, len(ds))
+    if n == 0:
+        return None
+    was_training = supernet.training
+    supernet.eval()
+    correct = 0
+    for x, y in iterate_batches(ds.subset(torch.arange(n)), batch_size, shuffle=False, generator=None,
+                                device=device):
+        correct += int((supernet(x, weights).argmax(1) == y).sum())
+    supernet.train(was_training)
+    return correct / n
+
+
+def _build(config: SearchConfig, data: DataSplits, out: Path, device: torch.device) -> _Run:
+    seed_everything(config.seed)  # supernet init; the global RNG also feeds attack random starts
+    s = config.supernet
+    supernet = Supernet(num_classes=data.num_classes, channels=s.channels, layers=s.layers, steps=s.steps,
+                        in_channels=data.channels, mean=data.mean, std=data.std).to(device)
+    strategy = build_strategy(config, supernet, (data.channels, data.image_size, data.image_size))
+    o = config.optim
+    w_opt = torch.optim.SGD(supernet.parameters(), lr=o.w_lr, momentum=o.w_momentum, weight_decay=o.w_wd)
+    gens = {name: torch.Generator(device=device if name == "sample" else "cpu").manual_seed(config.seed * 16 + k)
+            for k, name in enumerate(GENERATORS, start=1)}
+    weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config))
+    strategy.evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random_eval_images,
+                                 batch_size=config.eval_batch_size, device=device)
+    return _Run(config, data, supernet, strategy, w_opt, gens, weight_half, arch_half, device, out, records=[])
+
+
+def _state(run: _Run) -> dict[str, Any]:
+    return {"format": outputs.STATE_FORMAT, "epoch": run.epoch, "global_step": run.global_step,
+            "config": config_to_dict(run.config), "data_spec": run.data.spec(),
+            "supernet": run.supernet.state_dict(), "strategy": run.strategy.state_dict(),
+            "strategy_extra": run.strategy.extra_state(), "w_opt": run.w_opt.state_dict(),
+            "rng": get_rng_state(), "generators": {k: g.get_state() for k, g in run.generators.items()},
+            "metrics": run.records}
+
+
+def _restore(run: _Run, state: dict[str, Any]) -> None:
+    outputs.check_resumable(state, config_to_dict(run.config), run.data.spec())
+    run.supernet.load_state_dict(state["supernet"])
+    run.strategy.load_state_dict(state["strategy"])
+    run.strategy.load_extra_state(state["strategy_extra"])
+    run.w_opt.load_state_dict(state["w_opt"])
+    set_rng_state(state["rng"])
+    for name, g in run.generators.items():
+        g.set_state(state["generators"][name])
+    run.epoch, run.global_step, run.records = int(state["epoch"]), int(state["global_step"]), list(state["metrics"])
+
+
+def learning_rate(config: SearchConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
+    """Cosine from w_lr to w_lr_min over all epochs, updated every step (DARTS, per step)."""
+    o = config.optim
+    t = (epoch + step / max(steps_per_epoch, 1)) / config.epochs
+    return o.w_lr_min + 0.5 * (o.w_lr - o.w_lr_min) * (1 + math.cos(math.pi * t))
+
+
+def _batches(run: _Run, ds: ArrayDataset, name: str):
+    c = run.config
+    augment = AugmentConfig(crop_padding=c.crop_padding) if c.augment else None
+    return iterate_batches(ds, c.batch_size, shuffle=True, generator=run.generators[name], augment=augment,
+                           drop_last=True, device=run.device)
+
+
+def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
+    """The epoch's steps; returns sums of the logged values (and 'n', 'n_arch', 'lr')."""
+    c, e = run.config, run.epoch
+    n_w, n_a = len(run.weight_half), len(run.arch_half)
+    steps = (min(n_w, n_a) if arch_phase else n_w) // c.batch_size
+    w_batches = _batches(run, run.weight_half, "weight_data")
+    a_batches = _batches(run, run.arch_half, "arch_data") if arch_phase else iter(lambda: None, 0)
+    sums: dict[str, float] = {"n": 0.0, "n_arch": 0.0, "lr": learning_rate(c, e, 0, steps)}
+    run.supernet.train()
+    bar = _progress(steps, f"epoch {e + 1}/{c.epochs}")
+    for step, (x, y), arch_batch in zip(range(steps), w_batches, a_batches):
+        for group in run.w_opt.param_groups:
+            group["lr"] = learning_rate(c, e, step, steps)
+        try:
+            res = weight_step(run.supernet, run.w_opt, run.strategy.sample_weights(run.generators["sample"]),
+                              x, y, c.robust, c.optim.grad_clip)
+            arch = (run.strategy.arch_step(*arch_batch, run.generators["sample"], run.global_step)
+                    if arch_phase else {})
+        except FloatingPointError as err:
+            raise RaclError(f"{err} at epoch {e + 1}, step {step + 1}; the last checkpoint "
+                            f"({run.out / outputs.CHECKPOINT}) is intact; lower w_lr / arch_lr (--set) "
+                            "and start again") from err
+        _accumulate(sums, res, arch, len(y), len(arch_batch[1]) if arch_batch else 0)
+        run.global_step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{res.loss:.3f}", refresh=False)
+    bar.close()
+    return sums
+
+
+def _progress(total: int, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+
+
+def _accumulate(sums: dict[str, float], res, arch: dict[str, float], n: int, n_arch: int) -> None:
+    sums["n"] += n
+    sums["n_arch"] += n_arch
+    sums["steps"] = sums.get("steps", 0.0) + 1
+    for key, value in (("loss", res.loss), ("ce", res.ce), ("grad_norm", res.grad_norm)):
+        sums[key] = sums.get(key, 0.0) + value * n
+    sums["correct"] = sums.get("correct", 0.0) + res.correct
+    for key, value in arch.items():
+        sums[key] = sums.get(key, 0.0) + (value if key == "arch_correct" else value * n_arch)
+
+
+def _mean(sums: dict[str, float], key: str, count: str) -> float | None:
+    if sums.get(count, 0) == 0 or key not in sums or not math.isfinite(sums[key]):
+        return None
+    return sums[key] / sums[count]
+
+
+def _epoch(run: _Run) -> dict[str, Any]:
+    """One epoch, its end-of-epoch work, and its metrics record."""
+    c, start = run.config, time.perf_counter()
+    arch_phase = run.epoch >= c.warmup_epochs
+    if arch_phase:
+        run.strategy.start_arch_phase()
+    sums = _train_epoch(run, arch_phase)
+    bound = run.strategy.epoch_end(run.epoch, arch_phase, run.generators["sample"])
+    genotype = run.strategy.genotype()
+    val = partial(accuracy, run.supernet, ds=run.data.val, limit=c.eval_images, batch_size=c.eval_batch_size,
+                  device=run.device)
+    g_w = genotype_to_weights(genotype, run.supernet.num_ops, run.device)
+    record = {
+        "epoch": run.epoch + 1, "phase": "search" if arch_phase else "warmup", "steps": int(sums.get("steps", 0)),
+        "lr": sums["lr"], "train_loss": _mean(sums, "loss", "n"), "train_ce": _mean(sums, "ce", "n"),
+        "train_acc": _mean(sums, "correct", "n"), "grad_norm": _mean(sums, "grad_norm", "n"),
+        "arch_loss": _mean(sums, "arch_loss", "n_arch"), "arch_acc": _mean(sums, "arch_correct", "n_arch"),
+        "penalty": _mean(sums, "penalty", "n_arch"), **bound,
+        "val_acc": val(run.strategy.eval_weights()),
+        "genotype_val_acc": val(ArchWeights(*(g_w[k] for k in ArchWeights._fields))),
+        "genotype": genotype.to_dict(),
+    }
+    record["seconds"] = round(time.perf_counter() - start, 3)
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
+def _summary(r: dict[str, Any], epochs: int) -> str:
+    def f(key: str, fmt: str = ".3f") -> str:
+        return "-" if r.get(key) is None else format(r[key], fmt)
+
+    return (f"epoch {r['epoch']}/{epochs} [{r['phase']}] loss {f('train_loss')} train_acc {f('train_acc')} "
+            f"arch_acc {f('arch_acc')} val_acc {f('val_acc')} mu_F {f('mu_F', '.2f')} sigma_F {f('sigma_F')} "
+            f"P(L<=Lbar) {f('prob_within_bound')} nu {f('dual_nu', '.3g')} {r['seconds']:.1f}s")
+
+
+def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, resume: bool = False,
+               overwrite: bool = False, device: str | torch.device = "cpu", stop_after: int | None = None,
+               log: Callable[[str], None] | None = print) -> SearchResult:
+    """Search, writing config.yaml, metrics.jsonl, checkpoint.safetensors, genotype.json and cell pictures.
+
+    `resume`: continue the run in `out_dir` from its last checkpoint (same config except `epochs`, same
+    data). `overwrite`: replace a run there. `stop_after`: stop once this many epochs are done (counting
+    those before a resume), leaving a resumable run; for tests and time-boxed runs.
+    """
+    out, device = Path(out_dir), torch.device(device)
+    has_checkpoint = outputs.prepare_out_dir(out, resume=resume, overwrite=overwrite)
+    run = _build(config, data, out, device)
+    if has_checkpoint:
+        _restore(run, load_state(out / outputs.CHECKPOINT))
+    save_search_config(out / outputs.CONFIG, config)
+    outputs.write_metrics(out, run.records)
+    last = config.epochs if stop_after is None else min(config.epochs, stop_after)
+    while run.epoch < last:
+        record = _epoch(run)
+        run.records.append(record)
+        run.epoch += 1
+        save_state(out / outputs.CHECKPOINT, _state(run))
+        outputs.write_metrics(out, run.records)
+        Genotype.from_dict(record["genotype"]).save(out / outputs.GENOTYPE)
+        if log is not None:
+            log(_summary(record, config.epochs))
+    genotype = run.strategy.genotype()
+    genotype.save(out / outputs.GENOTYPE)
+    outputs.draw_cells(genotype, out)
+    return SearchResult(genotype, run.records, out)

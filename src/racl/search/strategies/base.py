@@ -1,0 +1,123 @@
+"""What every search strategy provides to the loop (NASLib-style: space apart from strategy).
+
+The loop owns the supernet, the data and the weight steps; a strategy owns where the architecture
+weights come from: `sample_weights` for a weight step, `arch_step` on a batch of the distribution
+half, `epoch_end` (dual updates, candidate evaluation, bound metrics) and `genotype()`. A strategy
+is an nn.Module, so `state_dict()` holds its learnable state; the shared supernet is referenced, not
+registered, so it is saved once, by the loop.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from racl.errors import RaclError
+from racl.search.config import SearchConfig
+from racl.search_space.genotype import Genotype
+from racl.supernet import ArchWeights, Supernet
+
+Evaluator = Callable[[ArchWeights], float]  # weights -> accuracy on a fixed set of distribution-half images
+BOUND_FIELDS = ("mu_F", "sigma_F", "prob_within_bound", "constraint_g", "dual_nu", "rho", "ln_lbar")
+
+
+def make_bound(supernet: Supernet, input_shape: tuple[int, int, int], power_iters: int, required: bool):
+    """LipschitzBound(supernet, input_shape), or None when racl.lipschitz is missing and not required."""
+    try:
+        from racl.lipschitz import LipschitzBound
+    except ImportError as e:
+        if required:
+            raise RaclError(f"the racl strategy needs racl.lipschitz, which cannot be imported: {e}") from e
+        return None
+    return LipschitzBound(supernet, input_shape, n_iter=power_iters)
+
+
+class SearchStrategy(nn.Module):
+    """Base class; subclasses override the methods that raise NotImplementedError."""
+
+    name = "base"
+
+    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int]):
+        super().__init__()
+        object.__setattr__(self, "supernet", supernet)  # referenced, not a submodule (saved by the loop)
+        self.config = config
+        self.input_shape = input_shape
+        self.evaluator: Evaluator | None = None  # set by the loop (used by `random`)
+        self.optimizer: torch.optim.Optimizer | None = None
+        object.__setattr__(self, "bound", None)  # LipschitzBound or None; see attach_bound
+
+    def attach_bound(self, bound: nn.Module | None) -> None:
+        """Keep the bound out of the submodules: it references the supernet, which the loop saves;
+        its own buffers (power-iteration vectors, op constants) are saved by `extra_state`."""
+        if bound is not None:
+            bound.to(next(self.supernet.parameters()).device)
+        object.__setattr__(self, "bound", bound)
+
+    # ------------------------------------------------------------ the interface
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return []
+
+    def sample_weights(self, generator: torch.Generator) -> ArchWeights:
+        """Architecture weights for one weight step (no gradient to the architecture parameters)."""
+        raise NotImplementedError
+
+    def eval_weights(self) -> ArchWeights:
+        """A deterministic point of the architecture weights (for val_acc and the point bound)."""
+        raise NotImplementedError
+
+    def start_arch_phase(self) -> None:
+        """Called once, before the first architecture step (after the warm-up)."""
+
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                  global_step: int) -> dict[str, float]:
+        """One update of the architecture parameters on a distribution-half batch; logged values."""
+        return {}
+
+    def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
+        """End-of-epoch work; returns the bound fields of the metrics (see BOUND_FIELDS)."""
+        return self.point_bound_metrics()
+
+    def genotype(self) -> Genotype:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ shared helpers
+    def _arch_update(self, loss: torch.Tensor) -> None:
+        """Gradients of `loss` w.r.t. the architecture parameters only (no weight gradients), then Adam."""
+        params = self.arch_parameters()
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for p, g in zip(params, grads):
+            p.grad = torch.zeros_like(p) if g is None else g
+        self.optimizer.step()
+
+    def _make_optimizer(self) -> None:
+        o = self.config.optim
+        self.optimizer = torch.optim.Adam(self.arch_parameters(), lr=o.arch_lr, betas=tuple(o.arch_betas),
+                                          weight_decay=o.arch_wd)
+
+    @torch.no_grad()
+    def point_bound_metrics(self) -> dict[str, Any]:
+        """For point-weight strategies: mu_F = ln L_F at eval_weights(), sigma_F = 0, the rest null."""
+        out: dict[str, Any] = dict.fromkeys(BOUND_FIELDS)
+        if self.bound is not None:
+            self.bound.refresh()
+            out["mu_F"] = float(self.bound.log_bound(self.eval_weights()))
+            out["sigma_F"] = 0.0
+        return out
+
+    # ------------------------------------------------------------ resumable state
+    def extra_state(self) -> dict[str, Any]:
+        """Everything outside state_dict(): optimiser state and the bound's buffers (not the supernet)."""
+        shared = {id(t) for t in self.supernet.state_dict(keep_vars=True).values()}
+        bound = {} if self.bound is None else {
+            k: v for k, v in self.bound.state_dict(keep_vars=True).items() if id(v) not in shared}
+        return {"optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+                "bound": {k: v.detach() for k, v in bound.items()}}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        if self.optimizer is not None and state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if self.bound is not None and state.get("bound"):
+            result = self.bound.load_state_dict(state["bound"], strict=False)
+            if result.unexpected_keys:
+                raise RaclError(f"checkpoint's Lipschitz state does not match: {result.unexpected_keys[:3]}")

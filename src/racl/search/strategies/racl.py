@@ -1,0 +1,121 @@
+"""RACL: log-normal architecture distributions under a confidence constraint on the Lipschitz bound.
+
+Architecture step (method.md sections 4-5; first-order, no unrolling), on a distribution-half batch:
+    w ~ q_theta (fresh reparameterised sample)
+    loss = CE(f(x; w), y) + nu * g + (rho / 2) * max(0, g)^2,
+    g = mu_F + Phi^-1(eta) sigma_F - ln L_bar,  (mu_F, sigma_F) = LipschitzBound.lognormal(q_theta)
+Adam on theta only. The per-op Lipschitz constants are constants here, refreshed every
+`lipschitz_refresh_every` global steps (and when the architecture updates start, and at each epoch's
+end for the metrics). Relative L_bar: set from the bound measured when the architecture updates start.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from racl.distributions import ArchDistribution
+from racl.search.config import SearchConfig
+from racl.search.constraint import ConfidenceConstraint
+from racl.search.discretize import discretize
+from racl.search.strategies.base import SearchStrategy, make_bound
+from racl.search_space.genotype import Genotype
+from racl.supernet import ArchWeights, Supernet
+
+START_ITERS = 20  # power iterations at the start of each architecture epoch (persistent vectors)
+
+
+class RaclStrategy(SearchStrategy):
+    name = "racl"
+
+    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int]):
+        super().__init__(supernet, config, input_shape)
+        d, c = config.distribution, config.constraint
+        self.dist = ArchDistribution(supernet.num_edges, supernet.num_ops, supernet.steps, cov=d.cov,
+                                     init_sigma=d.init_sigma, normalize=d.normalize)
+        self.constraint = ConfidenceConstraint(c.eta, c.rho, c.nu0, c.rho_growth)
+        self.attach_bound(make_bound(supernet, input_shape, config.bound.power_iters, required=True))
+        self.to(next(supernet.parameters()).device)
+        self._make_optimizer()
+
+    def arch_parameters(self) -> list[torch.nn.Parameter]:
+        return list(self.dist.parameters())
+
+    def sample_weights(self, generator: torch.Generator) -> ArchWeights:
+        with torch.no_grad():
+            return self.dist.sample(generator)
+
+    def eval_weights(self) -> ArchWeights:
+        """E[alpha], E[beta] (the distribution's mean point)."""
+        s = self.dist.scores("mean")
+        return ArchWeights(s["normal_alpha"], s["normal_beta"], s["reduce_alpha"], s["reduce_beta"])
+
+    def lognormal(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu_F, sigma_F) of ln L_F, differentiable w.r.t. the distribution parameters."""
+        b = self.config.bound
+        return self.bound.lognormal(self.dist, method=b.bound_method, samples=b.mc_samples, generator=generator)
+
+    @torch.no_grad()
+    def start_arch_phase(self) -> None:
+        """Refresh the per-op constants (START_ITERS power iterations, so L_0 is measured accurately);
+        the first time, set ln L_bar (relative mode: ln L_0 - ln k, see constraint.py)."""
+        self.bound.refresh(n_iter=START_ITERS)
+        if self.constraint.is_set:
+            return
+        c = self.config.constraint
+        if c.lbar_mode == "absolute":
+            self.constraint.set_log_lbar(math.log(c.lbar))
+        else:
+            mu, sigma = self.lognormal(self._fixed_generator())
+            self.constraint.set_relative(float(mu), float(sigma), c.lbar)
+
+    def _fixed_generator(self) -> torch.Generator:
+        """A generator for Monte-Carlo bounds that must not disturb the run's sampling stream."""
+        device = next(self.dist.parameters()).device
+        return torch.Generator(device=device).manual_seed(self.config.seed)
+
+    def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
+                  global_step: int) -> dict[str, float]:
+        if global_step % self.config.bound.lipschitz_refresh_every == 0:
+            self.bound.refresh()
+        logits = self.supernet(x, self.dist.sample(generator))  # (B, K)
+        ce = F.cross_entropy(logits, y)
+        mu, sigma = self.lognormal(generator)
+        g = self.constraint.g(mu, sigma)
+        penalty = self.constraint.penalty(mu, sigma)
+        loss = ce + penalty.to(ce.dtype)
+        self.check_finite(loss)
+        self._arch_update(loss)
+        if self.config.constraint.dual_update == "step":
+            self.constraint.dual_update(g.detach())
+        return {"arch_loss": float(ce), "arch_correct": float((logits.argmax(1) == y).sum()),
+                "penalty": float(penalty)}
+
+    @staticmethod
+    def check_finite(loss: torch.Tensor) -> None:
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"architecture loss is {float(loss)}")
+
+    @torch.no_grad()
+    def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
+        """Refresh, measure (mu_F, sigma_F, g, Pr); per-epoch dual update in the architecture phase."""
+        self.bound.refresh()
+        mu, sigma = (float(v) for v in self.lognormal(self._fixed_generator()))
+        out: dict[str, Any] = {"mu_F": mu, "sigma_F": sigma, "prob_within_bound": None, "constraint_g": None,
+                               "dual_nu": float(self.constraint.nu), "rho": float(self.constraint.rho),
+                               "ln_lbar": None}
+        if self.constraint.is_set:
+            mu_t, sigma_t = torch.tensor(mu, dtype=torch.float64), torch.tensor(sigma, dtype=torch.float64)
+            g = float(self.constraint.g(mu_t, sigma_t))
+            if arch_phase and self.config.constraint.dual_update == "epoch":
+                self.constraint.dual_update(g)
+            out.update(constraint_g=g, prob_within_bound=float(self.constraint.prob_within_bound(mu_t, sigma_t)),
+                       dual_nu=float(self.constraint.nu), rho=float(self.constraint.rho),
+                       ln_lbar=float(self.constraint.log_lbar))
+        return out
+
+    def genotype(self) -> Genotype:
+        d = self.config.distribution
+        return discretize(self.dist.scores(d.discretize, self.config.constraint.eta), self.supernet.steps)

@@ -1,0 +1,87 @@
+"""The weight step of the search (method.md section 5, step 1).
+
+    w ~ strategy (fixed for this step), x' = x or an adversarial example of f(.; w)
+    loss = CE(f(x'; w), y) + gamma * mean_i ||grad_x' CE_i||_2      (double backprop when gamma > 0)
+SGD (momentum, weight decay) on the supernet weights with global-norm clipping. The input-gradient
+norm is a lower bound of the local Lipschitz constant; per-example gradients come from the gradient
+of the *sum* of per-example losses (exact per example up to the coupling through BN batch statistics).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from racl.search.config import RobustConfig
+from racl.supernet import ArchWeights, Supernet
+
+
+class FixedArch(nn.Module):
+    """The supernet with fixed architecture weights, as a plain `model(x) -> logits` (for attacks)."""
+
+    def __init__(self, supernet: Supernet, weights: ArchWeights):
+        super().__init__()
+        self.supernet = supernet
+        self.weights = weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.weights)
+
+
+def adversarial_inputs(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
+                       cfg: RobustConfig) -> torch.Tensor:
+    """x itself (adv = none), FGSM with a random start, or PGD-k, against f(.; weights)."""
+    if cfg.adv == "none" or cfg.adv_eps == 0:
+        return x
+    from racl.attacks import FGSM, PGD
+
+    model = FixedArch(supernet, weights)
+    if cfg.adv == "fgsm_rs":
+        attack = FGSM(model, cfg.adv_eps, alpha=cfg.step_size(), random_start=True, model_mode=cfg.adv_mode)
+    else:
+        attack = PGD(model, cfg.adv_eps, alpha=cfg.step_size(), steps=cfg.adv_steps, random_start=True,
+                     model_mode=cfg.adv_mode)
+    return attack(x, y)
+
+
+@dataclass
+class WeightStepResult:
+    loss: float       # the total loss minimised
+    ce: float
+    grad_norm: float  # mean_i ||grad_x CE_i||_2 (nan when gamma = 0)
+    correct: int
+
+
+def weight_loss(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
+                gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(total loss, CE, logits (B, K), mean input-gradient norm or None)."""
+    if gamma > 0:
+        x = x.detach().clone().requires_grad_(True)
+    logits = supernet(x, weights)
+    per_example = F.cross_entropy(logits, y, reduction="none")  # (B,)
+    ce = per_example.mean()
+    if gamma == 0:
+        return ce, ce, logits, None
+    (gx,) = torch.autograd.grad(per_example.sum(), x, create_graph=True)  # (B, C, H, W)
+    norms = (gx.flatten(1).pow(2).sum(1) + 1e-12).sqrt()  # eps: finite second derivative at 0
+    grad_norm = norms.mean()
+    return ce + gamma * grad_norm, ce, logits, grad_norm
+
+
+def weight_step(supernet: Supernet, optimizer: torch.optim.Optimizer, weights: ArchWeights,
+                x: torch.Tensor, y: torch.Tensor, cfg: RobustConfig, grad_clip: float) -> WeightStepResult:
+    """One SGD step on the supernet weights; raises FloatingPointError on a non-finite loss."""
+    x_used = adversarial_inputs(supernet, weights, x, y, cfg)
+    optimizer.zero_grad(set_to_none=True)
+    loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, cfg.gamma)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"weight loss is {float(loss)}")
+    loss.backward()
+    if grad_clip > 0:
+        nn.utils.clip_grad_norm_(supernet.parameters(), grad_clip)
+    optimizer.step()
+    return WeightStepResult(float(loss), float(ce), math.nan if grad_norm is None else float(grad_norm),
+                            int((logits.argmax(1) == y).sum()))

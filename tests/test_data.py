@@ -70,7 +70,7 @@ def _zip_dir(src: Path, dest: Path, extra: dict[str, bytes] | None = None) -> Pa
 def test_shared_zip_limit_reads_only_needed_members(monkeypatch):
     reads = []
     real_read = zipfile.ZipFile.read
-    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, name, pwd=None: reads.append(name) or real_read(self, name, pwd))
+    monkeypatch.setattr(zipfile.ZipFile, "read", lambda self, m, pwd=None: reads.append(m) or real_read(self, m, pwd))
     s = load_data("imagefolder", str(SHARED_ZIP), limit=30, seed=0, cache=False)
     assert len(reads) == 300
     assert s.num_classes == 10 and s.channels == 3 and s.image_size == 32
@@ -136,6 +136,15 @@ def test_jpeg_batch_path_gray_majority_and_broken_jpeg(tmp_path):
     (root / "b" / "cut.jpg").write_bytes((root / "b" / "0.jpg").read_bytes()[:20])
     with pytest.raises(RaclError, match="cut.jpg"):
         load_image_folder(root)
+    # the torchvision batched path (used from 4096 images on) decodes the same pixels as PIL
+    files = sorted(root.rglob("*.jpg"))
+    datas, names = [f.read_bytes() for f in files], [str(f) for f in files]
+    good = [i for i, f in enumerate(files) if f.name != "cut.jpg"]
+    fast = decode_mod.decode_many([datas[i] for i in good], [names[i] for i in good], batched=True)
+    slow = decode_mod.decode_many([datas[i] for i in good], [names[i] for i in good], batched=False)
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow))
+    with pytest.raises(RaclError, match="cut.jpg"):
+        decode_mod.decode_many(datas, names, batched=True)
 
 
 def test_inconsistent_sizes(tmp_path):
@@ -172,7 +181,7 @@ def test_corrupt_and_truncated_zip(tmp_path):
 def test_zip_cache_hit_and_invalidation(tmp_path, monkeypatch):
     z = _zip_dir(_folder(tmp_path / "d"), tmp_path / "d.zip")
     first, _ = load_image_folder(z)
-    monkeypatch.setattr("racl.data.imagefolder.decode_many", lambda *a: pytest.fail("decoded despite cache"))
+    monkeypatch.setattr("racl.data.imagefolder.decode_many", lambda *a, **k: pytest.fail("decoded despite cache"))
     again, names = load_image_folder(z)
     assert torch.equal(first.images, again.images) and names == ("cat", "dog")
     os.utime(z, ns=(1, 1))  # a changed mtime must miss the cache
@@ -198,6 +207,18 @@ def test_missing_paths_and_bad_arguments(tmp_path):
 
 
 # ---------------------------------------------------------------- sources and splits
+
+
+def test_torchvision_sets_keep_official_test_split(tmp_path, monkeypatch):
+    def fake(name, root, train, download):  # stands in for torchvision (no CIFAR files offline)
+        n = 100 if train else 40
+        images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
+        return ArrayDataset(images, torch.arange(n) % 10), tuple(f"c{i}" for i in range(10))
+
+    monkeypatch.setattr("racl.data.sources._torchvision_split", fake)
+    s = load_data("cifar10", str(tmp_path), val_fraction=0.2, test_fraction=0.5, image_size=16, limit=8)
+    assert (len(s.train), len(s.val), len(s.test)) == (60, 20, 40)  # 8/class, 2 val each; test_fraction unused
+    assert s.mean == (0.4914, 0.4822, 0.4465) and s.image_size == 16
 
 
 def test_digits():
@@ -309,7 +330,8 @@ def test_iterate_batches_covers_once_and_resumes():
     assert all(x.dtype == torch.float32 and x.min() >= 0 and x.max() <= 1 for x, _ in batches)
     assert [len(y) for _, y in batches][-1] == len(ds) % 7
     g2 = torch.Generator().manual_seed(0)
-    tail = list(iterate_batches(ds, 7, shuffle=True, generator=g2, augment=AugmentConfig(crop_padding=1), start_batch=5))
+    aug = AugmentConfig(crop_padding=1)
+    tail = list(iterate_batches(ds, 7, shuffle=True, generator=g2, augment=aug, start_batch=5))
     assert len(tail) == len(batches) - 5
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches[5:], tail))
     assert torch.equal(g.get_state(), g2.get_state())

@@ -14,9 +14,19 @@ from racl.models.layers import Normalize, drop_path
 from racl.search_space import ZOO
 
 NAMES = list(ZOO)
+
 # Published CIFAR-10 sizes (C = 36, 20 cells, no auxiliary head), millions; see references / the papers.
 PUBLISHED_M = {"DARTS_V1": 3.3, "DARTS_V2": 3.3, "PC_DARTS": 3.6, "PDARTS": 3.4, "ADVRUSH": 4.2, "RACL": 3.6}
 TINY = dict(num_classes=10, channels=4, layers=5)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors on a shared 2-core machine: extra intra-op threads only oversubscribe the CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _images(size: int = 16, batch: int = 2, seed: int = 0) -> torch.Tensor:
@@ -124,10 +134,9 @@ def test_drop_path_active_only_in_training() -> None:
     assert torch.equal(model(x), model(x))  # training without drop-path is deterministic
 
 
-@pytest.mark.parametrize("name", ["RACL", "resnet18"])
+@pytest.mark.parametrize("name", ["RACL", "DARTS_V1", "resnet18"])
 def test_eval_outputs_are_deterministic(name: str) -> None:
-    kwargs = TINY if name in ZOO else {}
-    model = build_model(name, drop_path_prob=0.3, **kwargs) if name in ZOO else build_model(name)
+    model = build_model(name, drop_path_prob=0.3, **TINY) if name in ZOO else build_model(name)
     model.eval()
     x = _images(16)
     with torch.no_grad():
@@ -162,16 +171,12 @@ def test_resnet18() -> None:
 
 def test_wrn34_10() -> None:
     torch.manual_seed(0)
-    model = build_model("WRN34-10", num_classes=100)
-    n = count_parameters(model)
-    assert abs(n - (46.16e6 + 90 * 640)) < 0.01e6  # 46.16M with 10 classes; 90 more outputs of 640 inputs
+    model = build_model("WRN34-10")  # the alias spelling goes through the same factory
+    assert abs(count_parameters(model) - 46.16e6) < 0.01e6
     model.eval()
     with torch.no_grad():
-        assert model(_images(32, batch=1)).shape == (1, 100)
-
-
-def test_hand_designed_count_ten_classes() -> None:
-    assert count_parameters(build_model("wrn34_10")) == pytest.approx(46.16e6, abs=0.01e6)
+        logits, aux = model(_images(32), with_aux=True)
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all() and aux is None
 
 
 def test_build_model_errors() -> None:

@@ -182,6 +182,14 @@ def test_draw_times_out_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert _png_size(paths[3])[0] > 800
 
 
+def test_draw_without_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.warns(UserWarning, match="not installed"):
+        paths = draw_genotype(ZOO["PDARTS"], tmp_path / "out", engine="graphviz")
+    assert _png_size(paths[1])[0] > 800
+
+
 def test_draw_rejects_unknown_engine(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="engine"):
         draw_genotype(ZOO["RACL"], tmp_path, engine="svg")

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     eps = parse_eps(args.eps)
     sweep = parse_eps_list(args.eps_sweep) if args.eps_sweep else []
     common = dict(n_images=args.n_images, batch_size=args.batch_size, split=args.split, seed=args.seed,
-                  device=_device(args.device), load=_data_override(args))
+                  device=_device(args.device), load=_data_override(args),
+                  progress=lambda line: print(line, flush=True))
     if args.transfer:
         attacks = parse_attack_list(args.attacks or DEFAULT_TRANSFER_ATTACKS)
         result = evaluate_transfer(args.transfer, attacks, eps, args.out, **common)

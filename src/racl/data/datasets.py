@@ -47,7 +47,7 @@ def _call_source(name: str, options: dict[str, Any], **common: Any) -> sources.R
     return loader(**{k: v for k, v in common.items() if k in params}, **options)
 
 
-def _check_args(name: str, image_size: int | None, limit: int | None, val: float, test: float) -> None:
+def _check_args(name: str, image_size: int | None, limit: int | None, val: float, test: float, seed: int) -> None:
     if name not in _LOADERS:
         raise RaclError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 1):
@@ -55,6 +55,8 @@ def _check_args(name: str, image_size: int | None, limit: int | None, val: float
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise RaclError(f"--limit (images per class) must be a positive integer, got {limit!r}")
     check_fractions(val, test)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise RaclError(f"--data-seed must be an integer, got {seed!r}")
 
 
 def load_data(
@@ -70,7 +72,7 @@ def load_data(
     **source_options: Any,
 ) -> DataSplits:
     """Load dataset `name` into memory and split it deterministically (see module docstring)."""
-    _check_args(name, image_size, limit, val_fraction, test_fraction)
+    _check_args(name, image_size, limit, val_fraction, test_fraction, seed)
     raw = _call_source(name, source_options, data_dir=data_dir, image_size=image_size, limit=limit, download=download)
     pool = raw.train
     if raw.test is None:
@@ -85,7 +87,7 @@ def load_data(
         "format": SPEC_FORMAT,
         "name": name,
         "data_dir": None if data_dir is None else os.path.abspath(os.path.expanduser(str(data_dir))),
-        "image_size": int(pool.images.shape[-1]),
+        "image_size": image_size,  # as asked (None = native size), so zip caches are shared
         "val_fraction": val_fraction,
         "test_fraction": test_fraction,
         "seed": seed,
@@ -107,7 +109,8 @@ def _splits(name: str, train: ArrayDataset, val: ArrayDataset, test: ArrayDatase
 
 def load_data_from_spec(spec: dict[str, Any]) -> DataSplits:
     """Reload the splits described by `DataSplits.spec()`; RaclError if the data changed since."""
-    known = {"format", "name", "data_dir", "image_size", "val_fraction", "test_fraction", "seed", "limit", "options", "sizes"}
+    known = {"format", "name", "data_dir", "image_size", "val_fraction", "test_fraction", "seed", "limit",
+             "options", "sizes"}
     if not isinstance(spec, dict) or "name" not in spec:
         raise RaclError("data spec must be a mapping with at least a 'name'")
     unknown = sorted(set(spec) - known)

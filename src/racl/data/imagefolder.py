@@ -23,6 +23,7 @@ from racl.errors import RaclError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp", ".gif")
 Parts = tuple[str, ...]
 _CHUNK = 1024  # files decoded per batch
+_BATCHED_FROM = 4096  # from this many images on, torchvision's batched decoder pays for its import
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
@@ -43,7 +44,7 @@ def _safe_parts(name: str, where: str) -> Parts:
     if "" in parts or "." in parts:
         parts = tuple(p for p in parts if p not in ("", "."))
     if norm.startswith("/") or ".." in parts or (":" in norm and _DRIVE.match(norm)):
-        raise RaclError(f"{where}: refusing unsafe zip entry {name!r} (absolute path or '..'); the archive is not trusted")
+        raise RaclError(f"{where}: refusing unsafe zip entry {name!r} (absolute path or '..'); do not use this archive")
     return parts
 
 
@@ -79,7 +80,13 @@ def _open_dir(root: Path) -> _Folder:
         subdirs[:] = sorted(d for d in subdirs if not _hidden((d,)))
         dirs.extend(rel + (d,) for d in subdirs)
         files.extend(rel + (n,) for n in names)
-    return _Folder(str(root), files, dirs, lambda parts: root.joinpath(*parts).read_bytes())
+    def read(parts: Parts) -> bytes:
+        try:
+            return root.joinpath(*parts).read_bytes()
+        except OSError as e:
+            raise RaclError(f"cannot read {root.joinpath(*parts)} ({e.strerror}); check the file") from e
+
+    return _Folder(str(root), files, dirs, read)
 
 
 def class_layout(folder: _Folder) -> tuple[Parts, dict[str, list[Parts]]]:
@@ -118,7 +125,7 @@ def _decode_folder(folder: _Folder, limit: int | None, image_size: int | None) -
     images: list[torch.Tensor] = []
     for start in range(0, len(chosen), _CHUNK):  # chunks: raw bytes never all in memory at once
         datas = [folder.read(parts) for parts, _ in chosen[start : start + _CHUNK]]
-        images.extend(decode_many(datas, names[start : start + _CHUNK]))
+        images.extend(decode_many(datas, names[start : start + _CHUNK], batched=len(chosen) >= _BATCHED_FROM))
     labels = [label for _, label in chosen]
     stacked = harmonise(images, names, image_size)  # (N, C, S, S) uint8
     return ArrayDataset(stacked, torch.tensor(labels, dtype=torch.int64)), tuple(members)

@@ -62,10 +62,12 @@ def _torchvision_split(name: str, root: Path, train: bool, download: bool) -> tu
     return ArrayDataset(x, torch.as_tensor(np.asarray(labels), dtype=torch.int64)), classes
 
 
-def load_torchvision(name: str, data_dir: str | None, *, image_size: int | None, limit: int | None, download: bool) -> RawData:
+def load_torchvision(
+    name: str, data_dir: str | None, *, image_size: int | None, limit: int | None, download: bool
+) -> RawData:
     """CIFAR-10/100 or SVHN via torchvision; downloads only when asked. `limit` applies to both splits."""
     if data_dir is None:
-        raise RaclError(f"{name} needs --data-dir DIR (the folder holding {_EXPECTED[name]}, or where to --download it)")
+        raise RaclError(f"{name} needs --data-dir DIR (holding {_EXPECTED[name]}, or where to --download it)")
     root = Path(data_dir).expanduser()
     if not root.is_dir() and not download:
         raise RaclError(f"data dir not found: {root}; create it with {_EXPECTED[name]} inside, or pass --download")
@@ -73,7 +75,8 @@ def load_torchvision(name: str, data_dir: str | None, *, image_size: int | None,
         train, classes = _torchvision_split(name, root, True, download)
         test, _ = _torchvision_split(name, root, False, download)
     except RuntimeError as e:
-        raise RaclError(f"{name} files not found or damaged in {root}: put {_EXPECTED[name]} there, or pass --download") from e
+        msg = f"{name} files missing or damaged in {root}: put {_EXPECTED[name]} there, or pass --download"
+        raise RaclError(msg) from e
     except OSError as e:
         raise RaclError(f"could not get {name} into {root} ({e}); download it by hand: {_EXPECTED[name]}") from e
     train, test = _sized(_limited(train, limit), image_size), _sized(_limited(test, limit), image_size)

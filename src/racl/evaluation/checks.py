@@ -85,7 +85,7 @@ def check_autoattack_vs_pgd(robust: dict[str, float], threshold: float = 0.05) -
                   "fooled, a gradient-masking sign; trust the AutoAttack number")
 
 
-def check_transfer_vs_whitebox(matrix: list[list[float]], names: list[str], tol: float = 0.0) -> Check:
+def check_transfer_vs_whitebox(matrix: list[list[float]], names: list[str], tol: float = 0.005) -> Check:
     """A black-box (off-diagonal) attack must not beat the white-box one (the diagonal) on a target."""
     bad = [f"{names[s]} -> {names[t]}: {matrix[s][t]:.1%} < white-box {matrix[t][t]:.1%}"
            for s in range(len(names)) for t in range(len(names))

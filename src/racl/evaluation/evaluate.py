@@ -8,7 +8,7 @@ counts as robust under an attack only if it is classified correctly both clean a
 from __future__ import annotations
 
 import time
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -72,11 +72,12 @@ def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.
 
 def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
                         eps: float, batch_size: int = 128, device: str | torch.device = "cpu", seed: int = 0,
-                        attack_kw: dict[str, dict] | None = None) -> dict[str, Any]:
+                        attack_kw: dict[str, dict] | None = None,
+                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Clean accuracy, robust accuracy and seconds per attack, and the per-image worst case.
 
     images (N, C, H, W) uint8 or float in [0, 1]; labels (N,). The model is put in eval mode on
-    `device` and left there. Accuracies are fractions in [0, 1].
+    `device` and left there. Accuracies are fractions in [0, 1]; `progress` gets one line per attack.
     """
     eps = check_eps(eps)
     images, labels = as_float_images(images), labels.long()
@@ -93,6 +94,8 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
         correct &= clean
         worst &= correct
         robust[name], seconds[name] = correct.float().mean().item(), round(secs, 3)
+        if progress is not None:
+            progress(f"eps {format_eps(eps)} {name}: {100 * robust[name]:.2f}% robust ({secs:.1f} s)")
         if attack_warnings:
             warnings[name] = attack_warnings
     return {"eps": eps, "eps_text": format_eps(eps), "n_images": int(images.shape[0]), "seed": seed,
@@ -103,12 +106,14 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
 
 def eps_sweep(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
               eps_values: Sequence[float], batch_size: int = 128, device: str | torch.device = "cpu",
-              seed: int = 0, attack_kw: dict[str, dict] | None = None) -> dict[str, Any]:
+              seed: int = 0, attack_kw: dict[str, dict] | None = None,
+              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Robust accuracy of every attack at every eps: {"eps": [...], "robust_accuracy": {name: [...]}}."""
     curves: dict[str, list[float]] = {name: [] for name in attacks}
     clean = None
     for eps in eps_values:
-        res = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed, attack_kw)
+        res = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed, attack_kw,
+                                  progress)
         clean = res["clean_accuracy"]
         for name in attacks:
             curves[name].append(res["robust_accuracy"][name])

@@ -23,7 +23,7 @@ def plot_eps_sweep(sweep: dict[str, Any], path: str | Path, title: str = "") -> 
         ax.plot(xs, [100 * a for a in accs], marker=markers[i % len(markers)], linewidth=1.8, label=name)
     if sweep.get("clean_accuracy") is not None:
         ax.axhline(100 * sweep["clean_accuracy"], color="grey", linestyle="--", linewidth=1, label="clean")
-    ax.set_xlabel("perturbation budget eps (x/255, L-inf)")
+    ax.set_xlabel("perturbation budget eps (L-inf, pixel scale [0, 1])")
     ax.set_ylabel("robust accuracy (%)")
     ax.set_ylim(-2, 102)
     ax.set_xticks(xs)

@@ -18,6 +18,7 @@ from racl.evaluation.plots import plot_eps_sweep
 from racl.evaluation.report import results_markdown, transfer_markdown
 from racl.io import write_json, write_text
 
+Progress = Callable[[str], None]
 DataLoader = Callable[[dict], Any]  # meta -> DataSplits (the data module's load_data_from_spec, or an override)
 
 
@@ -57,17 +58,19 @@ def _model_checks(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
 def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: float, out: str | Path, *,
                         n_images: int | None = None, batch_size: int = 128, sweep: Sequence[float] = (),
                         split: str = "test", seed: int = 0, device: str = "cpu",
-                        load: DataLoader | None = None) -> dict[str, Any]:
+                        load: DataLoader | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Evaluate one checkpoint on its data (sidecar's spec or `load`); write results.json/.md (+ png)."""
     from racl.checkpoint import load_model_checkpoint
 
     model, meta = load_model_checkpoint(checkpoint, device=device)
     data, spec = load_split(meta, split, load)
     images, labels = pick_images(data, n_images, seed)
-    result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed)
+    result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed, progress=progress)
     result.update(checkpoint=str(checkpoint), split=split, device=str(device), data=spec,
                   model={"model": meta.get("model"), "model_args": meta.get("model_args", {})})
     if sweep:
-        result["eps_sweep"] = eps_sweep(model, images, labels, attacks, sweep, batch_size, device, seed)
+        result["eps_sweep"] = eps_sweep(model, images, labels, attacks, sweep, batch_size, device, seed,
+                                        progress=progress)
         result["eps_sweep"]["n_images"] = result["n_images"]
     checks = {**_model_checks(model, images, labels, batch_size, device), **run_result_checks(result)}
     result.update(checks=checks, warnings=warnings_from(checks))
@@ -90,7 +93,8 @@ def _names(paths: Sequence[str | Path]) -> list[str]:
 
 def evaluate_transfer(checkpoints: Sequence[str | Path], attacks: Sequence[str], eps: float, out: str | Path, *,
                       n_images: int | None = None, batch_size: int = 128, split: str = "test", seed: int = 0,
-                      device: str = "cpu", load: DataLoader | None = None) -> dict[str, Any]:
+                      device: str = "cpu", load: DataLoader | None = None,
+                      progress: Progress | None = None) -> dict[str, Any]:
     """Source-by-target robust accuracy matrices (one per attack) between checkpoints on shared images."""
     from racl.checkpoint import load_model_checkpoint
 
@@ -104,6 +108,8 @@ def evaluate_transfer(checkpoints: Sequence[str | Path], attacks: Sequence[str],
     matrices, checks = {}, {}
     for attack in attacks:
         matrices[attack] = transfer_matrix(models, images, labels, attack, eps, batch_size, device, seed)
+        if progress is not None:
+            progress(f"transfer {attack}: done ({len(names)} x {len(names)})")
         check = check_transfer_vs_whitebox(matrices[attack]["accuracy"], names)
         checks[f"transfer_vs_whitebox_{attack}"] = check
         matrices[attack]["warnings"] = warnings_from({attack: check})

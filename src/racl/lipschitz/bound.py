@@ -62,12 +62,13 @@ class LipschitzBound(nn.Module):
         self.graph = Graph(tuple(c.reduction for c in cells), cells[0].edges, cells[0].steps,
                            cells[0].multiplier)
         self.powers = nn.ModuleDict()
-        self._factors: dict[str, list[tuple[str, object]]] = {}
+        self._entries: list[tuple[tuple, list]] = []
         self._build(supernet, input_shape, torch.Generator().manual_seed(seed))
         p = next(supernet.parameters())
         self.register_buffer("log_stem", torch.zeros(()))
         self.register_buffer("log_pre", torch.zeros(len(cells), 2))
-        self.register_buffer("log_op_constants", torch.zeros(len(cells), supernet.num_edges, supernet.num_ops))
+        self.register_buffer("log_op_constants",  # (cells, E, O); `none` stays -inf
+                             torch.full((len(cells), supernet.num_edges, supernet.num_ops), float("-inf")))
         self.register_buffer("log_head", torch.zeros(()))
         self.to(device=p.device)
         self.refresh(n_iter)
@@ -76,39 +77,43 @@ class LipschitzBound(nn.Module):
     def supernet(self) -> Supernet:
         return self._net[0]
 
-    def _add(self, key: str, factors: list[Factor] | None, in_shape: tuple[int, ...], gen, like) -> None:
-        """Register the factors of one constant; power pieces get a persistent vector each."""
+    def _add(self, target: tuple, factors: list[Factor] | None, n: int, in_shape: tuple[int, ...],
+             gen: torch.Generator, like: torch.Tensor) -> None:
+        """Register N constants of one form: each power piece gets persistent vectors (N, *shape)."""
         if factors is None:
             return
         entries, shape = [], in_shape
-        for n, (kind, fn) in enumerate(factors):
+        for kind, fn in factors:
             if kind == "power":
-                name = f"{key}_{n}"
-                self.powers[name] = PowerIteration(shape, gen)
+                name = f"p{len(self.powers)}"
+                self.powers[name] = PowerIteration(shape, n, gen)
                 entries.append((name, fn))
-                shape = out_shape(fn, shape, like)
+                shape = out_shape(fn, n, shape, like)
             else:
                 entries.append(("", fn))
-        self._factors[key] = entries
+        self._entries.append((target, entries))
 
     def _build(self, net: Supernet, input_shape: Sequence[int], gen: torch.Generator) -> None:
+        """Group the pieces: stem; per cell the 2 preprocessings; per cell, op and (stride, shape) its edges."""
         shapes = record_input_shapes(net, input_shape)
         like = next(net.parameters()).detach()
-        self._add("stem", [("power", stem_linear(net.normalize, net.stem))], shapes[net.stem], gen, like)
+        self._add(("stem",), [("power", stem_linear(net.normalize, net.stem))], 1, shapes[net.stem], gen, like)
         for k, cell in enumerate(net.cells):
             for p, pre in enumerate((cell.preprocess0, cell.preprocess1)):
-                self._add(f"cell{k}_pre{p}", [("power", preprocess_linear(pre))], shapes[pre], gen, like)
+                self._add(("pre", k, p), [("power", preprocess_linear(pre))], 1, shapes[pre], gen, like)
+            groups: dict[tuple, list[int]] = {}
             for e, mixed in enumerate(cell.ops):
-                for name, op in zip(mixed.primitives, mixed.ops):
-                    self._add(f"cell{k}_e{e}_{name}", op_factors(name, op, mixed.stride), shapes[mixed], gen, like)
+                groups.setdefault((mixed.stride, shapes[mixed]), []).append(e)
+            for (stride, shape), edges in groups.items():
+                for o, name in enumerate(cell.ops[edges[0]].primitives):
+                    ops = [cell.ops[e].ops[o] for e in edges]
+                    self._add(("ops", k, edges, o), op_factors(name, ops, stride), len(edges), shape, gen, like)
         self._head_hw = shapes[net.global_pooling][1:]
 
-    def _log_constant(self, key: str, n_iter: int) -> torch.Tensor:
-        """Sum of the log-factors of one constant (-inf if it has none registered, i.e. `none`)."""
-        if key not in self._factors:
-            return torch.tensor(float("-inf"))
+    def _log_values(self, entries: list, n_iter: int) -> torch.Tensor:
+        """Sum of the log-factors of one group of constants. (N,) or a 0-dim 0 for no factor."""
         total = torch.zeros(())
-        for name, fn in self._factors[key]:
+        for name, fn in entries:
             value = self.powers[name].step(fn, n_iter) if name else fn()
             total = total + value.detach().float().cpu()
         return total
@@ -117,15 +122,16 @@ class LipschitzBound(nn.Module):
     def refresh(self, n_iter: int | None = None) -> None:
         """Recompute every log-constant: n_iter power iterations per piece (default self.n_iter)."""
         n = self.n_iter if n_iter is None else n_iter
-        net = self.supernet
-        self.log_stem.fill_(self._log_constant("stem", n))
-        for k, cell in enumerate(net.cells):
-            for p in range(2):
-                self.log_pre[k, p] = self._log_constant(f"cell{k}_pre{p}", n)
-            for e, mixed in enumerate(cell.ops):
-                for o, name in enumerate(mixed.primitives):
-                    self.log_op_constants[k, e, o] = self._log_constant(f"cell{k}_e{e}_{name}", n)
-        self.log_head.fill_(head_log_constant(net.classifier, *self._head_hw))
+        for target, entries in self._entries:
+            values = self._log_values(entries, n).to(self.log_op_constants.device)
+            if target[0] == "stem":
+                self.log_stem.copy_(values.reshape(()))
+            elif target[0] == "pre":
+                self.log_pre[target[1], target[2]] = values.reshape(())
+            else:
+                _, k, edges, o = target
+                self.log_op_constants[k, edges, o] = values
+        self.log_head.fill_(head_log_constant(self.supernet.classifier, *self._head_hw))
 
     def constants(self) -> LogConstants:
         return LogConstants(self.log_stem, self.log_pre, self.log_op_constants, self.log_head)

@@ -19,12 +19,14 @@ Conventions [design, method spec section 3]:
     ||Delta out||_2 <= sqrt(9) = 3 ||Delta in||_2 (stride 1) and <= sqrt(4) = 2 (stride 2);
   - head: global average pooling over H x W has l2 constant 1/sqrt(H W) (it is (1/HW) 1^T per
     channel), then the classifier's exact spectral norm (a small matrix: torch.linalg.matrix_norm).
-Each factor is returned as a callable that gives a log-constant, so the bound can refresh them.
+Batching: a "piece" built from a list of N modules of the same form maps (N, C, H, W) -> (N, C', H', W'),
+module n acting on sample n only (grouped convolutions), so the N edges of a cell that carry the same
+op at the same stride share one power-iteration call.
 """
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -45,13 +47,21 @@ def bn_scale(bn: nn.BatchNorm2d) -> torch.Tensor:
     return scale * bn.weight.detach().abs() if bn.weight is not None else scale
 
 
-def _conv(conv: nn.Conv2d) -> LinearMap:
-    """The conv without its bias (a shift)."""
-    return lambda x: F.conv2d(x, conv.weight, None, conv.stride, conv.padding, conv.dilation, conv.groups)
+def batched_conv(convs: Sequence[nn.Conv2d]) -> LinearMap:
+    """Conv n (without bias: a shift) on sample n: (N, C, H, W) -> (N, C', H', W'), one grouped call."""
+    c0, n = convs[0], len(convs)
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        weight = torch.cat([c.weight.detach() for c in convs], 0)  # (N * C', C / g, k, k)
+        y = F.conv2d(x.reshape(1, -1, *x.shape[2:]), weight, None, c0.stride, c0.padding, c0.dilation,
+                     c0.groups * n)
+        return y.view(n, -1, *y.shape[2:])
+    return apply
 
 
-def _bn(bn: nn.BatchNorm2d) -> LinearMap:
-    return lambda x: x * bn_scale(bn).view(1, -1, 1, 1)
+def batched_bn(bns: Sequence[nn.BatchNorm2d]) -> LinearMap:
+    """BN n's eval-mode scaling on sample n."""
+    return lambda x: x * torch.stack([bn_scale(b) for b in bns])[:, :, None, None]
 
 
 def chain(*fns: LinearMap) -> LinearMap:
@@ -63,51 +73,55 @@ def chain(*fns: LinearMap) -> LinearMap:
     return apply
 
 
-def relu_conv_bn_linear(m: ReLUConvBN) -> LinearMap:
-    return chain(_conv(m[1]), _bn(m[2]))
+def relu_conv_bn_linear(ms: Sequence[ReLUConvBN]) -> LinearMap:
+    return chain(batched_conv([m[1] for m in ms]), batched_bn([m[2] for m in ms]))
 
 
-def dil_conv_linear(m: DilConv) -> LinearMap:
-    return chain(_conv(m[1]), _conv(m[2]), _bn(m[3]))
+def dil_conv_linear(ms: Sequence[DilConv]) -> LinearMap:
+    return chain(batched_conv([m[1] for m in ms]), batched_conv([m[2] for m in ms]),
+                 batched_bn([m[3] for m in ms]))
 
 
-def factorized_reduce_linear(m: FactorizedReduce) -> LinearMap:
+def factorized_reduce_linear(ms: Sequence[FactorizedReduce]) -> LinearMap:
     """[conv_1(x), conv_2(x shifted by one pixel)] concatenated, then BN, as in FactorizedReduce."""
+    conv_1, conv_2 = batched_conv([m.conv_1 for m in ms]), batched_conv([m.conv_2 for m in ms])
+
     def apply(x: torch.Tensor) -> torch.Tensor:
         y = x[:, :, 1:, 1:]
         if y.shape[-2:] != x.shape[-2:]:
             y = F.pad(y, (0, 1, 0, 1))
-        return torch.cat([_conv(m.conv_1)(x), _conv(m.conv_2)(y)], dim=1)
-    return chain(apply, _bn(m.bn))
+        return torch.cat([conv_1(x), conv_2(y)], dim=1)
+    return chain(apply, batched_bn([m.bn for m in ms]))
 
 
 def stem_linear(normalize: Normalize, stem: nn.Sequential) -> LinearMap:
     """[x / std -> conv3x3 -> BN] (the mean subtraction is a shift)."""
-    return chain(lambda x: x / normalize.std, _conv(stem[0]), _bn(stem[1]))
+    return chain(lambda x: x / normalize.std, batched_conv([stem[0]]), batched_bn([stem[1]]))
 
 
 def preprocess_linear(m: nn.Module) -> LinearMap:
-    return factorized_reduce_linear(m) if isinstance(m, FactorizedReduce) else relu_conv_bn_linear(m)
+    return factorized_reduce_linear([m]) if isinstance(m, FactorizedReduce) else relu_conv_bn_linear([m])
 
 
-Factor = tuple[str, object]  # ("power", LinearMap) or ("closed", Callable[[], log-constant tensor])
+Factor = tuple[str, Callable]  # ("power", LinearMap) or ("closed", () -> (N,) log-constants)
 
 
-def op_factors(name: str, op: nn.Module, stride: int) -> list[Factor] | None:
-    """The factors whose product bounds primitive `name`; None for `none` (constant 0)."""
+def op_factors(name: str, ops: Sequence[nn.Module], stride: int) -> list[Factor] | None:
+    """The factors whose product bounds primitive `name` on N edges; None for `none` (constant 0)."""
     if name == "none":
         return None
     if name == "max_pool_3x3":
         gain = math.log(MAXPOOL_GAIN[stride])
-        return [("closed", lambda: gain + bn_scale(op[1]).max().log())]
+        return [("closed", lambda: gain + torch.stack([bn_scale(op[1]).max() for op in ops]).log())]
     if name == "avg_pool_3x3":
-        return [("power", chain(op[0], _bn(op[1])))]
+        return [("power", chain(ops[0][0], batched_bn([op[1] for op in ops])))]
     if name == "skip_connect":
-        return [("power", factorized_reduce_linear(op))] if stride == 2 else []
+        return [("power", factorized_reduce_linear(ops))] if stride == 2 else []
     if name.startswith("sep_conv"):
-        return [("power", dil_conv_linear(op[0])), ("power", dil_conv_linear(op[1]))]
+        return [("power", dil_conv_linear([op[0] for op in ops])),
+                ("power", dil_conv_linear([op[1] for op in ops]))]
     if name.startswith("dil_conv"):
-        return [("power", dil_conv_linear(op))]
+        return [("power", dil_conv_linear(ops))]
     raise ValueError(f"no Lipschitz constant for op {name!r}")
 
 
@@ -117,8 +131,7 @@ def head_log_constant(classifier: nn.Linear, height: int, width: int) -> torch.T
     return torch.linalg.matrix_norm(w.double(), ord=2).log().to(w.dtype) - 0.5 * math.log(height * width)
 
 
-def out_shape(fn: Callable[[torch.Tensor], torch.Tensor], in_shape: tuple[int, ...],
-              like: torch.Tensor) -> tuple[int, ...]:
-    """Output shape (without batch) of fn on an input of shape in_shape."""
+def out_shape(fn: LinearMap, n: int, in_shape: tuple[int, ...], like: torch.Tensor) -> tuple[int, ...]:
+    """Output shape (without batch) of the batched piece fn on N inputs of shape in_shape."""
     with torch.no_grad():
-        return tuple(fn(like.new_zeros(1, *in_shape)).shape[1:])
+        return tuple(fn(like.new_zeros(n, *in_shape)).shape[1:])

@@ -21,27 +21,34 @@ LinearMap = Callable[[torch.Tensor], torch.Tensor]
 
 
 class PowerIteration(nn.Module):
-    """Holds the persistent right-singular-vector estimate u (1, *in_shape) of one linear piece."""
+    """Persistent right-singular-vector estimates u (N, *in_shape) of N independent linear pieces.
 
-    def __init__(self, in_shape: Sequence[int], generator: torch.Generator | None = None):
+    The map acts on a batch (N, *in_shape) and must be block-diagonal over the batch (piece n only
+    sees input n), so N pieces of the same form run as one batched call; their norms come out per n.
+    """
+
+    def __init__(self, in_shape: Sequence[int], n: int = 1, generator: torch.Generator | None = None):
         super().__init__()
-        u = torch.randn(1, *in_shape, generator=generator)
-        self.register_buffer("u", u / u.norm())
+        u = torch.randn(n, *in_shape, generator=generator)
+        self.register_buffer("u", u / _norms(u))
 
     @torch.no_grad()
     def step(self, fn: LinearMap, n_iter: int = 1) -> torch.Tensor:
-        """Run n_iter iterations on map `fn`; return ln of the spectral-norm estimate (0-dim)."""
+        """Run n_iter iterations on map `fn`; return ln of the N spectral-norm estimates. (N,)"""
         u = self.u
-        log_sigma = u.new_tensor(float("-inf"))
         for _ in range(max(1, n_iter)):
             g = adjoint_apply(fn, u)
-            norm = g.norm()
-            if not torch.isfinite(norm) or norm <= 0:  # u in the null space: the map is 0 on it
-                return log_sigma
-            u = g / norm
-            log_sigma = 0.5 * norm.log()
+            norm = _norms(g)
+            dead = norm <= 0  # u in the null space: the map is 0 on it (keep u, report -inf)
+            u = torch.where(dead, u, g / norm.clamp_min(1e-30))
+            log_sigma = 0.5 * norm.flatten().log()
         self.u.copy_(u)
         return log_sigma
+
+
+def _norms(x: torch.Tensor) -> torch.Tensor:
+    """Per-sample l2 norms, shaped to broadcast against x: (N, 1, ..., 1)."""
+    return x.flatten(1).norm(dim=1).view(-1, *([1] * (x.dim() - 1)))
 
 
 def adjoint_apply(fn: LinearMap, u: torch.Tensor) -> torch.Tensor:
@@ -55,5 +62,5 @@ def adjoint_apply(fn: LinearMap, u: torch.Tensor) -> torch.Tensor:
 
 def spectral_norm(fn: LinearMap, in_shape: Sequence[int], n_iter: int = 100,
                   generator: torch.Generator | None = None) -> float:
-    """A one-off power-iteration estimate of ||fn||_2 (a lower bound; exact in the limit)."""
-    return PowerIteration(in_shape, generator).step(fn, n_iter).exp().item()
+    """A one-off power-iteration estimate of ||fn||_2 for one piece (a lower bound; exact in the limit)."""
+    return PowerIteration(in_shape, 1, generator).step(fn, n_iter).exp().item()

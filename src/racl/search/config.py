@@ -293,3 +293,8 @@ def save_search_config(path: str | Path, config: SearchConfig) -> Path:
     from racl.io import write_yaml
 
     return write_yaml(path, config_to_dict(config))
+
+
+def override_top(config: SearchConfig, **changes: Any) -> SearchConfig:
+    """Replace top-level keys (None values are ignored), with the same checks as loading."""
+    return config_from_dict({k: v for k, v in changes.items() if v is not None}, config)

@@ -79,7 +79,7 @@ class ConfidenceConstraint(nn.Module):
     def prob_within_bound(self, mu_f: torch.Tensor, sigma_f: torch.Tensor) -> torch.Tensor:
         """Pr(L_F <= L_bar) = Phi((ln L_bar - mu_F) / sigma_F) (a step function when sigma_F = 0)."""
         diff = (self.log_lbar.to(mu_f.dtype) - mu_f)
-        if float(sigma_f) <= 0:
+        if not bool(sigma_f > 0):
             return (diff >= 0).to(mu_f.dtype)
         return torch.special.ndtr(diff / sigma_f)
 

@@ -78,10 +78,10 @@ def weight_step(supernet: Supernet, optimizer: torch.optim.Optimizer, weights: A
     optimizer.zero_grad(set_to_none=True)
     loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, cfg.gamma)
     if not torch.isfinite(loss):
-        raise FloatingPointError(f"weight loss is {float(loss)}")
+        raise FloatingPointError(f"weight loss is {loss.item()}")
     loss.backward()
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(supernet.parameters(), grad_clip)
     optimizer.step()
-    return WeightStepResult(float(loss), float(ce), math.nan if grad_norm is None else float(grad_norm),
+    return WeightStepResult(loss.item(), ce.item(), math.nan if grad_norm is None else grad_norm.item(),
                             int((logits.argmax(1) == y).sum()))

@@ -12,10 +12,13 @@ import subprocess
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from racl.io import write_bytes, write_text
 from racl.search_space.genotype import Edge, Genotype
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FAMILY_COLOURS = {"conv": "#1f5fa8", "pool": "#2e8b3e", "skip": "#c0392b", "concat": "#8c8c8c"}
 _NODE_FILL = {"input": "#d9ead3", "inner": "#dbe9f6", "output": "#fff2cc"}
@@ -104,7 +107,8 @@ def _ranks(chains: list[tuple[str, str, str | None]]) -> dict[str, int]:
     return rank
 
 
-def _build_columns(chains, rank) -> tuple[list[list[_Slot]], dict[str, _Slot], list[list[_Slot]]]:
+def _build_columns(chains: list[tuple[str, str, str | None]], rank: dict[str, int]
+                   ) -> tuple[list[list[_Slot]], dict[str, _Slot], list[list[_Slot]]]:
     """Columns of slots (node ranks at even columns, label columns between) and each edge's path."""
     ncols = 2 * max(rank.values()) + 1
     columns: list[list[_Slot]] = [[] for _ in range(ncols)]
@@ -206,7 +210,7 @@ def _node_edge_x(slot: _Slot, dy: float) -> float:
     return (max(r * r - dy * dy, 0.0)) ** 0.5
 
 
-def _figure(chains, title: str):
+def _figure(chains: list[tuple[str, str, str | None]], title: str) -> Figure:
     """A matplotlib Figure (Agg canvas, no pyplot state) of the cell described by `chains`."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -293,10 +297,12 @@ def _legend(ax, x_centre: float, y: float) -> None:
 
 
 # ---------------------------------------------------------------- rendering and files
-def _png_with_graphviz(dot_text: str) -> bytes | None:
-    """PNG bytes from Graphviz's `dot`, or None (with a warning if it is installed but fails)."""
+def _png_with_graphviz(dot_text: str, required: bool = False) -> bytes | None:
+    """PNG bytes from Graphviz's `dot`, or None (with a warning if it fails, or is missing but required)."""
     exe = shutil.which("dot")
     if exe is None:
+        if required:
+            warnings.warn("graphviz dot is not installed; drawing with matplotlib instead", stacklevel=3)
         return None
     try:
         proc = subprocess.run([exe, "-Tpng"], input=dot_text.encode("utf-8"), capture_output=True,
@@ -335,7 +341,7 @@ def draw_genotype(genotype: Genotype, out_dir: str | Path, name_prefix: str = ""
         title = f"{label} - {cell} cell" if label else f"{cell} cell"
         dot_text = genotype_to_dot(edges, concat, title)
         written.append(write_text(out_dir / f"{name_prefix}{cell}.dot", dot_text))
-        png = _png_with_graphviz(dot_text) if engine != "matplotlib" else None
+        png = _png_with_graphviz(dot_text, engine == "graphviz") if engine != "matplotlib" else None
         if png is None:
             png = _png_with_matplotlib(edges, concat, title)
         written.append(write_bytes(out_dir / f"{name_prefix}{cell}.png", png))

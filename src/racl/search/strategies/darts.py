@@ -53,9 +53,9 @@ class DartsStrategy(SearchStrategy):
         logits = self.supernet(x, self._weights())  # (B, K)
         loss = F.cross_entropy(logits, y)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"architecture loss is {float(loss)}")
+            raise FloatingPointError(f"architecture loss is {loss.item()}")
         self._arch_update(loss)
-        return {"arch_loss": float(loss), "arch_correct": float((logits.argmax(1) == y).sum())}
+        return {"arch_loss": loss.item(), "arch_correct": float((logits.argmax(1) == y).sum())}
 
     def genotype(self) -> Genotype:
         w = self.eval_weights()

@@ -90,13 +90,13 @@ class RaclStrategy(SearchStrategy):
         self._arch_update(loss)
         if self.config.constraint.dual_update == "step":
             self.constraint.dual_update(g.detach())
-        return {"arch_loss": float(ce), "arch_correct": float((logits.argmax(1) == y).sum()),
-                "penalty": float(penalty)}
+        return {"arch_loss": ce.item(), "arch_correct": float((logits.argmax(1) == y).sum()),
+                "penalty": penalty.item()}
 
     @staticmethod
     def check_finite(loss: torch.Tensor) -> None:
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"architecture loss is {float(loss)}")
+            raise FloatingPointError(f"architecture loss is {loss.item()}")
 
     @torch.no_grad()
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:

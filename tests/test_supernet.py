@@ -1,0 +1,111 @@
+"""The supernet: shapes, reductions, edge order, external weights, skipped zero-weight ops, gradients."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from racl.search_space import PRIMITIVES
+from racl.supernet import EDGES, ArchWeights, Supernet, edge_index, make_edges
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors on a shared 2-core machine: extra intra-op threads only oversubscribe the CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _weights(net: Supernet, seed: int = 0, requires_grad: bool = False) -> ArchWeights:
+    g = torch.Generator().manual_seed(seed)
+    shapes = [(net.num_edges, net.num_ops), (net.num_edges,)] * 2
+    return ArchWeights(*(torch.rand(s, generator=g).add(0.1).requires_grad_(requires_grad) for s in shapes))
+
+
+def _net(layers: int = 3, channels: int = 4) -> Supernet:
+    torch.manual_seed(0)
+    return Supernet(num_classes=5, channels=channels, layers=layers)
+
+
+def test_edge_order() -> None:
+    assert len(EDGES) == 14 and EDGES == make_edges(4)
+    for e, (j, i) in enumerate(EDGES):
+        assert edge_index(j, i) == e
+    with pytest.raises(ValueError):
+        edge_index(0, 2)
+
+
+def test_forward_shape_and_reductions() -> None:
+    net = _net(layers=5)
+    assert [c.reduction for c in net.cells] == [False, True, False, True, False]
+    assert [c.reduction_prev for c in net.cells] == [False, False, True, False, True]
+    assert net.num_edges == 14 and net.num_ops == len(PRIMITIVES)
+    out = net(torch.rand(2, 3, 8, 8), _weights(net))
+    assert out.shape == (2, 5) and torch.isfinite(out).all()
+
+
+def test_all_bn_affine_free_and_pools_followed_by_bn() -> None:
+    net = _net()
+    assert all(not m.affine for m in net.modules() if isinstance(m, nn.BatchNorm2d))
+    mixed = net.cells[0].ops[0]
+    for name, op in zip(mixed.primitives, mixed.ops):
+        if "pool" in name:
+            assert isinstance(op, nn.Sequential) and isinstance(op[1], nn.BatchNorm2d)
+
+
+def test_default_size() -> None:
+    # the DARTS search network (C = 16, 8 cells) has about 1.9M parameters (DARTS paper, 10 classes)
+    n = sum(p.numel() for p in Supernet().parameters())
+    assert 1.85e6 < n < 2.0e6
+
+
+def test_zero_weight_ops_and_none_are_skipped() -> None:
+    net = _net()
+    calls: dict[str, int] = {}
+    for name, op in zip(net.cells[0].ops[0].primitives, net.cells[0].ops[0].ops):
+        op.register_forward_hook(lambda m, a, o, name=name: calls.__setitem__(name, calls.get(name, 0) + 1))
+    w = _weights(net)
+    alpha = w.normal_alpha.clone()
+    alpha[0, PRIMITIVES.index("sep_conv_3x3")] = 0.0
+    net(torch.rand(2, 3, 8, 8), w._replace(normal_alpha=alpha))
+    assert "none" not in calls and "sep_conv_3x3" not in calls
+    assert calls["dil_conv_3x3"] == 1  # the hooked op (cell 0, edge 0) ran once
+
+
+def test_zero_op_weight_matches_dropping_the_op() -> None:
+    # a zero weight contributes 0, so the output equals the one with a tiny weight up to O(tiny)
+    net = _net().eval()
+    x, w = torch.rand(2, 3, 8, 8), _weights(net)
+    a0, a1 = w.normal_alpha.clone(), w.normal_alpha.clone()
+    a0[:, 4] = 0.0
+    a1[:, 4] = 1e-7
+    y0 = net(x, w._replace(normal_alpha=a0))
+    y1 = net(x, w._replace(normal_alpha=a1))
+    torch.testing.assert_close(y0, y1, rtol=1e-4, atol=1e-4)
+
+
+def test_node_with_all_zero_weights_gives_zeros() -> None:
+    net = _net()
+    w = _weights(net)
+    beta = w.reduce_beta.clone()
+    beta[: 2] = 0.0  # node 0 of the reduction cell has no active edge
+    out = net(torch.rand(2, 3, 8, 8), w._replace(reduce_beta=beta))
+    assert torch.isfinite(out).all()
+
+
+def test_gradients_reach_weights_and_parameters() -> None:
+    net = _net()
+    w = _weights(net, requires_grad=True)
+    out = net(torch.rand(2, 3, 8, 8), w)
+    (out * torch.randn(out.shape, generator=torch.Generator().manual_seed(1))).sum().backward()
+    for name, t in zip(ArchWeights._fields, w):
+        g = t.grad
+        assert g is not None and torch.isfinite(g).all(), name
+        if name.endswith("alpha"):
+            assert (g[:, 0] == 0).all() and (g[:, 1:] != 0).all(), name  # `none` is never computed
+        else:
+            assert (g != 0).all(), name
+    missing = [n for n, p in net.named_parameters() if p.grad is None]
+    assert not missing, missing

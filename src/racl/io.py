@@ -14,6 +14,9 @@ import yaml
 
 from racl.errors import RaclError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     path = Path(path)
@@ -24,6 +27,7 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         raise RaclError(f"cannot write to {path.parent}: {e.strerror}; choose a writable --out") from e
     os.close(fd)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give outputs the usual permissions
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

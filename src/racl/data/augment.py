@@ -41,13 +41,13 @@ class AugmentParams:
 
 
 def draw_params(batch: int, height: int, width: int, generator: torch.Generator, cfg: AugmentConfig) -> AugmentParams:
-    """Draw one batch's random parameters (the only place the generator is used)."""
+    """Draw one batch's random parameters (the only place augmentation uses the generator)."""
     dev = generator.device
     p = cfg.crop_padding
-    shifts = torch.zeros(batch, 2, dtype=torch.int64)
+    shifts = torch.zeros(batch, 2, dtype=torch.int64, device=dev)
     if p:
         shifts = torch.randint(0, 2 * p + 1, (batch, 2), generator=generator, device=dev)
-    flips = torch.zeros(batch, dtype=torch.bool)
+    flips = torch.zeros(batch, dtype=torch.bool, device=dev)
     if cfg.flip:
         flips = torch.rand(batch, generator=generator, device=dev) < 0.5
     if cfg.cutout:
@@ -55,8 +55,8 @@ def draw_params(batch: int, height: int, width: int, generator: torch.Generator,
             [torch.randint(0, n, (batch,), generator=generator, device=dev) for n in (height, width)], dim=1
         )
     else:
-        centres = torch.zeros(batch, 2, dtype=torch.int64)
-    return AugmentParams(shifts.cpu(), flips.cpu(), centres.cpu())
+        centres = torch.zeros(batch, 2, dtype=torch.int64, device=dev)
+    return AugmentParams(shifts, flips, centres)  # on the generator's device; moved to the data's
 
 
 def pad_images(x: torch.Tensor, pad: int, mode: str = "zeros") -> torch.Tensor:

@@ -1,0 +1,19 @@
+"""`racl report RUN_DIR... --out DIR`: a markdown report with figures of search, training and evaluation runs."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="markdown report (with PNG figures) of search/train/evaluate runs")
+    p.add_argument("runs", nargs="+", help="run folders (search, training or evaluation outputs)")
+    p.add_argument("--out", required=True, help="folder for report.md and its figures")
+    p.add_argument("--title", default="racl report")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from racl.report import build_report
+
+    print(build_report(args.runs, args.out, title=args.title))
+    return 0

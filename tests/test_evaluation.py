@@ -69,8 +69,10 @@ def test_evaluate_robustness(setup):
     assert res["robust_accuracy"]["pgd5"] < res["clean_accuracy"]
     again = evaluate_robustness(model, (images * 255).round().to(torch.uint8), labels, ["pgd5"], EPS, seed=0)
     assert again["n_images"] == 200  # uint8 images are accepted (divided by 255)
+    rng = torch.get_rng_state()
     same = evaluate_robustness(model, images, labels, ["pgd5"], EPS, batch_size=64, seed=0)
     assert same["robust_accuracy"]["pgd5"] == res["robust_accuracy"]["pgd5"]  # seeded: reruns agree
+    assert torch.equal(torch.get_rng_state(), rng)  # ... without touching the caller's RNG
 
 
 class Noisy(nn.Module):

@@ -15,11 +15,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="model checkpoint (X.safetensors with its X.json sidecar)")
     which.add_argument("--transfer", nargs="+", metavar="CKPT",
-                       help="two or more checkpoints: robust accuracy of each target on examples crafted on each source")
+                       help="two or more checkpoints: robust accuracy of each target on examples crafted on "
+                            "each source")
     p.add_argument("--attacks", default=None,
-                   help=f"comma-separated attacks (default {DEFAULT_ATTACKS}; with --transfer {DEFAULT_TRANSFER_ATTACKS})")
+                   help=f"comma-separated attacks (default {DEFAULT_ATTACKS}; "
+                        f"with --transfer {DEFAULT_TRANSFER_ATTACKS})")
     p.add_argument("--eps", default="8/255", help="L-inf budget in [0, 1], e.g. 8/255 or 0.031 (default 8/255)")
     p.add_argument("--eps-sweep", default=None, help="also sweep eps, e.g. 0,2/255,4/255,8/255,16/255")
+    p.add_argument("--sweep-attacks", default=None,
+                   help="attacks for the eps sweep (default: --attacks); e.g. fgsm,pgd20 to skip costly ones")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--n-images", type=int, default=None, help="evaluate a seeded random subset of N images")
     p.add_argument("--batch-size", type=int, default=128)
@@ -36,7 +40,7 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     except ImportError:
         p.add_argument("--dataset", default=None, help="evaluate on this dataset instead of the checkpoint's")
     else:
-        add_data_arguments(p)
+        add_data_arguments(p, default_dataset=None)  # None: use the checkpoint sidecar's data
     p.set_defaults(dataset=None)
 
 
@@ -79,7 +83,9 @@ def run(args: argparse.Namespace) -> int:
         written = ["transfer.json", "transfer.md"]
     else:
         attacks = parse_attack_list(args.attacks or DEFAULT_ATTACKS)
-        result = evaluate_checkpoint(args.checkpoint, attacks, eps, args.out, sweep=sweep, **common)
+        sweep_attacks = parse_attack_list(args.sweep_attacks) if args.sweep_attacks else attacks
+        result = evaluate_checkpoint(args.checkpoint, attacks, eps, args.out, sweep=sweep,
+                                     sweep_attacks=sweep_attacks, **common)
         print(console_table(result))
         written = ["results.json", "results.md"] + (["eps_sweep.png"] if sweep else [])
     for warning in result["warnings"]:

@@ -27,6 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run in --out")
+    p.add_argument("--no-draw", action="store_true", help="do not write the cell pictures")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
     add_data_arguments(p, default_dataset="digits")
     p.set_defaults(func=run)
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     config = resolve_config(args)
     data = data_from_args(args)
     print(f"racl search: {config.strategy}, {config.epochs} epochs, {data.describe()}")
-    result = run_search(config, data, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device)
+    result = run_search(config, data, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device,
+                        draw=not args.no_draw)
     print(f"genotype: {result.out_dir / 'genotype.json'}")
     print(result.genotype.to_json())
     return 0

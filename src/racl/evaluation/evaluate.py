@@ -8,7 +8,8 @@ counts as robust under an attack only if it is classified correctly both clean a
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -16,7 +17,17 @@ from torch import nn
 from racl.attacks import build_attack, format_eps
 from racl.attacks.base import check_eps
 from racl.errors import RaclError
-from racl.state import seed_everything
+
+
+@contextmanager
+def seeded(seed: int, device: str | torch.device) -> Iterator[None]:
+    """Seed torch's RNG (CPU and the device's) for a block, leaving the caller's RNG state untouched."""
+    device = torch.device(device)
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def as_float_images(images: torch.Tensor) -> torch.Tensor:
@@ -60,14 +71,15 @@ def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.
                batch_size: int, device: str | torch.device, seed: int,
                attack_kw: dict | None = None) -> tuple[torch.Tensor, float, list[str]]:
     """One named attack on every image: (adversarially correct (N,), seconds, the attack's warnings)."""
-    seed_everything(seed)  # every attack starts from the same RNG state: reruns give the same numbers
     kw = dict((attack_kw or {}).get(name, {}))
     if name in ("autoattack", "apgd"):
         kw.setdefault("seed", seed)
     attack = build_attack(name, model, eps, **kw)
-    start = time.perf_counter()
-    correct = attack_correct(attack, model, images, labels, batch_size, device)
-    return correct, time.perf_counter() - start, list(getattr(attack, "warnings", []))
+    with seeded(seed, device):  # every attack starts from the same RNG state: reruns give the same numbers
+        start = time.perf_counter()
+        correct = attack_correct(attack, model, images, labels, batch_size, device)
+        seconds = time.perf_counter() - start
+    return correct, seconds, list(getattr(attack, "warnings", []))
 
 
 def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
@@ -135,9 +147,8 @@ def transfer_matrix(models: dict[str, nn.Module], images: torch.Tensor, labels: 
         model.to(device).eval()
     rows = []
     for source in models.values():
-        seed_everything(seed)
-        acc = transfer_attack(source, models, attack, images, labels, eps,
-                              batch_size=batch_size)
+        with seeded(seed, device):
+            acc = transfer_attack(source, models, attack, images, labels, eps, batch_size=batch_size)
         rows.append([acc[name] for name in models])
     clean = {name: predict_correct(m, images, labels, batch_size, device).float().mean().item()
              for name, m in models.items()}

@@ -57,6 +57,7 @@ def _model_checks(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
 
 def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: float, out: str | Path, *,
                         n_images: int | None = None, batch_size: int = 128, sweep: Sequence[float] = (),
+                        sweep_attacks: Sequence[str] | None = None,
                         split: str = "test", seed: int = 0, device: str = "cpu",
                         load: DataLoader | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Evaluate one checkpoint on its data (sidecar's spec or `load`); write results.json/.md (+ png)."""
@@ -65,12 +66,13 @@ def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: flo
     model, meta = load_model_checkpoint(checkpoint, device=device)
     data, spec = load_split(meta, split, load)
     images, labels = pick_images(data, n_images, seed)
-    result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed, progress=progress)
+    result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed,
+                                 progress=progress)
     result.update(checkpoint=str(checkpoint), split=split, device=str(device), data=spec,
                   model={"model": meta.get("model"), "model_args": meta.get("model_args", {})})
     if sweep:
-        result["eps_sweep"] = eps_sweep(model, images, labels, attacks, sweep, batch_size, device, seed,
-                                        progress=progress)
+        result["eps_sweep"] = eps_sweep(model, images, labels, sweep_attacks or attacks, sweep, batch_size,
+                                        device, seed, progress=progress)
         result["eps_sweep"]["n_images"] = result["n_images"]
     checks = {**_model_checks(model, images, labels, batch_size, device), **run_result_checks(result)}
     result.update(checks=checks, warnings=warnings_from(checks))

@@ -95,11 +95,13 @@ class BoundConfig:
     mc_samples: int = 256             # [design] samples of the mc estimate
     lipschitz_refresh_every: int = 10  # [design] steps between per-op constant refreshes (no grad)
     power_iters: int = 1              # [design] power iterations per refresh (persistent vectors)
+    start_power_iters: int = 20       # [design] iterations of the refresh that starts each search epoch
+                                      # (so L_0, hence the relative L_bar, is measured accurately)
 
     def __post_init__(self) -> None:
         _one_of("bound_method", self.bound_method, ("analytic", "mc"))
-        _check(self.mc_samples >= 2 and self.lipschitz_refresh_every >= 1 and self.power_iters >= 1,
-               "bound needs mc_samples >= 2, lipschitz_refresh_every >= 1 and power_iters >= 1")
+        _check(self.mc_samples >= 2 and self.lipschitz_refresh_every >= 1 and self.power_iters >= 1
+               and self.start_power_iters >= 1, "bound needs mc_samples >= 2 and the refresh counts >= 1")
 
 
 @dataclass(frozen=True)
@@ -273,9 +275,10 @@ PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {"epochs": 2, "warmup_epochs": 1, "batch_size": 8, "augment": False, "eval_images": 16,
              "eval_batch_size": 16, "random_candidates": 3, "random_eval_images": 16,
              "supernet": {"channels": 4, "layers": 3},
-             "bound": {"mc_samples": 16, "lipschitz_refresh_every": 2}},
-    # CPU, minutes: a CIFAR-10 subset (e.g. the shared zip with --limit 300 per class), 32x32
-    "quick": {"epochs": 6, "warmup_epochs": 2, "batch_size": 32, "eval_images": 500,
+             "bound": {"mc_samples": 16, "lipschitz_refresh_every": 2, "start_power_iters": 2}},
+    # CPU, minutes per epoch: a CIFAR-10 subset, e.g. `--dataset imagefolder --data-dir cifar10-train-jpg.zip
+    # --limit 200 --image-size 16` (1600 train images: 25 steps of 32 per epoch)
+    "quick": {"epochs": 4, "warmup_epochs": 1, "batch_size": 32, "eval_images": 500,
               "random_candidates": 10, "random_eval_images": 256,
               "supernet": {"channels": 8, "layers": 5}, "bound": {"mc_samples": 64}},
     # the paper's search: CIFAR-10, 8 cells, C = 16, batch 128, 50 epochs, eta 0.9 (= the defaults)

@@ -125,7 +125,13 @@ def _state(run: _Run) -> dict[str, Any]:
             "metrics": run.records}
 
 
-def _restore(run: _Run, state: dict[str, Any]) -> None:
+def _note(log: Callable[[str], None] | None, message: str) -> None:
+    if log is not None:
+        log(f"note: {message}")
+
+
+def _restore(run: _Run, state: dict[str, Any]) -> int:
+    """Load a checkpoint into the freshly built run; returns the epochs setting it was written with."""
     outputs.check_resumable(state, config_to_dict(run.config), run.data.spec())
     run.supernet.load_state_dict(state["supernet"])
     run.strategy.load_state_dict(state["strategy"])
@@ -135,6 +141,7 @@ def _restore(run: _Run, state: dict[str, Any]) -> None:
     for name, g in run.generators.items():
         g.set_state(state["generators"][name])
     run.epoch, run.global_step, run.records = int(state["epoch"]), int(state["global_step"]), list(state["metrics"])
+    return int(state["config"]["epochs"])
 
 
 def learning_rate(config: SearchConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
@@ -157,7 +164,8 @@ def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
     n_w, n_a = len(run.weight_half), len(run.arch_half)
     steps = (min(n_w, n_a) if arch_phase else n_w) // c.batch_size
     w_batches = _batches(run, run.weight_half, "weight_data")
-    a_batches = _batches(run, run.arch_half, "arch_data") if arch_phase else iter(lambda: None, 0)
+    arch_steps = arch_phase and run.strategy.has_arch_step
+    a_batches = _batches(run, run.arch_half, "arch_data") if arch_steps else iter(lambda: None, 0)
     sums: dict[str, float] = {"n": 0.0, "n_arch": 0.0, "lr": learning_rate(c, e, 0, steps)}
     run.supernet.train()
     bar = _progress(steps, f"epoch {e + 1}/{c.epochs}")
@@ -168,7 +176,7 @@ def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
             res = weight_step(run.supernet, run.w_opt, run.strategy.sample_weights(run.generators["sample"]),
                               x, y, c.robust, c.optim.grad_clip)
             arch = (run.strategy.arch_step(*arch_batch, run.generators["sample"], run.global_step)
-                    if arch_phase else {})
+                    if arch_steps else {})
         except FloatingPointError as err:
             raise RaclError(f"{err} at epoch {e + 1}, step {step + 1}; the last checkpoint "
                             f"({run.out / outputs.CHECKPOINT}) is intact; lower w_lr / arch_lr (--set) "
@@ -241,18 +249,24 @@ def _summary(r: dict[str, Any], epochs: int) -> str:
 
 def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, resume: bool = False,
                overwrite: bool = False, device: str | torch.device = "cpu", stop_after: int | None = None,
-               log: Callable[[str], None] | None = print) -> SearchResult:
+               draw: bool = True, log: Callable[[str], None] | None = print) -> SearchResult:
     """Search, writing config.yaml, metrics.jsonl, checkpoint.safetensors, genotype.json and cell pictures.
 
     `resume`: continue the run in `out_dir` from its last checkpoint (same config except `epochs`, same
     data). `overwrite`: replace a run there. `stop_after`: stop once this many epochs are done (counting
-    those before a resume), leaving a resumable run; for tests and time-boxed runs.
+    those before a resume), leaving a resumable run; for tests and time-boxed runs. `draw`: write the
+    cell pictures when the run is complete. `log`: where the one-line epoch summaries go (None: nowhere).
     """
     out, device = Path(out_dir), torch.device(device)
     has_checkpoint = outputs.prepare_out_dir(out, resume=resume, overwrite=overwrite)
     run = _build(config, data, out, device)
     if has_checkpoint:
-        _restore(run, load_state(out / outputs.CHECKPOINT))
+        saved_epochs = _restore(run, load_state(out / outputs.CHECKPOINT))
+        _note(log, f"resuming {out} after epoch {run.epoch}" + (
+            f" (epochs {saved_epochs} -> {config.epochs}: the cosine schedule follows the new length)"
+            if saved_epochs != config.epochs else ""))
+    if config.warmup_epochs >= config.epochs and config.strategy != "random":
+        _note(log, "warmup_epochs >= epochs: no architecture steps, the genotype is read off the initial state")
     save_search_config(out / outputs.CONFIG, config)
     outputs.write_metrics(out, run.records)
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
@@ -267,5 +281,6 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
             log(_summary(record, config.epochs))
     genotype = run.strategy.genotype()
     genotype.save(out / outputs.GENOTYPE)
-    outputs.draw_cells(genotype, out)
+    if draw and run.epoch >= config.epochs:
+        outputs.draw_cells(genotype, out)
     return SearchResult(genotype, run.records, out)

@@ -45,9 +45,12 @@ def _darts_args(config: TrainConfig) -> dict[str, Any]:
                 drop_path_prob=config.drop_path)
 
 
-def check_model_fits(spec: dict, data: DataSplits) -> None:
-    """The DARTS CIFAR auxiliary head (5x5 pool, then a 2x2 conv) needs >= 8x8 maps at 2/3 depth,
-    i.e. images of at least 29 pixels; refuse earlier than a shape error deep in the first step."""
+def check_inputs(spec: dict, data: DataSplits) -> None:
+    """Refuse, before any file is written, data the run cannot use: an empty train split, or images
+    too small for the DARTS CIFAR auxiliary head (5x5 pool, then a 2x2 conv: it needs >= 8x8 maps
+    at 2/3 depth, i.e. images of at least 29 pixels) rather than a shape error deep in the first step."""
+    if len(data.train) == 0:
+        raise RaclError(f"the train split of {data.name} is empty; use more data (--limit, --val-fraction)")
     args = spec.get("model_args", {})
     if args.get("auxiliary") and not _is_hand_designed(spec["model"]):
         side = math.ceil(math.ceil(data.image_size / 2) / 2)  # two stride-2 reduction cells

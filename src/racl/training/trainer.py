@@ -22,7 +22,7 @@ from racl.errors import RaclError
 from racl.state import get_rng_state, seed_everything, set_rng_state
 from racl.training.config import TrainConfig
 from racl.training.losses import Objective, make_objective
-from racl.training.modelspec import check_model_fits, make_model_spec
+from racl.training.modelspec import check_inputs, make_model_spec
 from racl.training.rundir import RunDir
 from racl.training.schedule import drop_path_prob, learning_rate
 from racl.training.validate import validate
@@ -42,7 +42,7 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
     """
     cfg = config.resolved()
     spec = make_model_spec(model_spec_or_name, cfg, data)
-    check_model_fits(spec, data)
+    check_inputs(spec, data)
     run = RunDir(out_dir)
     run.prepare(resume=resume, overwrite=overwrite)
     seed_everything(cfg.seed)
@@ -59,6 +59,8 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
         run.write_config(cfg.to_dict())
     loop = _Loop(model, optimizer, generator, cfg, spec, data, run, device, log, progress)
     end = cfg.epochs if max_epochs is None else min(cfg.epochs, counters["epoch"] + max(max_epochs, 0))
+    if counters["epoch"] >= cfg.epochs and log:
+        log(f"{run.path} already holds all {cfg.epochs} epochs; nothing to do")
     for epoch in range(counters["epoch"], end):
         loop.epoch(epoch, counters)
     return _summary(run, counters, cfg)
@@ -99,10 +101,7 @@ class _Loop:
         n_val = min(cfg.val_images, len(data.val))
         self.val_set = data.val.subset(torch.arange(n_val)) if n_val else None
         self.drop_last = len(data.train) >= cfg.batch_size  # no size-1 tail batch for BatchNorm
-        n = len(data.train)
-        self.steps_per_epoch = n // cfg.batch_size if self.drop_last else 1
-        if n == 0:
-            raise RaclError(f"the train split of {data.name} is empty; use more data")
+        self.steps_per_epoch = len(data.train) // cfg.batch_size if self.drop_last else 1
 
     def epoch(self, epoch: int, counters: dict) -> None:
         start = time.perf_counter()

@@ -37,6 +37,7 @@ class SearchStrategy(nn.Module):
     """Base class; subclasses override the methods that raise NotImplementedError."""
 
     name = "base"
+    has_arch_step = True  # False: the loop draws no distribution-half batches (random search)
 
     def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int]):
         super().__init__()

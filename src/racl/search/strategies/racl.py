@@ -24,8 +24,6 @@ from racl.search.strategies.base import SearchStrategy, make_bound
 from racl.search_space.genotype import Genotype
 from racl.supernet import ArchWeights, Supernet
 
-START_ITERS = 20  # power iterations at the start of each architecture epoch (persistent vectors)
-
 
 class RaclStrategy(SearchStrategy):
     name = "racl"
@@ -59,9 +57,9 @@ class RaclStrategy(SearchStrategy):
 
     @torch.no_grad()
     def start_arch_phase(self) -> None:
-        """Refresh the per-op constants (START_ITERS power iterations, so L_0 is measured accurately);
+        """Refresh the per-op constants (`start_power_iters` iterations, so L_0 is measured accurately);
         the first time, set ln L_bar (relative mode: ln L_0 - ln k, see constraint.py)."""
-        self.bound.refresh(n_iter=START_ITERS)
+        self.bound.refresh(n_iter=self.config.bound.start_power_iters)
         if self.constraint.is_set:
             return
         c = self.config.constraint

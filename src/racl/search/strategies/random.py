@@ -39,6 +39,7 @@ def random_genotype(steps: int, generator: torch.Generator) -> Genotype:
 
 class RandomStrategy(SearchStrategy):
     name = "random"
+    has_arch_step = False
 
     def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int]):
         super().__init__(supernet, config, input_shape)

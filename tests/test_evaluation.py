@@ -198,5 +198,18 @@ def test_cli_errors(checkpoints, tmp_path, capsys):
     bare.write_bytes(checkpoints[0].read_bytes())
     bare.with_suffix(".json").write_text(json.dumps({k: v for k, v in meta.items() if k != "data"}))
     assert main(["evaluate", "--checkpoint", str(bare), "--attacks", "fgsm", "--out", str(tmp_path)]) == 2
+    assert main(base + ["--dataset", "synthetic", "--image-size", "8"]) == 2  # 10 classes, model has 4
     err = capsys.readouterr().err
     assert "outside [0, 1]" in err and "unknown attack 'deepfool'" in err and "--dataset" in err
+    assert "predicts 4 classes but the data has 10" in err
+
+
+
+def test_data_override_and_val_split(checkpoints, tmp_path):
+    from racl.data import load_data
+    from racl.evaluation.run import evaluate_checkpoint
+
+    other = load_data("synthetic", image_size=8, count=120, num_classes=4, synthetic_seed=5)
+    res = evaluate_checkpoint(checkpoints[0], ["fgsm"], 8 / 255, tmp_path, split="val",
+                              load=lambda meta: other)
+    assert res["n_images"] == len(other.val) and res["data"]["options"]["synthetic_seed"] == 5

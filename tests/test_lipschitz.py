@@ -155,7 +155,7 @@ def _tiny() -> tuple[Supernet, tuple[int, int, int]]:
 def tiny():
     net, shape = _tiny()
     bound = LipschitzBound(net, shape, n_iter=1)
-    bound.refresh(n_iter=100)  # converged: the estimates approach the true norms from below
+    bound.refresh(n_iter=60)  # converged: the estimates approach the true norms from below
     return net, shape, bound
 
 
@@ -198,11 +198,11 @@ def test_bound_above_measured_ratio(tiny) -> None:
     g = torch.Generator().manual_seed(8)
     x = torch.rand(16, *shape, generator=g)
     with torch.no_grad():
-        for scale in (1e-3, 0.1, 1.0):
+        for scale in (1e-3, 1.0):
             y = x + scale * torch.randn(x.shape, generator=g)
             ratio = ((f(x) - f(y)).flatten(1).norm(dim=1) / (x - y).flatten(1).norm(dim=1)).max()
             assert ratio.log().item() <= log_bound
-    attacked = _max_ratio(f, x[:2], x[:2] + 0.05 * torch.randn(2, *shape, generator=g), steps=25)
+    attacked = _max_ratio(f, x[:2], x[:2] + 0.05 * torch.randn(2, *shape, generator=g), steps=20)
     assert math.log(attacked) <= log_bound, (math.log(attacked), log_bound)
 
 
@@ -224,9 +224,9 @@ def test_op_constants_above_measured_op_ratios(tiny) -> None:
     assert _max_ratio(pre, x, x + 0.1 * x) <= bound.log_pre[2, 0].exp().item() * (1 + 1e-4)
 
 
-def test_refresh_converges_from_below() -> None:
-    net, shape = _tiny()
-    bound = LipschitzBound(net, shape, n_iter=1)
+def test_refresh_converges_from_below(tiny) -> None:
+    net, shape, _ = tiny
+    bound = LipschitzBound(net, shape, n_iter=1, seed=1)
     history = [bound.log_op_constants.clone()]
     for _ in range(3):
         bound.refresh()
@@ -234,7 +234,7 @@ def test_refresh_converges_from_below() -> None:
     finite = torch.isfinite(history[0])
     for a, b in zip(history, history[1:]):
         assert (b[finite] >= a[finite] - 1e-5).all()  # ||(A^T A)^k u|| ratios never decrease
-    bound.refresh(30)
+    bound.refresh(20)
     assert (history[-1][finite] <= bound.log_op_constants[finite] + 1e-5).all()
 
 
@@ -296,3 +296,15 @@ def test_bad_method(tiny) -> None:
         bound.lognormal(ArchDistribution(), "exact")
     with pytest.raises(RaclError):
         bound.lognormal(ArchDistribution(), "mc", samples=1)
+
+
+def test_bound_follows_the_supernet_dtype() -> None:
+    # the vectors and constants move with the supernet (here float64; cuda works the same way)
+    torch.manual_seed(0)
+    net, shape = Supernet(num_classes=3, channels=2, layers=3), (3, 8, 8)
+    bound = LipschitzBound(net, shape)
+    net.double()
+    bound.refresh()
+    assert bound.log_op_constants.dtype == torch.float64 and bound.powers["p0"].u.dtype == torch.float64
+    w = ArchDistribution().double().sample(torch.Generator().manual_seed(0))
+    assert torch.isfinite(bound.log_bound(w))

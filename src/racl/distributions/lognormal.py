@@ -50,23 +50,6 @@ class LogGaussian(NamedTuple):
         """Forget the loadings: the whole variance becomes an independent residual."""
         return LogGaussian(self.m, torch.zeros_like(self.b), self.var)
 
-    def expand(self, *shape: int) -> "LogGaussian":
-        """Broadcast the batch shape to `shape`."""
-        return LogGaussian(self.m.expand(*shape), self.b.expand(*shape, self.b.shape[-1]),
-                           self.r2.expand(*shape))
-
-    def flatten_last(self, n: int) -> "LogGaussian":
-        """Merge the last n batch dimensions into one."""
-        shape = self.m.shape[: self.m.dim() - n]
-        return LogGaussian(self.m.reshape(*shape, -1), self.b.reshape(*shape, -1, self.b.shape[-1]),
-                           self.r2.reshape(*shape, -1))
-
-    def cat(self, other: "LogGaussian", dim: int = -1) -> "LogGaussian":
-        """Concatenate along batch dimension `dim` (negative, counted on m)."""
-        d = dim if dim >= 0 else self.m.dim() + dim
-        return LogGaussian(torch.cat([self.m, other.m], d), torch.cat([self.b, other.b], d),
-                           torch.cat([self.r2, other.r2], d))
-
 
 def fw_logsumexp(x: LogGaussian) -> LogGaussian:
     """ln sum_k exp(X_k) over the last batch dimension, as one LogGaussian (Fenton-Wilkinson).

@@ -29,7 +29,7 @@ def plot_eps_sweep(sweep: dict[str, Any], path: str | Path, title: str = "") -> 
     ax.set_xticks(xs)
     ax.set_xticklabels(sweep.get("eps_text") or [f"{x:g}" for x in xs], rotation=30)
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="lower left", fontsize=9)
     n = sweep.get("n_images")
     ax.set_title(title or f"Robust accuracy vs eps{f' ({n} images)' if n else ''}")
     fig.tight_layout()

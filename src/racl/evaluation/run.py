@@ -32,6 +32,9 @@ def load_split(meta: dict, split: str, load: DataLoader | None = None) -> tuple[
         splits = load_data_from_spec(meta["data"])
     else:
         splits = load(meta)
+    expected, got = meta.get("model_args", {}).get("num_classes"), getattr(splits, "num_classes", None)
+    if expected is not None and got is not None and expected != got:
+        raise RaclError(f"the model predicts {expected} classes but the data has {got}; pick matching --dataset")
     if split not in ("test", "val"):
         raise RaclError(f"--split must be test or val, got {split!r}")
     data = getattr(splits, split)

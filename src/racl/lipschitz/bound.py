@@ -64,13 +64,11 @@ class LipschitzBound(nn.Module):
         self.powers = nn.ModuleDict()
         self._entries: list[tuple[tuple, list]] = []
         self._build(supernet, input_shape, torch.Generator().manual_seed(seed))
-        p = next(supernet.parameters())
         self.register_buffer("log_stem", torch.zeros(()))
         self.register_buffer("log_pre", torch.zeros(len(cells), 2))
         self.register_buffer("log_op_constants",  # (cells, E, O); `none` stays -inf
                              torch.full((len(cells), supernet.num_edges, supernet.num_ops), float("-inf")))
         self.register_buffer("log_head", torch.zeros(()))
-        self.to(device=p.device)
         self.refresh(n_iter)
 
     @property
@@ -112,18 +110,23 @@ class LipschitzBound(nn.Module):
 
     def _log_values(self, entries: list, n_iter: int) -> torch.Tensor:
         """Sum of the log-factors of one group of constants. (N,) or a 0-dim 0 for no factor."""
-        total = torch.zeros(())
+        total = self.log_op_constants.new_zeros(())
         for name, fn in entries:
             value = self.powers[name].step(fn, n_iter) if name else fn()
-            total = total + value.detach().float().cpu()
+            total = total + value.detach().to(total)
         return total
 
     @torch.no_grad()
     def refresh(self, n_iter: int | None = None) -> None:
-        """Recompute every log-constant: n_iter power iterations per piece (default self.n_iter)."""
+        """Recompute every log-constant: n_iter power iterations per piece (default self.n_iter).
+
+        The vectors and constants follow the supernet's device and dtype (moved here if needed)."""
         n = self.n_iter if n_iter is None else n_iter
+        p = next(self.supernet.parameters())
+        if self.log_op_constants.device != p.device or self.log_op_constants.dtype != p.dtype:
+            self.to(p)
         for target, entries in self._entries:
-            values = self._log_values(entries, n).to(self.log_op_constants.device)
+            values = self._log_values(entries, n)
             if target[0] == "stem":
                 self.log_stem.copy_(values.reshape(()))
             elif target[0] == "pre":
@@ -133,13 +136,15 @@ class LipschitzBound(nn.Module):
                 self.log_op_constants[k, edges, o] = values
         self.log_head.fill_(head_log_constant(self.supernet.classifier, *self._head_hw))
 
-    def constants(self) -> LogConstants:
-        return LogConstants(self.log_stem, self.log_pre, self.log_op_constants, self.log_head)
+    def constants(self, like: torch.Tensor | None = None) -> LogConstants:
+        """The log-constants, on like's device and dtype when given."""
+        consts = (self.log_stem, self.log_pre, self.log_op_constants, self.log_head)
+        return LogConstants(*(c if like is None else c.to(like) for c in consts))
 
     def log_bound(self, weights: ArchWeights) -> torch.Tensor:
         """ln L_F for fixed positive weights (zero weights drop out). 0-dim tensor."""
         logs = [w.log().unsqueeze(0) for w in weights]
-        return propagate_samples(self.constants(), self.graph, logs)[0]
+        return propagate_samples(self.constants(logs[0]), self.graph, logs)[0]
 
     def lognormal(self, dist: ArchDistribution, method: str = "analytic", samples: int = 256,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,7 +161,8 @@ class LipschitzBound(nn.Module):
         if method == "mc":
             if samples < 2:
                 raise RaclError(f"the Monte-Carlo bound needs at least 2 samples, got {samples}")
-            log_f = propagate_samples(self.constants(), self.graph, dist.sample_log(samples, generator))
+            logs = dist.sample_log(samples, generator)
+            log_f = propagate_samples(self.constants(logs[0]), self.graph, logs)
             return log_f.mean(), log_f.std()
         g = {k: v.to(torch.float64) for k, v in dist.log_gaussians().items()}
         if method == "independent":

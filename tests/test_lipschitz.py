@@ -272,13 +272,29 @@ def test_analytic_matches_monte_carlo(tiny, normalize: bool) -> None:
     with torch.no_grad():
         mu_mc, s_mc = bound.lognormal(dist, "mc", samples=4096, generator=torch.Generator().manual_seed(5))
         mu_a, s_a = bound.lognormal(dist, "analytic")
+        mu_d, s_d = bound.lognormal(dist, "delta")
         mu_i, s_i = bound.lognormal(dist, "independent")
-    assert abs(mu_a - mu_mc) < 0.06, (mu_a, mu_mc)
-    assert abs(s_a / s_mc - 1) < 0.15, (s_a, s_mc)
+    for mu, s in ((mu_a, s_a), (mu_d, s_d)):
+        assert abs(mu - mu_mc) < 0.06, (mu, mu_mc)
+        assert abs(s / s_mc - 1) < 0.15, (s, s_mc)
     assert abs(s_i / s_mc - 1) > 0.25, (s_i, s_mc)
 
 
-@pytest.mark.parametrize("method", ["analytic", "mc"])
+def test_delta_method_holds_where_fenton_wilkinson_breaks_down(tiny) -> None:
+    # per-weight log-std ~1.0: FW's mu_F falls far below MC. Measured (mu_F, sigma_F), seeds 4/5/6:
+    # mc (9.80, 2.31) (10.40, 2.23) (8.72, 2.25); FW (5.58, 4.05) (6.68, 3.73) (3.77, 4.42);
+    # delta (10.04, 2.31) (10.64, 2.20) (8.95, 2.28). Tolerance for delta: 0.5 and 20%.
+    _, _, bound = tiny
+    dist = _perturbed(4, sigma=1.0)
+    with torch.no_grad():
+        mu_mc, s_mc = bound.lognormal(dist, "mc", samples=4096, generator=torch.Generator().manual_seed(5))
+        mu_d, s_d = bound.lognormal(dist, "delta")
+        mu_a, _ = bound.lognormal(dist, "analytic")
+    assert abs(mu_d - mu_mc) < 0.5 and abs(s_d / s_mc - 1) < 0.2, (mu_d, s_d, mu_mc, s_mc)
+    assert mu_a < mu_mc - 1.0  # documents the FW breakdown (see distributions/lognormal.py)
+
+
+@pytest.mark.parametrize("method", ["analytic", "mc", "delta"])
 @pytest.mark.parametrize("normalize", [False, True])
 def test_lognormal_gradients_reach_every_parameter(tiny, method: str, normalize: bool) -> None:
     _, _, bound = tiny

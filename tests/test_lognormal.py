@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from racl.distributions import KEYS, ArchDistribution, LogGaussian, fw_logsumexp, log_normalize
+from racl.distributions import KEYS, ArchDistribution, LogGaussian, delta_logsumexp, fw_logsumexp, log_normalize
 from racl.errors import RaclError
 
 N = 20_000  # samples for the statistical checks
@@ -160,16 +160,18 @@ def test_fenton_wilkinson_matches_monte_carlo(sigma: float) -> None:
     torch.testing.assert_close(s.b, slope, atol=0.03, rtol=0)
 
 
-def test_fenton_wilkinson_is_exact_for_fully_correlated_terms() -> None:
+def test_sum_approximations_are_exact_for_fully_correlated_terms() -> None:
     # X_k = m_k + b.z with one shared loading: S = exp(b.z) sum_k exp(m_k) is exactly log-normal,
-    # so FW must give m_S = logsumexp(m), b_S = b, r2_S = 0 (ignoring correlations would not)
+    # so FW and the delta method must give m_S = logsumexp(m), b_S = b, r2_S = 0 (ignoring the
+    # correlations would not)
     g = torch.Generator().manual_seed(13)
     m = torch.randn(6, generator=g, dtype=torch.float64)
     b = 0.5 * torch.randn(3, generator=g, dtype=torch.float64)
-    s = fw_logsumexp(LogGaussian(m, b.expand(6, 3), torch.zeros(6, dtype=torch.float64)))
-    torch.testing.assert_close(s.m, torch.logsumexp(m, 0))
-    torch.testing.assert_close(s.b, b)
-    assert s.r2.abs() < 1e-10
+    for lse in (fw_logsumexp, delta_logsumexp):
+        s = lse(LogGaussian(m, b.expand(6, 3), torch.zeros(6, dtype=torch.float64)))
+        torch.testing.assert_close(s.m, torch.logsumexp(m, 0))
+        torch.testing.assert_close(s.b, b)
+        assert s.r2.abs() < 1e-10
 
 
 def test_fw_drops_minus_infinity_terms() -> None:

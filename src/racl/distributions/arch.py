@@ -6,10 +6,14 @@ For each cell type (normal, reduce):
 L is lower-triangular: diagonal exp(raw) with raw clamped so that it stays in [1e-4, 5], strictly-lower
 part free (cov="full") or absent (cov="diag"). All factors together form one block-diagonal matrix B,
 and all log-weights one Gaussian vector  log w = mean + B z,  z ~ N(0, I_Z)  (Z = 2 (E O + E), 252 for
-the DARTS space). Noise layout in z (and row layout of B): [normal alpha (E*O, edge-major), normal beta
+the DARTS space). Parameters per cell type t: `{t}_alpha_mu` (E, O), `{t}_alpha_log_sigma` (E, O: log of
+L's diagonal, the marginal log-std while the off-diagonals are 0), `{t}_alpha_offdiag` (E, O(O-1)/2,
+row-major strictly-lower entries), and the same for beta with one block per node, flattened in edge
+order: `{t}_beta_mu` (E,), `{t}_beta_log_sigma` (E,), `{t}_beta_offdiag` (sum_j (j+2)(j+1)/2,).
+Noise layout in z (and row layout of B): [normal alpha (E*O, edge-major), normal beta
 (E, node by node), reduce alpha, reduce beta]. The Lipschitz bound uses the same layout.
 
-Initialisation [design]: marginal log-std init_sigma (default 0.1: small, so the supernet starts close
+Initialisation [design]: marginal std of every log-weight init_sigma (default 0.1: small, so the supernet starts close
 to DARTS's uniform start, and the bound's spread starts small), zero off-diagonals, and means set so
 that E[alpha] = 1/8 (mu = ln(1/O) - s^2/2) and E[beta] = 1 (m = -s^2/2).
 """
@@ -148,8 +152,9 @@ class ArchDistribution(nn.Module):
         """One fresh reparameterised sample (differentiable), shared by all cells of a type."""
         return ArchWeights(*(w.exp() for w in self.log_weights(self.draw_noise(generator=generator))))
 
-    def log_gaussians(self) -> dict[str, LogGaussian]:
-        """The log-weights as LogGaussians with loadings on z (after the delta-method normalisation)."""
+    def log_gaussians(self, lse: str = "fw") -> dict[str, LogGaussian]:
+        """The log-weights as LogGaussians with loadings on z (after the delta-method normalisation,
+        whose sums use the approximation `lse`: "fw" or "delta", see lognormal.py)."""
         mean, factor = self.mean_and_factor()
         ms, bs = self._split(mean), self._split(factor.T)  # factor.T: rows = noise, cols = weights
         out = {}
@@ -157,7 +162,7 @@ class ArchDistribution(nn.Module):
             b = bs[key].movedim(0, -1)  # (E, O, Z) or (E, Z)
             out[key] = LogGaussian(ms[key], b, torch.zeros_like(ms[key]))
         if self.normalize:
-            out = {k: (log_normalize(g) if k.endswith("alpha") else log_normalize(g, self.node_of_edge))
+            out = {k: log_normalize(g, None if k.endswith("alpha") else self.node_of_edge, lse)
                    for k, g in out.items()}
         return out
 

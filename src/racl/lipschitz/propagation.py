@@ -10,7 +10,8 @@ With lambda the per-op constants and p0, p1 the preprocessing constants of cell 
   ln L_F = ln L(s_last) + ln L_head,  starting from s_{-2} = s_{-1} = stem output with ln L_stem.
 The same recursion runs over two "algebras": batches of sampled log-weights (exact for each sample,
 vectorised over samples: the Monte-Carlo estimate and `log_bound`) and LogGaussians (the analytic
-Fenton-Wilkinson log-normal, with correlations carried by Gaussian loadings, see distributions/lognormal.py).
+log-normal, with correlations carried by Gaussian loadings; each sum by Fenton-Wilkinson or by the
+second-order log-space delta method, see distributions/lognormal.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import NamedTuple, Protocol, Sequence
 
 import torch
 
-from racl.distributions.lognormal import LogGaussian, fw_logsumexp
+from racl.distributions.lognormal import LSE_APPROXIMATIONS, LogGaussian
 
 
 class LogConstants(NamedTuple):
@@ -72,8 +73,9 @@ class SampleAlgebra:
 class GaussianAlgebra:
     """LogGaussians: alpha m (E, O), b (E, O, Z); beta m (E,), b (E, Z); states m (), b (Z,)."""
 
-    def __init__(self, noise_dim: int, like: torch.Tensor):
+    def __init__(self, noise_dim: int, like: torch.Tensor, lse: str = "fw"):
         self.zeros = like.new_zeros(noise_dim)
+        self.sum = LSE_APPROXIMATIONS[lse]  # how a sum of log-normals becomes one
 
     def const(self, c: torch.Tensor) -> LogGaussian:
         return LogGaussian(c.to(self.zeros), self.zeros, self.zeros.new_zeros(()))
@@ -87,11 +89,11 @@ class GaussianAlgebra:
         return LogGaussian(m, b, alpha.r2[e] + beta.r2[e] + state.r2)
 
     def lse(self, terms: list[LogGaussian]) -> LogGaussian:
-        return fw_logsumexp(LogGaussian(*(torch.cat(parts, 0) for parts in zip(*terms))))
+        return self.sum(LogGaussian(*(torch.cat(parts, 0) for parts in zip(*terms))))
 
     def rss(self, nodes: list[LogGaussian]) -> LogGaussian:
         stacked = LogGaussian(*(torch.stack(parts, 0) for parts in zip(*nodes)))
-        return fw_logsumexp(stacked.scale(2.0)).scale(0.5)
+        return self.sum(stacked.scale(2.0)).scale(0.5)
 
 
 def propagate(consts: LogConstants, graph: Graph, alg: Algebra, normal: tuple, reduce: tuple):
@@ -119,7 +121,7 @@ def propagate_samples(consts: LogConstants, graph: Graph, log_alpha_beta: Sequen
 
 
 def propagate_gaussian(consts: LogConstants, graph: Graph, normal: tuple[LogGaussian, LogGaussian],
-                       reduce: tuple[LogGaussian, LogGaussian]) -> LogGaussian:
-    """ln L_F as one LogGaussian (Fenton-Wilkinson at every sum, loadings carried through)."""
-    alg = GaussianAlgebra(normal[0].b.shape[-1], normal[0].m)
+                       reduce: tuple[LogGaussian, LogGaussian], lse: str = "fw") -> LogGaussian:
+    """ln L_F as one LogGaussian (FW or delta at every sum, loadings carried through)."""
+    alg = GaussianAlgebra(normal[0].b.shape[-1], normal[0].m, lse)
     return propagate(consts, graph, alg, normal, reduce)

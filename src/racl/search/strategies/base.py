@@ -101,7 +101,7 @@ class SearchStrategy(nn.Module):
         """For point-weight strategies: mu_F = ln L_F at eval_weights(), sigma_F = 0, the rest null."""
         out: dict[str, Any] = dict.fromkeys(BOUND_FIELDS)
         if self.bound is not None:
-            self.bound.refresh()
+            self.bound.refresh(n_iter=self.config.bound.measure_power_iters)
             out["mu_F"] = float(self.bound.log_bound(self.eval_weights()))
             out["sigma_F"] = 0.0
         return out

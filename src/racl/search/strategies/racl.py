@@ -57,9 +57,9 @@ class RaclStrategy(SearchStrategy):
 
     @torch.no_grad()
     def start_arch_phase(self) -> None:
-        """Refresh the per-op constants (`start_power_iters` iterations, so L_0 is measured accurately);
+        """Refresh the per-op constants (`measure_power_iters` iterations, so L_0 is measured accurately);
         the first time, set ln L_bar (relative mode: ln L_0 - ln k, see constraint.py)."""
-        self.bound.refresh(n_iter=self.config.bound.start_power_iters)
+        self.bound.refresh(n_iter=self.config.bound.measure_power_iters)
         if self.constraint.is_set:
             return
         c = self.config.constraint
@@ -99,7 +99,7 @@ class RaclStrategy(SearchStrategy):
     @torch.no_grad()
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
         """Refresh, measure (mu_F, sigma_F, g, Pr); per-epoch dual update in the architecture phase."""
-        self.bound.refresh()
+        self.bound.refresh(n_iter=self.config.bound.measure_power_iters)
         mu, sigma = (float(v) for v in self.lognormal(self._fixed_generator()))
         out: dict[str, Any] = {"mu_F": mu, "sigma_F": sigma, "prob_within_bound": None, "constraint_g": None,
                                "dual_nu": float(self.constraint.nu), "rho": float(self.constraint.rho),

@@ -7,6 +7,7 @@ from torch import nn
 
 from racl.errors import RaclError
 from racl.models.darts_net import DartsNetwork
+from racl.models.layers import OPS_MODES, use_fast_path
 from racl.models.resnet import ResNet18
 from racl.models.wide_resnet import WideResNet
 from racl.search_space.genotype import Genotype
@@ -22,11 +23,20 @@ def list_models() -> list[str]:
 def build_model(name_or_genotype: str | Genotype, num_classes: int = 10, channels: int = 36,
                 layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.0,
                 in_channels: int = 3, mean: Sequence[float] = (0.5, 0.5, 0.5),
-                std: Sequence[float] = (0.25, 0.25, 0.25)) -> nn.Module:
+                std: Sequence[float] = (0.25, 0.25, 0.25), ops: str = "fast") -> nn.Module:
     """A zoo name, a genotype JSON path, a `Genotype`, `resnet18` or `wrn34_10`.
 
     `channels`, `layers`, `auxiliary` and `drop_path_prob` apply to DARTS-space networks only.
+    `ops`: "fast" (channels-last, the default) or "reference" (plain NCHW); same parameters.
     """
+    if ops not in OPS_MODES:
+        raise RaclError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
+    return use_fast_path(_build(name_or_genotype, num_classes, channels, layers, auxiliary, drop_path_prob,
+                                in_channels, mean, std), ops)
+
+
+def _build(name_or_genotype: str | Genotype, num_classes: int, channels: int, layers: int, auxiliary: bool,
+           drop_path_prob: float, in_channels: int, mean: Sequence[float], std: Sequence[float]) -> nn.Module:
     common = dict(num_classes=num_classes, in_channels=in_channels, mean=mean, std=std)
     if isinstance(name_or_genotype, str):
         key = name_or_genotype.lower().replace("-", "_")

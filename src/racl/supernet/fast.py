@@ -23,7 +23,9 @@ from racl.search_space.ops import DilConv, FactorizedReduce, Identity, SepConv
 
 def _bn(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
     """`scale * bn(x)` for an affine-free BN, as one batch_norm call with weight = scale."""
-    weight = None if scale is None else scale.expand(x.shape[1])
+    # .contiguous(): with a stride-0 (expanded) weight, torch 2.14.1's CPU channels-last batch_norm
+    # backward returned wrong input gradients (found by tests/test_fast_path.py; contiguous is right)
+    weight = None if scale is None else scale.expand(x.shape[1]).contiguous()
     use_batch = bn.training or bn.running_mean is None
     factor = 0.0 if bn.momentum is None else bn.momentum
     if bn.training and bn.num_batches_tracked is not None:

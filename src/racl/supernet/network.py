@@ -12,9 +12,10 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import nn
 
-from racl.models.layers import Normalize
+from racl.models.layers import OPS_MODES, Normalize, use_fast_path
 from racl.search_space.ops import PRIMITIVES
 from racl.supernet.cell import SearchCell, make_edges
+from racl.supernet.fast import fast_cell_forward
 
 
 class ArchWeights(NamedTuple):
@@ -38,8 +39,12 @@ class Supernet(nn.Module):
 
     def __init__(self, num_classes: int = 10, channels: int = 16, layers: int = 8, steps: int = 4,
                  multiplier: int = 4, stem_multiplier: int = 3, in_channels: int = 3,
-                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25)):
+                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25),
+                 ops: str = "fast"):
         super().__init__()
+        if ops not in OPS_MODES:
+            raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
+        self.ops = ops  # fast: channels-last + fast_cell_forward (same function); reference: plain DARTS
         self.steps, self.multiplier, self.layers = steps, multiplier, layers
         self.num_edges = len(make_edges(steps))
         self.num_ops = len(PRIMITIVES)
@@ -59,6 +64,7 @@ class Supernet(nn.Module):
             c_pp, c_p = c_p, multiplier * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
+        use_fast_path(self, ops)
 
     def forward(self, x: torch.Tensor, weights: ArchWeights) -> torch.Tensor:
         """x: (B, C_in, H, W) in [0, 1] -> logits (B, num_classes)."""
@@ -68,5 +74,8 @@ class Supernet(nn.Module):
         for cell in self.cells:
             alpha, beta = ((weights.reduce_alpha, weights.reduce_beta) if cell.reduction
                            else (weights.normal_alpha, weights.normal_beta))
-            s0, s1 = s1, cell(s0, s1, alpha, beta, active[cell.reduction])
+            if self.ops == "fast":
+                s0, s1 = s1, fast_cell_forward(cell, s0, s1, alpha, beta, active[cell.reduction])
+            else:
+                s0, s1 = s1, cell(s0, s1, alpha, beta, active[cell.reduction])
         return self.classifier(self.global_pooling(s1).flatten(1))

@@ -1,0 +1,108 @@
+"""The fast path computes the same function as the reference path: outputs, input gradients and
+parameter gradients agree within float32 tolerance, for every op and stride, and for whole networks.
+
+Tolerance: float32 reassociation (weights folded into BN, shared ReLU/pooling, NHWC kernels) gives
+differences around 1e-6 relative; we allow rtol 1e-4 / atol 1e-5 (values O(1)).
+"""
+import copy
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from racl.models import build_model
+from racl.models.layers import use_fast_path
+from racl.search_space import PRIMITIVES
+from racl.supernet import ArchWeights, Supernet
+from racl.supernet.fast import fast_cell_forward
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _pair(layers: int = 3, channels: int = 4) -> tuple[Supernet, Supernet]:
+    torch.manual_seed(0)
+    ref = Supernet(num_classes=5, channels=channels, layers=layers, ops="reference")
+    fast = Supernet(num_classes=5, channels=channels, layers=layers, ops="fast")
+    fast.load_state_dict(ref.state_dict())
+    return ref, fast
+
+
+def _weights(net: Supernet, only_op: int | None = None) -> ArchWeights:
+    g = torch.Generator().manual_seed(1)
+    parts = []
+    for shape in ((net.num_edges, net.num_ops), (net.num_edges,)) * 2:
+        w = torch.rand(shape, generator=g) + 0.1
+        if only_op is not None and len(shape) == 2:
+            w = torch.zeros(shape).index_fill(1, torch.tensor([only_op]), 1.0) * w
+        parts.append(w.requires_grad_(True))
+    return ArchWeights(*parts)
+
+
+def _grads(net: Supernet, x: torch.Tensor, y: torch.Tensor, w: ArchWeights) -> list[torch.Tensor]:
+    x = x.clone().requires_grad_(True)
+    loss = F.cross_entropy(net(x, w), y)
+    inputs = [x, *w, *net.parameters()]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)  # one-op weights leave ops unused
+    return [loss.detach(), *(torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads))]
+
+
+def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
+    for u, v in zip(a, b, strict=True):
+        torch.testing.assert_close(u, v, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("op", range(1, len(PRIMITIVES)))
+def test_every_op_and_stride_matches(op: int) -> None:
+    # 3 cells = normal (stride 1 edges), reduction (stride 2 on input edges), reduction after reduction
+    ref, fast = _pair()
+    x, y = torch.rand(4, 3, 16, 16), torch.randint(0, 5, (4,))
+    w = _weights(ref, only_op=op)
+    if PRIMITIVES[op] == "max_pool_3x3":
+        # max pooling of max-pooled maps has ties; NCHW and NHWC kernels route the (sub)gradient to
+        # different tied inputs, both correct. Same function: compare outputs, then gradients with the
+        # reference formulation in the fast path's memory format.
+        torch.testing.assert_close(ref(x, w), fast(x, w), rtol=RTOL, atol=ATOL)
+        use_fast_path(ref, "fast")
+    _assert_close(_grads(ref, x, y, w), _grads(fast, x, y, w))
+
+
+def test_whole_supernet_step_matches_in_train_and_eval_mode() -> None:
+    ref, fast = _pair(layers=5)
+    x, y = torch.rand(6, 3, 16, 16), torch.randint(0, 5, (6,))
+    w = _weights(ref)
+    _assert_close(_grads(ref, x, y, w), _grads(fast, x, y, w))
+    for k, v in ref.state_dict().items():  # BN running statistics updated identically
+        torch.testing.assert_close(fast.state_dict()[k].float(), v.float(), rtol=RTOL, atol=ATOL)
+    ref.eval(), fast.eval()
+    _assert_close(_grads(ref, x, y, w), _grads(fast, x, y, w))
+
+
+def test_fast_cell_forward_equals_cell_forward_with_zero_weights() -> None:
+    ref, _ = _pair()
+    cell = ref.cells[0]
+    s = torch.rand(2, cell.preprocess0[1].in_channels, 8, 8)
+    alpha, beta = torch.rand(14, 8), torch.rand(14)
+    alpha[3:9] = 0.0  # whole edges off
+    active = ((alpha != 0) & (beta != 0).unsqueeze(-1)).tolist()
+    for row in active:
+        row[0] = False
+    plain = cell(s, s, alpha, beta, active)
+    torch.testing.assert_close(fast_cell_forward(copy.deepcopy(cell), s, s, alpha, beta, active), plain,
+                               rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("name", ["RACL", "DARTS_V2", "resnet18"])
+def test_evaluation_networks_match(name: str) -> None:
+    kwargs = dict(num_classes=5, channels=4, layers=5, auxiliary=True, drop_path_prob=0.0)
+    torch.manual_seed(0)
+    ref = build_model(name, ops="reference", **kwargs)
+    fast = build_model(name, ops="fast", **kwargs)
+    fast.load_state_dict(ref.state_dict())
+    x, y = torch.rand(4, 3, 32, 32), torch.randint(0, 5, (4,))
+    out = []
+    for net in (ref, fast):
+        xx = x.clone().requires_grad_(True)
+        logits, aux = net(xx, with_aux=True)
+        loss = F.cross_entropy(logits, y) + (0 if aux is None else 0.4 * F.cross_entropy(aux, y))
+        out.append([loss.detach(), *torch.autograd.grad(loss, [xx, *net.parameters()])])
+    _assert_close(*out)

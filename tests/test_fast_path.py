@@ -2,7 +2,7 @@
 parameter gradients agree within float32 tolerance, for every op and stride, and for whole networks.
 
 Tolerance: float32 reassociation (weights folded into BN, shared ReLU/pooling, NHWC kernels) gives
-differences around 1e-6 relative; we allow rtol 1e-4 / atol 1e-5 (values O(1)).
+differences around 1e-6 relative; we allow rtol 1e-4 and atol 1e-5 + 1e-4 * max|value|.
 """
 import copy
 
@@ -47,8 +47,10 @@ def _grads(net: Supernet, x: torch.Tensor, y: torch.Tensor, w: ArchWeights) -> l
 
 
 def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
+    """Elementwise, with the absolute tolerance scaled by the tensor's largest entry (gradients of
+    deep stacks reach O(10) while single entries cancel to ~0)."""
     for u, v in zip(a, b, strict=True):
-        torch.testing.assert_close(u, v, rtol=RTOL, atol=ATOL)
+        torch.testing.assert_close(u, v, rtol=RTOL, atol=ATOL + RTOL * float(u.abs().max()))
 
 
 @pytest.mark.parametrize("op", range(1, len(PRIMITIVES)))

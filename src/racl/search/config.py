@@ -280,8 +280,9 @@ PRESETS: dict[str, dict[str, Any]] = {
              "eval_batch_size": 16, "random_candidates": 3, "random_eval_images": 16,
              "supernet": {"channels": 4, "layers": 3},
              "bound": {"mc_samples": 16, "lipschitz_refresh_every": 2, "measure_power_iters": 2}},
-    # CPU, minutes per epoch: a CIFAR-10 subset, e.g. `--dataset imagefolder --data-dir cifar10-train-jpg.zip
-    # --limit 200 --image-size 16` (1600 train images: 25 steps of 32 per epoch)
+    # CPU: a CIFAR-10 subset, e.g. `--dataset imagefolder --data-dir cifar10-train-jpg.zip --limit 200
+    # --image-size 16` (1600 train images: 25 steps of 32 per epoch). Measured on the shared 2-core
+    # machine, one thread: 25 s per warm-up epoch and 45 s per search epoch (racl) when it was quiet.
     "quick": {"epochs": 4, "warmup_epochs": 1, "batch_size": 32, "eval_images": 500,
               "random_candidates": 10, "random_eval_images": 256,
               "supernet": {"channels": 8, "layers": 5}, "bound": {"mc_samples": 64}},

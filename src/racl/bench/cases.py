@@ -1,0 +1,98 @@
+"""Benchmark cases, each timed in its own process so peak memory is per case.
+
+supernet: one weight step + one distribution step of the RACL search (the loop's own functions);
+attack:   PGD-20 on a DARTS-space evaluation network, racl vs torchattacks with identical settings;
+train:    one PGD-7 adversarial training step (the trainer's own objective) of the C=36, 20-cell RACL net.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from racl.bench.timing import cuda_peak_mib, peak_rss_mib, reset_cuda_peak, time_median
+
+SUPERNET_SIZES = {"default": {"channels": 16, "layers": 8}, "quick": {"channels": 8, "layers": 5}}
+
+
+def _autocast(device: torch.device, bf16: bool):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+
+
+def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: bool = False,
+                  compile_: bool = False) -> Callable[[], None]:
+    from racl.search.config import config_from_dict
+    from racl.search.strategies import build_strategy
+    from racl.search.weight_step import weight_step
+    from racl.supernet import Supernet
+
+    torch.manual_seed(0)
+    cfg = config_from_dict({"supernet": SUPERNET_SIZES[size], "batch_size": batch})
+    net = Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops).to(device)
+    strategy = build_strategy(cfg, net, (3, 32, 32)).to(device)
+    strategy.start_arch_phase()
+    w_opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+    gen = torch.Generator(device=device).manual_seed(0)
+    x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
+    xv, yv = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
+    step = [0]
+
+    def run() -> None:
+        with _autocast(device, bf16):
+            weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.optim.grad_clip)
+            strategy.arch_step(xv, yv, gen, step[0])
+        step[0] += 1
+
+    return run
+
+
+def _eval_net(ops: str, device: torch.device, channels: int, layers: int):
+    from racl.models import build_model
+
+    torch.manual_seed(0)
+    return build_model("RACL", num_classes=10, channels=channels, layers=layers, ops=ops).to(device).eval()
+
+
+def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16, layers: int = 8,
+                 ops: str = "fast") -> Callable[[], None]:
+    model = _eval_net(ops, device, channels, layers)
+    x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
+    if impl == "racl":
+        from racl.attacks import PGD
+
+        attack = PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
+    else:
+        import torchattacks
+
+        attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
+    return lambda: attack(x, y)
+
+
+def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False) -> Callable[[], None]:
+    from racl.training.config import TrainConfig
+    from racl.training.losses import make_objective
+
+    torch.manual_seed(0)
+    model = _eval_net(ops, device, 36, 20).train()
+    cfg = TrainConfig(adv="pgd", steps=7).resolved()
+    objective = make_objective(model, cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
+    x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
+
+    def run() -> None:
+        with _autocast(device, bf16):
+            out = objective(x, y)
+        opt.zero_grad(set_to_none=True)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+    return run
+
+
+def measure(fn: Callable[[], None], device: torch.device, repeats: int, warmup: int = 1) -> dict:
+    reset_cuda_peak(device)
+    result = time_median(fn, device, repeats=repeats, warmup=warmup)
+    result["peak_rss_mib"] = peak_rss_mib()
+    result["cuda_peak_mib"] = cuda_peak_mib(device)
+    return result

@@ -1,0 +1,89 @@
+"""Side-by-side benchmarks: the two variants alternate in fresh processes; medians over all repetitions."""
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import torch
+
+from racl.bench.machine import describe_machine, matmul_peak_gflops
+
+
+def _worker(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, "-m", "racl.bench.worker", json.dumps(spec)], capture_output=True,
+                         text=True, check=False, env=dict(os.environ))
+    if out.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed for {spec}: {out.stderr.strip().splitlines()[-1:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare(specs: dict[str, dict], rounds: int) -> dict[str, dict]:
+    """Run each named spec `rounds` times, interleaved (a, b, a, b, ...); pool the timings."""
+    runs: dict[str, list[dict]] = {name: [] for name in specs}
+    for r in range(rounds):
+        for name, spec in specs.items():
+            runs[name].append(_worker({**spec, "count_flops": r == 0}))
+    out = {}
+    for name, results in runs.items():
+        times = [t for res in results for t in res["times_s"]]
+        out[name] = {"median_s": statistics.median(times), "times_s": times,
+                     "peak_rss_mib": max(res["peak_rss_mib"] for res in results),
+                     "cuda_peak_mib": results[0]["cuda_peak_mib"], "gflop": results[0].get("gflop")}
+    return out
+
+
+def _fraction(gflop: float | None, seconds: float, peak: float) -> float | None:
+    return None if gflop is None else gflop / seconds / peak
+
+
+def bench_supernet(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32,
+                   sizes: tuple[str, ...] = ("default", "quick"), bf16: bool = False) -> dict:
+    dev = torch.device(device)
+    peak = matmul_peak_gflops(dev)
+    result = {"benchmark": "supernet", "what": "one weight step + one distribution step (racl strategy)",
+              "batch": batch, "machine": describe_machine(dev), "matmul_peak_gflops": peak, "cases": {}}
+    for size in sizes:
+        common = {"case": "supernet_step", "size": size, "batch": batch, "device": device,
+                  "repeats": repeats, "bf16": bf16}
+        r = compare({"fast": {**common, "ops": "fast"}, "reference": {**common, "ops": "reference"}}, rounds)
+        result["cases"][size] = _summary(r["fast"], r["reference"], peak)
+    return result
+
+
+def _summary(fast: dict, ref: dict, peak: float) -> dict:
+    return {"fast_s": fast["median_s"], "reference_s": ref["median_s"],
+            "speedup": ref["median_s"] / fast["median_s"], "gflop": fast["gflop"],
+            "fast_fraction_of_peak": _fraction(fast["gflop"], fast["median_s"], peak),
+            "reference_fraction_of_peak": _fraction(ref["gflop"], ref["median_s"], peak),
+            "fast_peak_rss_mib": fast["peak_rss_mib"], "reference_peak_rss_mib": ref["peak_rss_mib"],
+            "fast_cuda_peak_mib": fast["cuda_peak_mib"], "reference_cuda_peak_mib": ref["cuda_peak_mib"],
+            "fast_times_s": fast["times_s"], "reference_times_s": ref["times_s"]}
+
+
+def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32) -> dict:
+    dev = torch.device(device)
+    peak = matmul_peak_gflops(dev)
+    common = {"case": "attack_pgd20", "batch": batch, "device": device, "repeats": repeats}
+    r = compare({"racl": {**common, "impl": "racl"}, "torchattacks": {**common, "impl": "torchattacks"}}, rounds)
+    return {"benchmark": "attack", "what": "PGD-20 (eps 8/255, step 2/255, random start) on RACL, C=16, 8 cells",
+            "batch": batch, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
+            "racl_images_per_s": batch / r["racl"]["median_s"],
+            "torchattacks_images_per_s": batch / r["torchattacks"]["median_s"],
+            "ratio": r["torchattacks"]["median_s"] / r["racl"]["median_s"],
+            "racl_fraction_of_peak": _fraction(r["racl"]["gflop"], r["racl"]["median_s"], peak),
+            "racl_peak_rss_mib": r["racl"]["peak_rss_mib"],
+            "torchattacks_peak_rss_mib": r["torchattacks"]["peak_rss_mib"],
+            "racl_times_s": r["racl"]["times_s"], "torchattacks_times_s": r["torchattacks"]["times_s"]}
+
+
+def bench_train(device: str = "cpu", repeats: int = 1, rounds: int = 2, batch: int = 32, bf16: bool = False) -> dict:
+    dev = torch.device(device)
+    peak = matmul_peak_gflops(dev)
+    common = {"case": "train_step", "batch": batch, "device": device, "repeats": repeats, "bf16": bf16}
+    r = compare({"fast": {**common, "ops": "fast"}, "reference": {**common, "ops": "reference"}}, rounds)
+    return {"benchmark": "train", "what": "one PGD-7 adversarial training step, RACL C=36, 20 cells",
+            "batch": batch, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
+            **_summary(r["fast"], r["reference"], peak)}

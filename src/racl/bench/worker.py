@@ -1,0 +1,31 @@
+"""`python -m racl.bench.worker JSON`: build one case, time it, print one JSON line.
+
+Each case runs in its own process, so its peak memory is its own.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from racl.bench import cases
+
+
+def main(spec: dict) -> dict:
+    spec = dict(spec)
+    device = torch.device(spec.pop("device", "cpu"))
+    case, repeats, count = spec.pop("case"), spec.pop("repeats", 3), spec.pop("count_flops", False)
+    fn = getattr(cases, case)(device=device, **spec)
+    result = cases.measure(fn, device, repeats)
+    if count:  # convolutions and matrix products of one call (what the FLOP peak is measured on)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn()
+        result["gflop"] = counter.get_total_flops() / 1e9
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(json.loads(sys.argv[1]))))

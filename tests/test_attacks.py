@@ -254,3 +254,11 @@ def test_transfer_attack(setup):
     assert accs[1] <= accuracy(other.eval(), x, y)
     named = transfer_attack(model, {"a": model, "b": other.train()}, "fgsm", x, y, EPS)
     assert set(named) == {"a", "b"} and other.training  # target's mode restored
+
+
+def test_apgd_names_build_the_custom_autoattack() -> None:
+    from racl.attacks.registry import build_attack
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+    assert build_attack("apgd-ce", model, 8 / 255).attacks_to_run == ("apgd-ce",)
+    assert build_attack("apgd", model, 8 / 255).attacks_to_run == ("apgd-ce", "apgd-t")

@@ -29,8 +29,8 @@ _FIXED: dict[str, Factory] = {
     "apgd": lambda model, eps, **kw: AutoAttack(model, eps, version="custom",
                                                 attacks_to_run=kw.pop("attacks_to_run", ("apgd-ce", "apgd-t")),
                                                 **kw),
-    "apgd-ce": lambda model, eps, **kw: AutoAttack(model, eps, version="custom", attacks_to_run=("apgd-ce",),
-                                                   **kw),
+    "apgdce": lambda model, eps, **kw: AutoAttack(model, eps, version="custom", attacks_to_run=("apgd-ce",),
+                                                  **kw),
 }
 _PATTERNS: list[tuple[re.Pattern, Factory]] = [
     (re.compile(r"^pgd(\d+)$"), lambda model, eps, n, **kw: PGD(model, eps, steps=n, **kw)),

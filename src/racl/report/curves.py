@@ -24,6 +24,10 @@ def _series(records: Sequence[dict], key: str) -> tuple[list[float], list[float]
 def _save(fig: Any, path: str | Path) -> Path:
     import io
 
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in fig.axes:  # epochs are whole numbers
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -23,8 +23,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 
+# Benchmarks: run on a quiet machine (other processes on the same cores distort timings badly).
 bench: $(STAMP)
-	$(PY) benchmarks/run_all.py
+	mkdir -p runs/bench
+	$(VENV)/bin/racl bench supernet --json > runs/bench/supernet.json
+	$(VENV)/bin/racl bench attack --json > runs/bench/attack.json
+	$(VENV)/bin/racl bench train --json --batch 16 > runs/bench/train.json
+	cat runs/bench/*.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

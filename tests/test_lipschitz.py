@@ -23,15 +23,6 @@ C, H = 4, 6
 REL = 1e-3  # power iteration (300-1500 iterations) vs the exact norm; measured gaps are < 2e-4
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: extra intra-op threads only oversubscribe the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _warm_bn(module: nn.Module, shape: tuple[int, ...], seed: int = 0) -> nn.Module:
     """A few train-mode forwards so BN running statistics are non-trivial, then eval mode."""
     g = torch.Generator().manual_seed(seed)

@@ -12,15 +12,6 @@ from racl.errors import RaclError
 N = 20_000  # samples for the statistical checks
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: extra intra-op threads only oversubscribe the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _perturbed(cov: str = "full", normalize: bool = False, seed: int = 0, sigma: float = 0.3) -> ArchDistribution:
     """Random means, log-sigmas around ln(sigma) and random strictly-lower factors."""
     dist = ArchDistribution(cov=cov, normalize=normalize, init_sigma=sigma)

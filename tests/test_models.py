@@ -20,15 +20,6 @@ PUBLISHED_M = {"DARTS_V1": 3.3, "DARTS_V2": 3.3, "PC_DARTS": 3.6, "PDARTS": 3.4,
 TINY = dict(num_classes=10, channels=4, layers=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: extra intra-op threads only oversubscribe the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _images(size: int = 16, batch: int = 2, seed: int = 0) -> torch.Tensor:
     return torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
 

@@ -11,15 +11,6 @@ from racl.search_space.ops import FactorizedReduce, Identity, Zero
 C, H = 4, 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: extra intra-op threads only oversubscribe the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _input(h: int = H, w: int | None = None, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.randn(2, C, h, w or h, generator=g)

@@ -9,15 +9,6 @@ from racl.search_space import PRIMITIVES
 from racl.supernet import EDGES, ArchWeights, Supernet, edge_index, make_edges
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors on a shared 2-core machine: extra intra-op threads only oversubscribe the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _weights(net: Supernet, seed: int = 0, requires_grad: bool = False) -> ArchWeights:
     g = torch.Generator().manual_seed(seed)
     shapes = [(net.num_edges, net.num_ops), (net.num_edges,)] * 2

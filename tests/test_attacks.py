@@ -11,33 +11,10 @@ from torch import nn
 from racl.attacks import (CW, FGSM, MIFGSM, PGD, AutoAttack, build_attack, format_eps, margin_loss,
                           parse_attack_list, parse_eps, parse_eps_list, transfer_attack)
 from racl.errors import RaclError
-from racl.models.layers import Normalize
+
+from _tiny import make_data, tiny_cnn
 
 EPS = 4 / 255  # on the task below: clean ~89%, PGD-20 ~57% (non-trivial, so comparisons mean something)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a shared 2-core box a second OpenMP thread made
-    conv2d 30-100x slower (0.2 ms -> 36 ms per call); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def make_data(n: int, classes: int = 10, size: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-class random templates around 0.5 plus Gaussian noise: (n, 3, size, size) in [0, 1], (n,)."""
-    g = torch.Generator().manual_seed(seed)
-    templates = 0.5 + 0.3 * (torch.rand(classes, 3, size, size, generator=g) - 0.5)
-    labels = torch.randint(0, classes, (n,), generator=g)
-    images = (templates[labels] + 0.2 * torch.randn(n, 3, size, size, generator=g)).clamp(0, 1)
-    return images, labels
-
-
-def tiny_cnn(classes: int = 10) -> nn.Module:
-    return nn.Sequential(Normalize((0.5,) * 3, (0.25,) * 3), nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
-                         nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8 * 4 * 4, classes))
 
 
 def train(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, epochs: int = 4) -> nn.Module:

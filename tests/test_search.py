@@ -18,15 +18,6 @@ REQUIRED = {"epoch", "train_acc", "val_acc", "mu_F", "sigma_F", "prob_within_bou
             "rho", "ln_lbar", "genotype", "seconds", "train_loss", "grad_norm", "lr"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """The shared 2-core machine is much faster with one intra-op thread per process."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def data():
     # 40 images -> 32 train (16 + 16 halves: 2 steps of 8 per epoch), 4 val, 4 test

@@ -21,16 +21,6 @@ TINY = dict(epochs=1, batch_size=8, channels=4, layers=3, steps=2, val_images=16
 FIELDS = {"epoch", "lr", "train_loss", "train_acc", "train_adv_acc", "val_clean_acc", "val_robust_acc", "seconds"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine, torch's spinning worker threads make these tiny
-    convolutions several times slower (measured: 0.9 s vs 9 s CPU for one tiny run under load)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     return load_data("synthetic", image_size=16, count=64, num_classes=4, noise=0.25)

@@ -1,0 +1,69 @@
+"""Eval-mode BN folding (racl.models.fuse) and the attacks that run on the folded copy."""
+import pytest
+import torch
+from torch import nn
+
+from racl.attacks import PGD
+from racl.models import build_model
+from racl.models.fuse import fold_batchnorm
+
+
+def _trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) * 1.5 + 0.25)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
+    return model.eval()
+
+
+CASES = [("RACL", dict(channels=4, layers=3), "fast"), ("DARTS_V2", dict(channels=4, layers=3), "reference"),
+         ("resnet18", dict(width=4), "fast")]
+
+
+@pytest.mark.parametrize("name,kwargs,ops", CASES, ids=[c[0] for c in CASES])
+def test_folded_copy_is_the_same_function(name, kwargs, ops):
+    torch.manual_seed(0)
+    model = _trained_like(build_model(name, num_classes=5, ops=ops, **kwargs))
+    folded, count = fold_batchnorm(model)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert count == len(bns)  # every BN here follows a conv
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    x = torch.rand(3, 3, 8, 8, requires_grad=True)
+    y = model(x)
+    (gx,) = torch.autograd.grad(y.square().sum(), x)
+    x2 = x.detach().clone().requires_grad_(True)
+    y2 = folded(x2)
+    (gx2,) = torch.autograd.grad(y2.square().sum(), x2)
+    assert torch.allclose(y, y2, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(gx, gx2, rtol=1e-3, atol=1e-6 * gx.abs().max().item())
+    assert isinstance(bns[0], nn.BatchNorm2d) and model.training is False  # the original is untouched
+
+
+def test_wide_resnet_preactivation_bns_are_left_alone():
+    from racl.models.wide_resnet import WideResNet
+
+    model = _trained_like(WideResNet(10, 1, num_classes=3))
+    folded, count = fold_batchnorm(model)
+    assert count == 0
+    x = torch.rand(2, 3, 8, 8)
+    assert torch.equal(model(x), folded(x))
+
+
+def test_pgd_on_the_folded_copy_matches_pgd_on_the_model():
+    torch.manual_seed(0)
+    model = _trained_like(build_model("RACL", num_classes=4, channels=4, layers=3))
+    x, y = torch.rand(16, 3, 8, 8), torch.randint(0, 4, (16,))
+    attacks = [PGD(model, eps=8 / 255, steps=5), PGD(model, eps=8 / 255, steps=5)]
+    attacks[1].fold_bn = False
+    advs = []
+    for attack in attacks:
+        torch.manual_seed(1)
+        advs.append(attack(x, y))
+    # sign steps can flip only where a gradient component is ~0: nearly all pixels agree
+    agree = (advs[0] - advs[1]).abs().lt(1e-6).float().mean().item()
+    assert agree > 0.99
+    assert all(p.requires_grad for p in model.parameters()) and not model.training

@@ -54,6 +54,9 @@ def load_model_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
     path = Path(path)
     if path.suffix == ".json":
         path = path.with_suffix(".safetensors")
+    if path.suffix != ".safetensors":
+        raise RaclError(f"{path.name}: racl reads only X.safetensors checkpoints (with their X.json sidecar) and "
+                        "never unpickles .pt/.pth/.pkl files; convert the weights to safetensors first")
     meta = read_json(sidecar_path(path), "checkpoint sidecar")
     tensors, _ = load_safetensors(path)
     model = build_from_spec(meta)
@@ -61,5 +64,6 @@ def load_model_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
         model.load_state_dict(tensors, strict=True)
     except RuntimeError as e:
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        first = first if len(first) <= 200 else first[:200] + " ..."
         raise RaclError(f"checkpoint {path} does not match the architecture in its sidecar: {first}") from e
     return model.to(device).eval(), meta

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from typing import Any, TypeVar
 
-from racl.errors import RaclError
+from racl.errors import RaclError, shown
 
 T = TypeVar("T")
 
@@ -14,7 +15,7 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     """Build dataclass `cls` from `data`, refusing unknown keys and casting simple types."""
     data = dict(data or {})
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(shown(k) for k in set(data) - set(fields))  # YAML keys may be numbers or odd text
     if unknown:
         raise RaclError(f"unknown {where} key(s): {', '.join(unknown)}; known: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
@@ -58,9 +59,19 @@ def _cast(value: Any, hint: Any, name: str) -> Any:
     if hint in (int, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise RaclError(f"{name} must be a number, got {value!r}")
-        if hint is int and float(value) != int(value):
-            raise RaclError(f"{name} must be an integer, got {value!r}")
-        return hint(value)
+        return _number(value, hint, name)
     if hint is str and not isinstance(value, str):
         raise RaclError(f"{name} must be a string, got {value!r}")
     return value
+
+
+def _number(value: int | float, hint: type, name: str) -> int | float:
+    """int or float from a number; inf/nan for an int, or an int too large for a float, is an error."""
+    if isinstance(value, float) and not math.isfinite(value) and hint is int:
+        raise RaclError(f"{name} must be a finite integer, got {value!r}")
+    if hint is int and isinstance(value, float) and value != int(value):
+        raise RaclError(f"{name} must be an integer, got {value!r}")
+    try:
+        return hint(value)
+    except OverflowError as e:
+        raise RaclError(f"{name} is too large to be a number here; use a smaller value") from e

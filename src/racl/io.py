@@ -4,11 +4,12 @@ A run killed at any moment leaves either the old file or the new one, never half
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import yaml
 
@@ -27,8 +28,8 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         raise RaclError(f"cannot write to {path.parent}: {e.strerror}; choose a writable --out") from e
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; give outputs the usual permissions
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files (and writers may recreate them)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -36,6 +37,44 @@ def _atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (a power cut, not only a killed process); best effort."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems cannot fsync a directory
+    finally:
+        os.close(fd)
+
+
+def remove_temp_files(directory: str | os.PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete the temporary files a process killed mid-write leaves behind: `_atomic`'s `.NAME.XXXXXXXX.tmp`
+    for each NAME given, and `.tmpXXXXXX` (safetensors writes through one of its own). Nothing else."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    patterns = [f".{glob.escape(n)}.*.tmp" for n in names] + [".tmp" + "[A-Za-z0-9]" * 6]
+    stale = sorted({f for pattern in patterns for f in directory.glob(pattern) if f.is_file()})
+    for f in stale:
+        f.unlink(missing_ok=True)
+    return stale
+
+
+def make_dir(path: str | os.PathLike) -> Path:
+    """mkdir -p, with a one-line RaclError when it cannot be made (a file in the way, permissions)."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RaclError(f"cannot create the output folder {path} ({e.strerror}); choose a writable --out") from e
     return path
 
 
@@ -78,6 +117,8 @@ def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
         raise RaclError(f"{what} not found: {path}") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RaclError(f"{what} {path} is not valid JSON: {e}") from e
+    except RecursionError as e:
+        raise RaclError(f"{what} {path} is nested too deeply to be a racl file") from e
 
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
@@ -88,6 +129,8 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
         raise RaclError(f"{what} not found: {path}") from e
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise RaclError(f"{what} {path} is not valid YAML: {str(e).splitlines()[0]}") from e
+    except RecursionError as e:
+        raise RaclError(f"{what} {path} is nested too deeply to be a racl file") from e
 
 
 def save_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict | None = None) -> Path:

@@ -33,9 +33,9 @@ _FIXED: dict[str, Factory] = {
                                                   **kw),
 }
 _PATTERNS: list[tuple[re.Pattern, Factory]] = [
-    (re.compile(r"^pgd(\d+)$"), lambda model, eps, n, **kw: PGD(model, eps, steps=n, **kw)),
-    (re.compile(r"^pgdl2_?(\d+)$"), lambda model, eps, n, **kw: PGD(model, eps, steps=n, norm="l2", **kw)),
-    (re.compile(r"^cw(\d+)$"), lambda model, eps, n, **kw: CW(model, eps, steps=n, **kw)),
+    (re.compile(r"^pgd([0-9]{1,7})$"), lambda model, eps, n, **kw: PGD(model, eps, steps=n, **kw)),
+    (re.compile(r"^pgdl2_?([0-9]{1,7})$"), lambda model, eps, n, **kw: PGD(model, eps, steps=n, norm="l2", **kw)),
+    (re.compile(r"^cw([0-9]{1,7})$"), lambda model, eps, n, **kw: CW(model, eps, steps=n, **kw)),
 ]
 
 

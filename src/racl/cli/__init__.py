@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from racl.errors import RaclError
 
@@ -15,8 +15,19 @@ from racl.errors import RaclError
 SUBCOMMANDS = ("zoo", "search", "train", "evaluate", "lipschitz", "report", "compare", "bench", "demo")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with racl's one-line errors (`racl: error: ...`, exit 2); subparsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"racl: error: {self.prog}: {_one_line(message)}; see '{self.prog} --help' for usage\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="racl", description="Adversarially robust neural architecture search.")
+    parser = _Parser(prog="racl", description="Adversarially robust neural architecture search.")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -40,7 +51,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RaclError as e:
         if args.debug:
             raise
-        print(f"racl: error: {e}", file=sys.stderr)
+        print(f"racl: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, permissions, ...: the environment, not a bug; one line too
+        if args.debug:
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"racl: error: {_one_line(e.strerror or e)}{where}; check the path, its permissions and free space",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("racl: interrupted", file=sys.stderr)

@@ -4,8 +4,9 @@ For each cell type (normal, reduce):
   - alpha: for every edge e, log alpha_e ~ N(mu_e, L_e L_e^T) over the O ops;
   - beta: for every intermediate node j, log beta_.j ~ N(m_j, S_j S_j^T) over its j + 2 incoming edges.
 L is lower-triangular: diagonal exp(raw) with raw clamped so that it stays in [1e-4, 5], strictly-lower
-part free (cov="full") or absent (cov="diag"). All factors together form one block-diagonal matrix B,
-and all log-weights one Gaussian vector  log w = mean + B z,  z ~ N(0, I_Z)  (Z = 2 (E O + E), 252 for
+part clamped to [-5, 5] (cov="full") or absent (cov="diag"), so no factor can overflow. All factors
+together form one block-diagonal matrix B, and all log-weights one Gaussian vector
+log w = mean + B z,  z ~ N(0, I_Z)  (Z = 2 (E O + E), 252 for
 the DARTS space). Parameters per cell type t: `{t}_alpha_mu` (E, O), `{t}_alpha_log_sigma` (E, O: log of
 L's diagonal, the marginal log-std while the off-diagonals are 0), `{t}_alpha_offdiag` (E, O(O-1)/2,
 row-major strictly-lower entries), and the same for beta with one block per node, flattened in edge
@@ -86,7 +87,7 @@ class ArchDistribution(nn.Module):
         n = diag.shape[-1]
         rows, cols = torch.tril_indices(n, n, -1, device=diag.device)
         strict = torch.zeros_like(lower)
-        strict[..., rows, cols] = off
+        strict[..., rows, cols] = off.clamp(-SIGMA_RANGE[1], SIGMA_RANGE[1])  # bounded like the diagonal
         return lower + strict
 
     def _blocks(self, t: str) -> list[torch.Tensor]:

@@ -216,7 +216,7 @@ def _coerce_numbers(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, str) and key in hints and float in (hints[key], *typing.get_args(hints[key])):
             match = _FRACTION.match(value)
-            if match:
+            if match and float(match.group(2) or 1.0) != 0:  # "1/0" stays text: from_dict names it
                 out[key] = float(match.group(1)) / float(match.group(2) or 1.0)
     return out
 
@@ -270,6 +270,8 @@ def apply_overrides(config: SearchConfig, items: list[str] | tuple[str, ...]) ->
             value = yaml.safe_load(text)
         except yaml.YAMLError as e:
             raise RaclError(f"--set {item!r}: cannot read the value ({str(e).splitlines()[0]})") from e
+        except RecursionError as e:
+            raise RaclError(f"--set {key.strip()}: the value is nested too deeply") from e
         if len(path) == 2:
             data.setdefault(path[0], {})[path[1]] = value
         else:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from racl.errors import RaclError
-from racl.io import write_text
+from racl.io import make_dir, remove_temp_files, write_text
 from racl.search_space.genotype import Genotype
 
 CONFIG, METRICS, GENOTYPE, CHECKPOINT = "config.yaml", "metrics.jsonl", "genotype.json", "checkpoint.safetensors"
@@ -33,15 +33,16 @@ def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> bo
     if out.exists() and not out.is_dir():
         raise RaclError(f"--out {out} is a file, not a folder")
     existing = [name for name in RUN_FILES if (out / name).exists()]
-    if resume and (out / CHECKPOINT).exists():
-        return True
     if existing and not (resume or overwrite):
         raise RaclError(f"{out} already holds a search run ({', '.join(existing)}); "
                         "use --resume to continue it or --overwrite to replace it")
+    remove_temp_files(out, RUN_FILES + PICTURES)  # left by a run killed mid-write
+    if resume and (out / CHECKPOINT).exists():
+        return True
     if existing and overwrite:
         for name in RUN_FILES + PICTURES:
             (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     return False
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from racl.errors import RaclError
+from racl.errors import RaclError, shown
 from racl.search_space.ops import PRIMITIVES
 
 Edge = tuple[str, int]  # (op name, input node index: 0, 1 = cell inputs, 2.. = intermediate nodes)
@@ -46,7 +46,7 @@ class Genotype:
         missing = [k for k in ("normal", "reduce") if k not in data]
         if missing:
             raise RaclError(f"genotype is missing key(s): {', '.join(missing)}")
-        unknown = sorted(set(data) - {"normal", "normal_concat", "reduce", "reduce_concat"})
+        unknown = sorted(shown(k) for k in set(data) - {"normal", "normal_concat", "reduce", "reduce_concat"})
         if unknown:
             raise RaclError(f"genotype has unknown key(s): {', '.join(unknown)}")
         cells = {c: _parse_edges(c, data[c]) for c in ("normal", "reduce")}
@@ -63,6 +63,8 @@ class Genotype:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise RaclError(f"genotype is not valid JSON: {e}") from e
+        except RecursionError as e:
+            raise RaclError("genotype JSON is nested too deeply; expected {\"normal\": [[op, input], ...], ...}") from e
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from racl.errors import RaclError
-from racl.io import append_jsonl, write_text, write_yaml
+from racl.io import append_jsonl, make_dir, remove_temp_files, write_text, write_yaml
 from racl.state import load_state, save_state
 
 OUTPUTS = ("config.yaml", "metrics.jsonl", "state.safetensors", "last.safetensors", "last.json",
@@ -33,6 +33,7 @@ class RunDir:
         self.state = self.path / "state.safetensors"
         self.last = self.path / "last.safetensors"
         self.best = self.path / "best.safetensors"
+        self.tensorboard: Any = None  # a racl.tblog.TensorBoardLog that train() attaches (--tensorboard)
 
     def holds_run(self) -> bool:
         return any((self.path / name).exists() for name in OUTPUTS)
@@ -45,8 +46,9 @@ class RunDir:
             raise RaclError(f"--out {self.path} exists and is not a directory")
         if resume:
             if not self.state.is_file():
-                raise RaclError(f"nothing to resume in {self.path} (no state.safetensors); "
-                                "start a new run without --resume")
+                raise RaclError(f"nothing to resume in {self.path} (no state.safetensors: no epoch finished); "
+                                f"start again with {'--overwrite' if self.holds_run() else 'no --resume'}")
+            remove_temp_files(self.path, OUTPUTS)  # left by a run killed mid-write
             return
         if self.holds_run():
             if not overwrite:
@@ -54,13 +56,16 @@ class RunDir:
                                 "or --overwrite to replace it")
             for name in OUTPUTS:  # only our own files: never delete a directory the user pointed at
                 (self.path / name).unlink(missing_ok=True)
-        self.path.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(self.path, OUTPUTS)
+        make_dir(self.path)
 
     def write_config(self, config: dict) -> None:
         write_yaml(self.config, config)
 
     def append_metrics(self, record: dict) -> None:
         append_jsonl(self.metrics, record)
+        if self.tensorboard is not None:
+            self.tensorboard.write(record)
 
     def read_metrics(self) -> list[dict]:
         if not self.metrics.exists():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from racl.data import add_data_arguments
+    from racl.distributed import add_distributed_argument
     from racl.search.config import PRESETS, STRATEGIES
 
     p = sub.add_parser("search", help="search a cell architecture (racl, darts or random search)",
@@ -28,7 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace a run in --out")
     p.add_argument("--no-draw", action="store_true", help="do not write the cell pictures")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files next to metrics.jsonl (pip install 'racl[tensorboard]')")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    add_distributed_argument(p)
     add_data_arguments(p, default_dataset="digits")
     p.set_defaults(func=run)
 
@@ -51,13 +55,15 @@ def resolve_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from racl.data import data_from_args
+    from racl.distributed import session
     from racl.search import run_search
 
     config = resolve_config(args)
     data = data_from_args(args)
-    print(f"racl search: {config.strategy}, {config.epochs} epochs, {data.describe()}")
-    result = run_search(config, data, args.out, resume=args.resume, overwrite=args.overwrite, device=args.device,
-                        draw=not args.no_draw)
+    with session(args.distributed, args.device) as device:  # torchrun: one process per device
+        print(f"racl search: {config.strategy}, {config.epochs} epochs, {data.describe()}")
+        result = run_search(config, data, args.out, resume=args.resume, overwrite=args.overwrite, device=device,
+                            draw=not args.no_draw, tensorboard=args.tensorboard)
     print(f"genotype: {result.out_dir / 'genotype.json'}")
     print(result.genotype.to_json())
     return 0

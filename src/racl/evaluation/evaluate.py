@@ -4,16 +4,22 @@ Each attack runs on *all* images (so per-attack numbers are comparable with pape
 one by one); the per-image worst case over all attacks is reported as well ("worst_case"). An image
 counts as robust under an attack only if it is classified correctly both clean and adversarially
 (AutoAttack's convention), so robust accuracy <= clean accuracy by construction.
+
+Every batch k is attacked under its own seed (`racl.distributed.batch_seed(seed, k)`, `seed` for the
+first), so a batch's result does not depend on which batches ran before it: under torchrun each rank
+attacks whole batches r, r + W, ... and the summed counts equal a one-process run's exactly.
 """
 from __future__ import annotations
 
+import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
+from racl import distributed
 from racl.attacks import build_attack, format_eps
 from racl.attacks.base import check_eps
 from racl.errors import RaclError
@@ -56,12 +62,22 @@ def predict_correct(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
 
 def attack_correct(attack: Any, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
-                   batch_size: int, device: str | torch.device) -> torch.Tensor:
-    """(N,) bool on CPU: the model still classifies the attacked image correctly."""
+                   batch_size: int, device: str | torch.device, seed: int | None = None,
+                   batch_ids: Sequence[int] | None = None) -> torch.Tensor:
+    """(N,) bool on CPU: the model still classifies the attacked image correctly.
+
+    With `seed`, the i-th batch runs under batch_seed(seed, batch_ids[i]) (default ids 0, 1, ...)."""
+    from tqdm import tqdm
+
     out = []
-    for i in range(0, images.shape[0], batch_size):
+    starts = range(0, images.shape[0], batch_size)
+    bar = tqdm(starts, desc=getattr(attack, "name", "attack"), unit="batch", leave=False, file=sys.stderr,
+               disable=not sys.stderr.isatty() or len(starts) < 2, dynamic_ncols=True)  # quiet unless a terminal
+    for b, i in enumerate(bar):
         x, y = images[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
-        adv = attack(x, y)
+        k = b if batch_ids is None else batch_ids[b]
+        with seeded(distributed.batch_seed(seed, k), device) if seed is not None else nullcontext():
+            adv = attack(x, y)
         with torch.no_grad():
             out.append((_logits(model, adv).argmax(1) == y).cpu())
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
@@ -69,16 +85,18 @@ def attack_correct(attack: Any, model: nn.Module, images: torch.Tensor, labels: 
 
 def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
                batch_size: int, device: str | torch.device, seed: int,
-               attack_kw: dict | None = None) -> tuple[torch.Tensor, float, list[str]]:
-    """One named attack on every image: (adversarially correct (N,), seconds, the attack's warnings)."""
+               attack_kw: dict | None = None,
+               batch_ids: Sequence[int] | None = None) -> tuple[torch.Tensor, float, list[str]]:
+    """One named attack on every image: (adversarially correct (N,), seconds, the attack's warnings).
+
+    `batch_ids`: the global indices of the batches `images` holds (a torchrun shard); default 0, 1, ..."""
     kw = dict((attack_kw or {}).get(name, {}))
     if name in ("autoattack", "apgd"):
         kw.setdefault("seed", seed)
     attack = build_attack(name, model, eps, **kw)
-    with seeded(seed, device):  # every attack starts from the same RNG state: reruns give the same numbers
-        start = time.perf_counter()
-        correct = attack_correct(attack, model, images, labels, batch_size, device)
-        seconds = time.perf_counter() - start
+    start = time.perf_counter()  # every batch starts from its own seeded RNG state: reruns agree
+    correct = attack_correct(attack, model, images, labels, batch_size, device, seed, batch_ids)
+    seconds = time.perf_counter() - start
     return correct, seconds, list(getattr(attack, "warnings", []))
 
 
@@ -97,23 +115,34 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
         raise RaclError(f"need a matching, non-empty set of images and labels, got {images.shape[0]} "
                         f"images and {labels.shape[0]} labels")
     model.to(device).eval()
+    n, ids = images.shape[0], list(distributed.batch_shard(-(-images.shape[0] // batch_size)))
+    if distributed.world_size() > 1:  # torchrun: this rank's whole batches (ids), counts summed below
+        shard = distributed.shard_by_batches(n, batch_size)
+        images, labels = images[shard], labels[shard]
     clean = predict_correct(model, images, labels, batch_size, device)
     worst = clean.clone()
     robust, seconds, warnings = {}, {}, {}
     for name in attacks:
         correct, secs, attack_warnings = run_attack(name, model, images, labels, eps, batch_size, device,
-                                                    seed, attack_kw)
+                                                    seed, attack_kw, ids)
         correct &= clean
         worst &= correct
-        robust[name], seconds[name] = correct.float().mean().item(), round(secs, 3)
-        if progress is not None:
+        robust[name], seconds[name] = _fraction(correct, n), round(secs, 3)
+        if progress is not None and distributed.is_main():
             progress(f"eps {format_eps(eps)} {name}: {100 * robust[name]:.2f}% robust ({secs:.1f} s)")
         if attack_warnings:
             warnings[name] = attack_warnings
-    return {"eps": eps, "eps_text": format_eps(eps), "n_images": int(images.shape[0]), "seed": seed,
-            "clean_accuracy": clean.float().mean().item(), "robust_accuracy": robust,
-            "worst_case_accuracy": worst.float().mean().item(), "seconds": seconds,
+    return {"eps": eps, "eps_text": format_eps(eps), "n_images": n, "seed": seed,
+            "clean_accuracy": _fraction(clean, n), "robust_accuracy": robust,
+            "worst_case_accuracy": _fraction(worst, n), "seconds": seconds,
             "attack_warnings": warnings}
+
+
+def _fraction(correct: torch.Tensor, n: int) -> float:
+    """The fraction of n images marked True, summed over ranks under torchrun; bit-identical to the
+    float32 `correct.float().mean()` of one process (a float32 sum of 0/1 is exact, then one division)."""
+    count = distributed.all_reduce_sum([int(correct.sum())])[0]
+    return (torch.tensor(count, dtype=torch.float32) / n).item()
 
 
 def eps_sweep(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],

@@ -23,25 +23,27 @@ def list_models() -> list[str]:
 def build_model(name_or_genotype: str | Genotype, num_classes: int = 10, channels: int = 36,
                 layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.0,
                 in_channels: int = 3, mean: Sequence[float] = (0.5, 0.5, 0.5),
-                std: Sequence[float] = (0.25, 0.25, 0.25), ops: str = "fast") -> nn.Module:
+                std: Sequence[float] = (0.25, 0.25, 0.25), ops: str = "fast", width: int | None = None) -> nn.Module:
     """A zoo name, a genotype JSON path, a `Genotype`, `resnet18` or `wrn34_10`.
 
-    `channels`, `layers`, `auxiliary` and `drop_path_prob` apply to DARTS-space networks only.
+    `channels`, `layers`, `auxiliary` and `drop_path_prob` apply to DARTS-space networks only;
+    `width` (first-stage channels, default 64) to resnet18 only (`racl compare` matches its size).
     `ops`: "fast" (channels-last, the default) or "reference" (plain NCHW); same parameters.
     """
     if ops not in OPS_MODES:
         raise RaclError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
     return use_fast_path(_build(name_or_genotype, num_classes, channels, layers, auxiliary, drop_path_prob,
-                                in_channels, mean, std), ops)
+                                in_channels, mean, std, width), ops)
 
 
 def _build(name_or_genotype: str | Genotype, num_classes: int, channels: int, layers: int, auxiliary: bool,
-           drop_path_prob: float, in_channels: int, mean: Sequence[float], std: Sequence[float]) -> nn.Module:
+           drop_path_prob: float, in_channels: int, mean: Sequence[float], std: Sequence[float],
+           width: int | None = None) -> nn.Module:
     common = dict(num_classes=num_classes, in_channels=in_channels, mean=mean, std=std)
     if isinstance(name_or_genotype, str):
         key = name_or_genotype.lower().replace("-", "_")
         if key == "resnet18":
-            return ResNet18(**common)
+            return ResNet18(**common, width=64 if width is None else width)
         if key in ("wrn34_10", "wideresnet34_10"):
             return WideResNet(34, 10, **common)
         genotype = resolve_genotype(name_or_genotype)

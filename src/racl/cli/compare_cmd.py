@@ -1,0 +1,110 @@
+"""`racl compare --genotypes A B ... --seeds 0 1 2 --epochs N [train flags] [data flags] --out DIR`.
+
+Every architecture x seed is trained with the same TrainConfig (the budget: the `racl train` flags,
+identical for all; only the seed changes) and attacked on the same test images. `--resume --out DIR`
+alone continues a killed comparison from its plan.json. See docs/compare.md.
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    from racl.cli.train_cmd import _add_config_flags
+    from racl.data import add_data_arguments
+
+    p = sub.add_parser("compare", help="train and attack several architectures x seeds under one budget",
+                       description="Fair comparison: identical code, data, seeds, training budget and attack "
+                                   "evaluation for every architecture; writes DIR/results.json, results.md and "
+                                   "comparison.png (mean and std over seeds).")
+    p.add_argument("--genotypes", nargs="+", metavar="ARCH",
+                   help="zoo names, genotype JSON files or search run folders, resnet18, wrn34_10; "
+                        "LABEL=ARCH names a row (default label: the name, or the file's folder name)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: 0 1 2)")
+    p.add_argument("--out", required=True, metavar="DIR", help="comparison folder")
+    e = p.add_argument_group("evaluation (identical for every run)")
+    e.add_argument("--attacks", default="pgd20,autoattack", help="comma-separated (default: %(default)s)")
+    e.add_argument("--eval-eps", default=None, help="attack budget, e.g. 8/255 (default: the training --eps)")
+    e.add_argument("--eval-limit", type=int, default=500,
+                   help="test images attacked, a fixed seeded subset; 0 = all (default: %(default)s)")
+    e.add_argument("--eval-seed", type=int, default=0, help="seed of the subset and the attacks (default: 0)")
+    e.add_argument("--checkpoint", choices=("best", "last"), default="best",
+                   help="attack the best (robust validation accuracy) or the last epoch (default: best)")
+    p.add_argument("--resnet-width", default="auto", metavar="auto|W",
+                   help="resnet18 width: auto = parameter count closest to the mean of the DARTS-space "
+                        "networks (default), or a number (64 = standard ResNet-18)")
+    p.add_argument("--config", metavar="FILE.yaml", help="training config (budget); flags override its values")
+    _add_config_flags(p)
+    add_data_arguments(p, default_dataset="digits")
+    p.add_argument("--resume", action="store_true", help="continue the comparison in --out, skipping finished runs")
+    p.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files per run")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
+    p.set_defaults(func=run)
+
+
+def _budget(args: argparse.Namespace):
+    """The shared TrainConfig; the epochs must be given (no silent 100-epoch default)."""
+    from racl.cli.train_cmd import build_config
+    from racl.errors import RaclError
+    from racl.io import read_yaml
+
+    if args.seed is not None:
+        raise RaclError("racl compare takes --seeds (one run per seed), not --seed")
+    in_file = bool(args.config) and "epochs" in (read_yaml(args.config, "training config") or {})
+    if args.epochs is None and not in_file:
+        raise RaclError("racl compare needs the budget's --epochs N (and usually --channels C --layers L)")
+    return build_config(args)
+
+
+def _width(text: str) -> int | None:
+    from racl.errors import RaclError
+
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise RaclError(f"--resnet-width must be auto or a positive integer, got {text!r}")
+    return int(text)
+
+
+def _plan_and_data(args: argparse.Namespace):
+    """A new plan from the flags, or with `--resume` and no --genotypes the saved plan and its data."""
+    from racl.attacks import parse_eps
+    from racl.cli.train_cmd import _FLAGS
+    from racl.compare import load_plan, make_plan
+    from racl.data import data_from_args, load_data_from_spec
+    from racl.errors import RaclError
+
+    if args.resume and not args.genotypes:
+        given = [k for k in _FLAGS if getattr(args, k, None) is not None]
+        if given or args.seeds or args.config:
+            raise RaclError("with --resume and no --genotypes the saved plan is used; drop "
+                            f"--{(given or ['seeds'])[0].replace('_', '-')} or repeat the whole command line")
+        plan = load_plan(args.out)
+        return plan, load_data_from_spec(plan.data)
+    if not args.genotypes:
+        raise RaclError("racl compare needs --genotypes (zoo names, genotype files, resnet18)")
+    data = data_from_args(args)
+    eps = parse_eps(args.eval_eps) if args.eval_eps is not None else None
+    plan = make_plan(args.genotypes, args.seeds if args.seeds is not None else (0, 1, 2), _budget(args), data,
+                     attacks=args.attacks.split(","), eps=eps, eval_limit=args.eval_limit,
+                     eval_seed=args.eval_seed, checkpoint=args.checkpoint, resnet_width=_width(args.resnet_width))
+    return plan, data
+
+
+def run(args: argparse.Namespace) -> int:
+    from racl.compare import run_comparison
+
+    plan, data = _plan_and_data(args)
+    print(data.describe())
+    for arch in plan.archs:
+        print(f"  {arch.label}: {arch.params:,} params ({arch.source})")
+    print(f"{len(plan.cells())} runs: {len(plan.archs)} architectures x seeds {list(plan.seeds)}, "
+          f"{plan.config.epochs} epochs each")
+    summary = run_comparison(plan, data, args.out, resume=args.resume, overwrite=args.overwrite,
+                             device=args.device, tensorboard=args.tensorboard)
+    print(f"results: {args.out}/results.md, {args.out}/results.json, {args.out}/comparison.png")
+    if summary["failures"]:
+        print(f"{len(summary['failures'])} run(s) failed; see results.md", flush=True)
+        return 1
+    return 0

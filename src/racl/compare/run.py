@@ -1,0 +1,157 @@
+"""Running a comparison: every (architecture, seed) cell is `train` then `evaluate_checkpoint`.
+
+    DIR/plan.json                         the plan (architectures, seeds, budget, evaluation, data)
+    DIR/runs/<label>/seed<k>/train/       a `racl train` run folder (resumable)
+    DIR/runs/<label>/seed<k>/eval/        a `racl evaluate` folder (results.json, results.md)
+    DIR/runs/<label>/seed<k>/result.json  the cell's numbers, written last: its presence means done
+    DIR/results.json, results.md, comparison.png   the table over seeds (table.py, plot.py)
+
+Resuming skips finished cells, continues an interrupted training from its last epoch, and re-runs
+an interrupted evaluation. A cell that fails with a RaclError (e.g. training diverged) is reported
+as failed and the others go on.
+"""
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from racl.compare.plan import Arch, ComparePlan, check_compatible
+from racl.data import DataSplits
+from racl.errors import RaclError
+from racl.io import read_json, write_json
+
+Log = Callable[[str], None]
+PLAN, RESULTS_JSON, RESULTS_MD, FIGURE = "plan.json", "results.json", "results.md", "comparison.png"
+
+
+def cell_dir(out: str | Path, arch: Arch, seed: int) -> Path:
+    return Path(out) / "runs" / arch.label / f"seed{seed}"
+
+
+def load_plan(out: str | Path) -> ComparePlan:
+    path = Path(out) / PLAN
+    if not path.is_file():
+        raise RaclError(f"nothing to resume in {out} (no {PLAN}); start a comparison without --resume")
+    return ComparePlan.from_dict(read_json(path, "comparison plan"))
+
+
+def prepare_out_dir(out: Path, plan: ComparePlan, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix comparisons: an existing one needs --resume (compatible plan) or --overwrite."""
+    if resume and overwrite:
+        raise RaclError("choose either --resume (continue the comparison) or --overwrite (start again), not both")
+    if out.exists() and not out.is_dir():
+        raise RaclError(f"--out {out} exists and is not a directory")
+    if resume:
+        check_compatible(load_plan(out), plan)
+    elif (out / PLAN).exists():
+        if not overwrite:
+            raise RaclError(f"{out} already holds a comparison; pass --resume to continue it or --overwrite "
+                            "to replace it")
+        shutil.rmtree(out / "runs", ignore_errors=True)  # ours: plan.json says this folder is a comparison
+        for name in (PLAN, RESULTS_JSON, RESULTS_MD, FIGURE):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _cell_settings(plan: ComparePlan, arch: Arch, seed: int) -> dict:
+    """What a cell's numbers depend on; a finished cell is reused only if these match."""
+    return {"label": arch.label, "model": arch.model, "model_args": arch.model_args, "seed": seed,
+            **plan.shared()}
+
+
+def _train_seconds(records: list[dict]) -> float:
+    """Sum of the epochs' wall times (training + per-epoch validation; resumes add up correctly)."""
+    return round(sum(float(r.get("seconds") or 0.0) for r in records), 3)
+
+
+def _train(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, path: Path, device: Any,
+           tensorboard: bool, log: Log) -> dict:
+    from racl.training import train
+
+    resume = (path / "state.safetensors").is_file()
+    if resume:
+        log(f"resuming training in {path}")
+    return train(arch.train_spec(), data, plan.run_config(seed), path, resume=resume, overwrite=not resume,
+                 device=device, log=log, tensorboard=tensorboard)
+
+
+def run_cell(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, out: str | Path, *,
+             device: Any = "cpu", tensorboard: bool = False, log: Log = print) -> dict:
+    """Train and evaluate one (architecture, seed); return (and write) its result.json."""
+    from racl.evaluation import evaluate_checkpoint
+
+    base = cell_dir(out, arch, seed)
+    settings = _cell_settings(plan, arch, seed)
+    done = base / "result.json"
+    if done.is_file():
+        result = read_json(done, "comparison cell result")
+        if _same(result.get("settings"), settings):
+            return result
+        raise RaclError(f"{done} was written with other settings; delete {base} or use --overwrite")
+    summary = _train(plan, arch, seed, data, base / "train", device, tensorboard, log)
+    checkpoint = Path(summary[plan.checkpoint]["path"])
+    evaluation = evaluate_checkpoint(checkpoint, plan.attacks, plan.eps, base / "eval", n_images=plan.eval_limit,
+                                     seed=plan.eval_seed, device=str(device), load=lambda _meta: data,
+                                     progress=log)
+    from racl.training.rundir import RunDir
+
+    result = {
+        "label": arch.label, "seed": seed, "params": arch.params, "checkpoint": str(checkpoint),
+        "epochs": summary["epochs"], "best_epoch": summary["best"]["epoch"],
+        "train_seconds": _train_seconds(RunDir(base / "train").read_metrics()),
+        "clean_accuracy": evaluation["clean_accuracy"], "robust_accuracy": evaluation["robust_accuracy"],
+        "worst_case_accuracy": evaluation["worst_case_accuracy"], "n_images": evaluation["n_images"],
+        "eval_seconds": round(sum(evaluation["seconds"].values()), 3), "warnings": evaluation["warnings"],
+        "settings": settings,
+    }
+    write_json(done, result)
+    return result
+
+
+def _same(a: Any, b: Any) -> bool:
+    import json
+
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def _progress(total: int, enabled: bool | None) -> Any:
+    from tqdm import tqdm
+
+    enabled = sys.stderr.isatty() if enabled is None else enabled
+    return tqdm(total=total, desc="compare", unit="run", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def run_comparison(plan: ComparePlan, data: DataSplits, out: str | Path, *, resume: bool = False,
+                   overwrite: bool = False, device: Any = "cpu", tensorboard: bool = False,
+                   log: Log | None = print, progress: bool | None = None) -> dict:
+    """Run every cell of the plan (skipping finished ones), then write results.json/.md and comparison.png."""
+    from racl.compare.table import aggregate, write_outputs
+
+    out, say = Path(out), (log or (lambda _m: None))
+    if not _same(data.spec(), plan.data):
+        raise RaclError("the data given differs from the plan's data; load it from the plan's data spec")
+    prepare_out_dir(out, plan, resume=resume, overwrite=overwrite)
+    write_json(out / PLAN, plan.to_dict())
+    cells, results, failures = plan.cells(), [], []
+    with _progress(len(cells), progress) as bar:
+        for i, (arch, seed) in enumerate(cells, start=1):
+            tag = f"[{i}/{len(cells)} {arch.label} seed {seed}]"
+            try:
+                results.append(run_cell(plan, arch, seed, data, out, device=device, tensorboard=tensorboard,
+                                        log=lambda m, t=tag: say(f"{t} {m}")))
+                say(f"{tag} {_one_line(results[-1])}")
+            except RaclError as e:
+                failures.append({"label": arch.label, "seed": seed, "error": str(e)})
+                say(f"{tag} FAILED: {e}")
+            bar.update(1)
+    summary = aggregate(plan, results, failures)
+    write_outputs(out, summary)
+    return summary
+
+
+def _one_line(result: dict) -> str:
+    robust = ", ".join(f"{k} {100 * v:.1f}%" for k, v in result["robust_accuracy"].items())
+    return (f"clean {100 * result['clean_accuracy']:.1f}%, {robust} ({result['params']:,} params, "
+            f"train {result['train_seconds']:.0f} s, eval {result['eval_seconds']:.0f} s)")

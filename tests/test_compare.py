@@ -1,0 +1,182 @@
+"""racl compare: the grid, identical data across architectures, mean/std table, resume, bad inputs.
+
+Tiny CPU settings: synthetic 16x16 data (4 classes), C = 4, 3 cells, 1 epoch of PGD-2 training,
+FGSM and PGD-2 on 8 test images.
+"""
+import json
+import statistics
+
+import pytest
+
+from racl.cli import main
+from racl.compare import ComparePlan, load_plan, make_plan, mean_std, parse_arch, run_comparison
+from racl.compare.plan import MIN_WIDTH, count_params
+from racl.data import load_data
+from racl.errors import RaclError
+from racl.training import TrainConfig
+from racl.training.trainer import _Loop
+
+TINY = dict(epochs=1, channels=4, layers=3, batch_size=8, steps=2, val_images=8, drop_path=0.0)
+CLI = ["compare", "--dataset", "synthetic", "--limit", "8", "--image-size", "16", "--val-fraction", "0.2",
+       "--test-fraction", "0.2", "--epochs", "1", "--channels", "4", "--layers", "3", "--batch-size", "8",
+       "--steps", "2", "--val-images", "8", "--drop-path", "0", "--attacks", "fgsm,pgd2", "--eval-limit", "8"]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return load_data("synthetic", image_size=16, count=48, num_classes=4, noise=0.25)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A 2 x 2 comparison run through the CLI; records every training batch each run saw."""
+    out = tmp_path_factory.mktemp("cmp") / "cmp"
+    seen: dict[str, list] = {}
+    original = _Loop.train_step
+
+    def record(self, x, y, epoch, i, totals):
+        seen.setdefault(str(self.run.path), []).append((float(x.double().sum()), y.tolist()))
+        return original(self, x, y, epoch, i, totals)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_Loop, "train_step", record)
+        code = main(CLI + ["--genotypes", "RACL", "darts_v2", "--seeds", "0", "1", "--out", str(out)])
+    assert code == 0
+    return out, seen
+
+
+def test_mean_std_is_the_sample_std():
+    m = mean_std([0.5, 0.7, 0.9])
+    assert m["mean"] == pytest.approx(0.7) and m["std"] == pytest.approx(statistics.stdev([0.5, 0.7, 0.9]))
+    assert mean_std([0.3])["std"] is None and mean_std([])["mean"] is None
+
+
+def test_outputs_and_table_from_per_run_results(finished):
+    out, _ = finished
+    summary = json.loads((out / "results.json").read_text())
+    assert [r["label"] for r in summary["archs"]] == ["RACL", "DARTS_V2"]
+    assert summary["metrics"] == ["clean", "fgsm", "pgd2", "worst_case"]
+    for row in summary["archs"]:
+        runs = [json.loads((out / "runs" / row["label"] / f"seed{s}" / "result.json").read_text()) for s in (0, 1)]
+        for name, values in (("clean", [r["clean_accuracy"] for r in runs]),
+                             ("pgd2", [r["robust_accuracy"]["pgd2"] for r in runs]),
+                             ("train_seconds", [r["train_seconds"] for r in runs])):
+            assert row["metrics"][name]["mean"] == pytest.approx(statistics.mean(values))
+            assert row["metrics"][name]["std"] == pytest.approx(statistics.stdev(values))
+        assert row["metrics"]["params"]["values"] == [row["params"]] * 2
+        assert all(r["n_images"] == 8 and r["epochs"] == 1 for r in runs)
+    md = (out / "results.md").read_text()
+    assert "| RACL |" in md and "± " in md and "pgd2 %" in md
+    assert (out / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_identical_data_order_across_architectures(finished):
+    out, seen = finished
+    runs = {(a, s): seen[str(out / "runs" / a / f"seed{s}" / "train")] for a in ("RACL", "DARTS_V2") for s in (0, 1)}
+    assert runs["RACL", 0] == runs["DARTS_V2", 0] and runs["RACL", 1] == runs["DARTS_V2", 1]
+    assert runs["RACL", 0] != runs["RACL", 1]
+
+
+def test_resume_skips_finished_runs(finished, monkeypatch, capsys):
+    out, _ = finished
+    before = (out / "results.json").read_text()
+    (out / "runs" / "DARTS_V2" / "seed1" / "result.json").unlink()  # evaluation lost: only it runs again
+    calls = []
+    import racl.training
+
+    real = racl.training.train
+    monkeypatch.setattr(racl.training, "train", lambda *a, **k: calls.append(k["resume"]) or real(*a, **k))
+    assert main(["compare", "--resume", "--out", str(out)]) == 0
+    assert calls == [True]  # the finished training was reopened, not repeated
+    assert "nothing to do" in capsys.readouterr().out
+    def table(text):  # everything but the evaluation's wall time, which was measured again
+        return [{**r, "metrics": {k: v for k, v in r["metrics"].items() if k != "eval_seconds"}}
+                for r in json.loads(text)["archs"]]
+
+    assert table((out / "results.json").read_text()) == table(before)
+
+
+def test_interrupted_comparison_resumes_to_the_same_numbers(data, tmp_path, monkeypatch):
+    config = TrainConfig(**{**TINY, "epochs": 2})
+    plan = make_plan(["RACL"], [0], config, data, attacks=["pgd2"], eval_limit=8)
+    whole = run_comparison(plan, data, tmp_path / "whole", log=None)
+    import racl.training
+
+    real = racl.training.train
+
+    def killed(*a, **k):
+        real(*a, **{**k, "max_epochs": 1})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(racl.training, "train", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run_comparison(plan, data, tmp_path / "cut", log=None)
+    monkeypatch.setattr(racl.training, "train", real)
+    lines = []
+    resumed = run_comparison(plan, data, tmp_path / "cut", resume=True, log=lines.append)
+    assert any("resuming training" in line for line in lines)
+    keys = ("clean_accuracy", "robust_accuracy", "epochs")
+    assert [{k: r[k] for k in keys} for r in resumed["runs"]] == [{k: r[k] for k in keys} for r in whole["runs"]]
+
+
+def test_labels_and_genotype_files(tmp_path):
+    from racl.search_space import ZOO
+
+    folder = tmp_path / "search-racl"
+    folder.mkdir()
+    ZOO["RACL"].save(folder / "genotype.json")
+    assert parse_arch(str(folder / "genotype.json"))[0] == "search-racl"
+    assert parse_arch(str(folder))[0] == "search-racl"
+    assert parse_arch(f"mine={folder / 'genotype.json'}") == ("mine", ZOO["RACL"].to_dict())
+    assert parse_arch("advrush") == ("ADVRUSH", "ADVRUSH") and parse_arch("ResNet-18")[1] == "resnet18"
+
+
+def test_resnet_width_matches_darts_size(data):
+    config = TrainConfig(**{**TINY, "channels": 16, "layers": 8})
+    plan = make_plan(["RACL", "DARTS_V2", "resnet18"], [0], config, data, attacks=["fgsm"])
+    target = (plan.archs[0].params + plan.archs[1].params) / 2
+    width = plan.resnet_width["width"]
+    assert width > MIN_WIDTH and plan.archs[2].model_args == {"width": width}
+    gap = abs(plan.archs[2].params - target)
+    for w in (width - 1, width + 1):
+        assert abs(count_params("resnet18", {"width": w}, config, data) - target) >= gap
+    assert ComparePlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+
+
+@pytest.mark.parametrize("archs, seeds, kw, message", [
+    ([], [0], {}, "at least one"),
+    (["RACL", "racl"], [0], {}, "labelled"),
+    (["RACL"], [0, 0], {}, "distinct"),
+    (["RACL"], [-1], {}, "distinct"),
+    (["RACL"], [0], {"attacks": ["nope"]}, "unknown attack"),
+    (["NOT_A_GENOTYPE"], [0], {}, "neither"),
+    (["RACL"], [0], {"eval_limit": -1}, "eval-limit"),
+    (["resnet18"], [0], {"resnet_width": 2}, "resnet-width"),
+])
+def test_bad_plans_are_refused(data, archs, seeds, kw, message):
+    with pytest.raises(RaclError, match=message):
+        make_plan(archs, seeds, TrainConfig(**TINY), data, **kw)
+
+
+def test_output_dir_refusals(data, finished, tmp_path, capsys):
+    out, _ = finished
+    plan = make_plan(["RACL"], [0], TrainConfig(**TINY), data, attacks=["fgsm"])
+    with pytest.raises(RaclError, match="already holds a comparison"):
+        run_comparison(plan, data, out, log=None)
+    with pytest.raises(RaclError, match="nothing to resume"):
+        run_comparison(plan, data, tmp_path / "empty", resume=True, log=None)
+    changed = make_plan(["RACL"], [0], TrainConfig(**{**TINY, "lr": 0.05}), load_data_like(out), attacks=["fgsm"])
+    with pytest.raises(RaclError, match="budget.lr"):
+        run_comparison(changed, load_data_like(out), out, resume=True, log=None)
+    assert load_plan(out).seeds == (0, 1)
+    for extra in (["--seed", "0"], []):
+        args = ["compare", "--genotypes", "RACL", "--out", str(tmp_path / "x"), "--dataset", "synthetic"] + extra
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "--seeds" in err and "--epochs" in err and all(len(l) < 300 for l in err.splitlines())
+
+
+def load_data_like(out):
+    from racl.data import load_data_from_spec
+
+    return load_data_from_spec(load_plan(out).data)

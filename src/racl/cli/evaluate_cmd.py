@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    from racl.distributed import add_distributed_argument
+
+    add_distributed_argument(p)
     p.set_defaults(func=run)
 
 
@@ -66,16 +69,24 @@ def _check_sizes(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from racl.attacks import parse_attack_list, parse_eps, parse_eps_list
-    from racl.evaluation.report import console_table, transfer_console
-    from racl.evaluation.run import evaluate_checkpoint, evaluate_transfer
+    from racl.attacks import parse_eps, parse_eps_list
+    from racl.distributed import session
 
     _check_sizes(args)
     eps = parse_eps(args.eps)
     sweep = parse_eps_list(args.eps_sweep) if args.eps_sweep else []
+
+    with session(args.distributed, _device(args.device)) as device:  # torchrun: test set sharded over processes
+        return _evaluate(args, eps, sweep, device)
+
+
+def _evaluate(args: argparse.Namespace, eps: float, sweep: list, device: str) -> int:
+    from racl.attacks import parse_attack_list
+    from racl.evaluation.report import console_table, transfer_console
+    from racl.evaluation.run import evaluate_checkpoint, evaluate_transfer
+
     common = dict(n_images=args.n_images, batch_size=args.batch_size, split=args.split, seed=args.seed,
-                  device=_device(args.device), load=_data_override(args),
-                  progress=lambda line: print(line, flush=True))
+                  device=device, load=_data_override(args), progress=lambda line: print(line, flush=True))
     if args.transfer:
         attacks = parse_attack_list(args.attacks or DEFAULT_TRANSFER_ATTACKS)
         result = evaluate_transfer(args.transfer, attacks, eps, args.out, **common)

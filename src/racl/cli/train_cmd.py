@@ -16,6 +16,7 @@ _FLAGS = ("epochs", "batch_size", "lr", "schedule", "adv", "eps", "alpha", "step
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from racl.data import add_data_arguments
+    from racl.distributed import add_distributed_argument
 
     p = sub.add_parser("train", help="adversarially train a network (PGD, TRADES, fast FGSM or clean)",
                        description="Adversarial training from scratch; writes best/last checkpoints, "
@@ -30,6 +31,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="continue the run in DIR (default: --out) exactly where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also write TensorBoard event files next to metrics.jsonl (pip install 'racl[tensorboard]')")
+    add_distributed_argument(p)
+    p.add_argument("--sync-bn", action="store_true",
+                   help="with torchrun on CUDA: SyncBatchNorm (batch statistics over all processes)")
     p.set_defaults(func=run)
 
 
@@ -91,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
     from racl.training import train
 
     out = _out_dir(args)
-    if args.resume:
+    if args.resume and args.overwrite:
+        raise RaclError("choose either --resume (continue the run) or --overwrite (start again), not both")
+    resume, overwrite = bool(args.resume), args.overwrite
+    if resume and _nothing_saved(args, out):
+        resume, overwrite = False, True  # killed before its first epoch ended: start it afresh
+    if resume:
         model, data, config = _resume_inputs(args, out)
     else:
         if not args.genotype:
@@ -99,11 +110,47 @@ def run(args: argparse.Namespace) -> int:
         from racl.data import data_from_args
 
         model, data, config = args.genotype, data_from_args(args), build_config(args)
-    print(data.describe())
-    summary = train(model, data, config, out, resume=bool(args.resume), overwrite=args.overwrite,
-                    device=args.device)
-    _print_summary(summary)
+        if args.resume:
+            _check_saved_config(out, config)
+    from racl.distributed import session
+
+    with session(args.distributed, args.device) as device:  # torchrun: one process per device
+        print(data.describe())
+        summary = train(model, data, config, out, resume=resume, overwrite=overwrite, device=device,
+                        sync_bn=args.sync_bn, tensorboard=args.tensorboard)
+        _print_summary(summary)
     return 0
+
+
+def _nothing_saved(args: argparse.Namespace, out: str) -> bool:
+    """--resume on a run that never finished an epoch (no state file): True if the command names the
+    model (then the run starts afresh, which is all resuming could do); an error if it does not."""
+    from pathlib import Path
+
+    from racl.errors import RaclError
+
+    if (Path(out) / "state.safetensors").is_file():
+        return False
+    if not args.genotype:
+        raise RaclError(f"nothing to resume in {out} (no state.safetensors: no epoch finished); run the original "
+                        "command (with --genotype and the data flags) again with --resume or --overwrite")
+    return True
+
+
+def _check_saved_config(out: str, config: Any) -> None:
+    """A run restarted by --resume must have the settings it was started with (config.yaml, if written)."""
+    from pathlib import Path
+
+    from racl.errors import RaclError
+    from racl.io import read_yaml
+    from racl.training.rundir import _differences, _jsonable
+
+    saved = Path(out) / "config.yaml"
+    if saved.is_file():
+        old = read_yaml(saved, "training config")
+        if _jsonable(old) != _jsonable(config.resolved().to_dict()):
+            raise RaclError(f"cannot resume {out}: its config differs from the one given "
+                            f"({_differences(old, config.resolved().to_dict())}); use --overwrite to start again")
 
 
 def _out_dir(args: argparse.Namespace) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from racl import distributed
 from racl.errors import RaclError
 from racl.evaluation.checks import check_transfer_vs_whitebox, run_model_checks, run_result_checks, warnings_from
 from racl.evaluation.evaluate import as_float_images, eps_sweep, evaluate_robustness, transfer_matrix
@@ -80,10 +81,12 @@ def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: flo
     checks = {**_model_checks(model, images, labels, batch_size, device), **run_result_checks(result)}
     result.update(checks=checks, warnings=warnings_from(checks))
     out = Path(out)
-    write_json(out / "results.json", result)
-    write_text(out / "results.md", results_markdown(result))
-    if sweep:
-        plot_eps_sweep(result["eps_sweep"], out / "eps_sweep.png")
+    if distributed.is_main():  # torchrun: the test set was sharded, every rank holds the summed result
+        write_json(out / "results.json", result)
+        write_text(out / "results.md", results_markdown(result))
+        if sweep:
+            plot_eps_sweep(result["eps_sweep"], out / "eps_sweep.png")
+    distributed.barrier()
     return result
 
 
@@ -121,6 +124,8 @@ def evaluate_transfer(checkpoints: Sequence[str | Path], attacks: Sequence[str],
     result = {"checkpoints": [str(p) for p in checkpoints], "names": names, "split": split, "seed": seed,
               "data": spec, "matrices": matrices, "checks": checks, "warnings": warnings_from(checks)}
     out = Path(out)
-    write_json(out / "transfer.json", result)
-    write_text(out / "transfer.md", "\n".join(transfer_markdown(m) for m in matrices.values()))
+    if distributed.is_main():  # torchrun: transfer matrices are not sharded; every rank computes them
+        write_json(out / "transfer.json", result)
+        write_text(out / "transfer.md", "\n".join(transfer_markdown(m) for m in matrices.values()))
+    distributed.barrier()
     return result

@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import torch
 
+from racl import distributed, guards
 from racl.data import ArrayDataset, AugmentConfig, DataSplits, iterate_batches
 from racl.errors import RaclError
 from racl.search import outputs
@@ -40,7 +41,9 @@ from racl.search.weight_step import weight_step
 from racl.search_space.genotype import Genotype
 from racl.state import get_rng_state, load_state, save_state, seed_everything, set_rng_state
 from racl.supernet import ArchWeights, Supernet
+from racl.tblog import TensorBoardLog
 
+NAN_ADVICE = "lower w_lr / arch_lr (--set) and start again with --overwrite"
 GENERATORS = ("weight_data", "arch_data", "sample")  # seeded with seed * 16 + 1, + 2, + 3
 
 
@@ -77,8 +80,9 @@ def split_halves(train: ArrayDataset, config: SearchConfig) -> tuple[ArrayDatase
         perm = perm[: config.train_limit]
     cut = round(config.weight_fraction * len(perm))
     halves = train.subset(perm[:cut]), train.subset(perm[cut:])
-    if min(len(h) for h in halves) < config.batch_size:
-        raise RaclError(f"each half of the train split needs >= batch_size = {config.batch_size} images, got "
+    if min(len(h) for h in halves) < distributed.global_batch(config.batch_size):
+        raise RaclError(f"each half of the train split needs >= batch_size x processes = "
+                        f"{distributed.global_batch(config.batch_size)} images, got "
                         f"{len(halves[0])} and {len(halves[1])}; use more data or --set batch_size=...")
     return halves
 
@@ -93,11 +97,11 @@ def accuracy(supernet: Supernet, weights: ArchWeights, ds: ArrayDataset, limit: 
     was_training = supernet.training
     supernet.eval()
     correct = 0
-    for x, y in iterate_batches(ds.subset(torch.arange(n)), batch_size, shuffle=False, generator=None,
-                                device=device):
+    shard = distributed.shard_by_batches(n, batch_size)  # all n in one process; torchrun: this rank's batches
+    for x, y in iterate_batches(ds.subset(shard), batch_size, shuffle=False, generator=None, device=device):
         correct += int((supernet(x, weights).argmax(1) == y).sum())
     supernet.train(was_training)
-    return correct / n
+    return int(distributed.all_reduce_sum([correct])[0]) / n
 
 
 def _build(config: SearchConfig, data: DataSplits, out: Path, device: torch.device) -> _Run:
@@ -154,15 +158,15 @@ def learning_rate(config: SearchConfig, epoch: int, step: int, steps_per_epoch: 
 def _batches(run: _Run, ds: ArrayDataset, name: str):
     c = run.config
     augment = AugmentConfig(crop_padding=c.crop_padding) if c.augment else None
-    return iterate_batches(ds, c.batch_size, shuffle=True, generator=run.generators[name], augment=augment,
-                           drop_last=True, device=run.device)
+    return distributed.iterate_shard(ds, c.batch_size, shuffle=True, generator=run.generators[name],
+                                     augment=augment, drop_last=True, device=run.device)
 
 
 def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
     """The epoch's steps; returns sums of the logged values (and 'n', 'n_arch', 'lr')."""
     c, e = run.config, run.epoch
     n_w, n_a = len(run.weight_half), len(run.arch_half)
-    steps = (min(n_w, n_a) if arch_phase else n_w) // c.batch_size
+    steps = (min(n_w, n_a) if arch_phase else n_w) // distributed.global_batch(c.batch_size)
     w_batches = _batches(run, run.weight_half, "weight_data")
     arch_steps = arch_phase and run.strategy.has_arch_step
     a_batches = _batches(run, run.arch_half, "arch_data") if arch_steps else iter(lambda: None, 0)
@@ -178,21 +182,28 @@ def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
             arch = (run.strategy.arch_step(*arch_batch, run.generators["sample"], run.global_step)
                     if arch_steps else {})
         except FloatingPointError as err:
-            raise RaclError(f"{err} at epoch {e + 1}, step {step + 1}; the last checkpoint "
-                            f"({run.out / outputs.CHECKPOINT}) is intact; lower w_lr / arch_lr (--set) "
-                            "and start again") from err
+            raise guards.stopped(str(err), f"epoch {e + 1}, step {step + 1}", run.out / outputs.CHECKPOINT,
+                                 NAN_ADVICE) from err
+        distributed.average_buffers(run.supernet)  # BN running statistics: mean over ranks (torchrun)
         _accumulate(sums, res, arch, len(y), len(arch_batch[1]) if arch_batch else 0)
         run.global_step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{res.loss:.3f}", refresh=False)
     bar.close()
-    return sums
+    return _reduce_sums(sums)
+
+
+def _reduce_sums(sums: dict[str, float]) -> dict[str, float]:
+    """The logged sums over all ranks (torchrun); lr and steps are the same on every rank."""
+    keys = [k for k in sorted(sums) if k not in ("lr", "steps")]
+    return {**sums, **dict(zip(keys, distributed.all_reduce_sum(sums[k] for k in keys)))}
 
 
 def _progress(total: int, desc: str):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, disable=not sys.stderr.isatty(), dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, leave=False, disable=not (sys.stderr.isatty() and distributed.is_main()),
+                dynamic_ncols=True)
 
 
 def _accumulate(sums: dict[str, float], res, arch: dict[str, float], n: int, n_arch: int) -> None:
@@ -219,6 +230,7 @@ def _epoch(run: _Run) -> dict[str, Any]:
     if arch_phase:
         run.strategy.start_arch_phase()
     sums = _train_epoch(run, arch_phase)
+    _check_finite(run, "supernet")  # before the end-of-epoch bound and accuracy see the weights
     bound = run.strategy.epoch_end(run.epoch, arch_phase, run.generators["sample"])
     genotype = run.strategy.genotype()
     val = partial(accuracy, run.supernet, ds=run.data.val, limit=c.eval_images, batch_size=c.eval_batch_size,
@@ -238,6 +250,13 @@ def _epoch(run: _Run) -> dict[str, Any]:
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
 
 
+def _check_finite(run: _Run, *parts: str) -> None:
+    """Stop (RaclError) if the supernet's weights or statistics, or the strategy's parameters, are not finite."""
+    modules = {"supernet": run.supernet, "strategy": run.strategy}
+    guards.check_finite({k: modules[k] for k in parts}, f"the end of epoch {run.epoch + 1}",
+                        run.out / outputs.CHECKPOINT, NAN_ADVICE, buffers=("supernet",))
+
+
 def _summary(r: dict[str, Any], epochs: int) -> str:
     def f(key: str, fmt: str = ".3f") -> str:
         return "-" if r.get(key) is None else format(r[key], fmt)
@@ -249,16 +268,19 @@ def _summary(r: dict[str, Any], epochs: int) -> str:
 
 def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, resume: bool = False,
                overwrite: bool = False, device: str | torch.device = "cpu", stop_after: int | None = None,
-               draw: bool = True, log: Callable[[str], None] | None = print) -> SearchResult:
+               draw: bool = True, log: Callable[[str], None] | None = print,
+               tensorboard: bool = False) -> SearchResult:
     """Search, writing config.yaml, metrics.jsonl, checkpoint.safetensors, genotype.json and cell pictures.
 
     `resume`: continue the run in `out_dir` from its last checkpoint (same config except `epochs`, same
     data). `overwrite`: replace a run there. `stop_after`: stop once this many epochs are done (counting
     those before a resume), leaving a resumable run; for tests and time-boxed runs. `draw`: write the
     cell pictures when the run is complete. `log`: where the one-line epoch summaries go (None: nowhere).
+    `tensorboard`: also write each metrics record as TensorBoard scalars next to metrics.jsonl (racl.tblog).
     """
     out, device = Path(out_dir), torch.device(device)
-    has_checkpoint = outputs.prepare_out_dir(out, resume=resume, overwrite=overwrite)
+    log = log if distributed.is_main() else None  # torchrun: rank 0 logs and writes, the others stay quiet
+    has_checkpoint = distributed.on_main(partial(outputs.prepare_out_dir, out, resume=resume, overwrite=overwrite))
     run = _build(config, data, out, device)
     if has_checkpoint:
         saved_epochs = _restore(run, load_state(out / outputs.CHECKPOINT))
@@ -267,20 +289,38 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
             if saved_epochs != config.epochs else ""))
     if config.warmup_epochs >= config.epochs and config.strategy != "random":
         _note(log, "warmup_epochs >= epochs: no architecture steps, the genotype is read off the initial state")
-    save_search_config(out / outputs.CONFIG, config)
-    outputs.write_metrics(out, run.records)
+    main = distributed.is_main()
+    if main:
+        save_search_config(out / outputs.CONFIG, config)
+        outputs.write_metrics(out, run.records)
+    tb = TensorBoardLog(out, tensorboard and main, start_step=run.epoch + 1)
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
     while run.epoch < last:
         record = _epoch(run)
+        _check_finite(run, "supernet", "strategy")
+        if not distributed.sync_from_main(_synced_state(run)):
+            _note(log, f"epoch {run.epoch + 1}: ranks had drifted apart; rank 0's state was copied to all")
         run.records.append(record)
         run.epoch += 1
-        save_state(out / outputs.CHECKPOINT, _state(run))
-        outputs.write_metrics(out, run.records)
-        Genotype.from_dict(record["genotype"]).save(out / outputs.GENOTYPE)
+        if main:
+            save_state(out / outputs.CHECKPOINT, _state(run))
+            outputs.write_metrics(out, run.records)
+            tb.write(record)
+            Genotype.from_dict(record["genotype"]).save(out / outputs.GENOTYPE)
         if log is not None:
             log(_summary(record, config.epochs))
+    tb.close()
     genotype = run.strategy.genotype()
-    genotype.save(out / outputs.GENOTYPE)
-    if draw and run.epoch >= config.epochs:
-        outputs.draw_cells(genotype, out)
+    if main:
+        genotype.save(out / outputs.GENOTYPE)
+        if draw and run.epoch >= config.epochs:
+            outputs.draw_cells(genotype, out)
+    distributed.barrier()  # the files are complete before any rank returns
     return SearchResult(genotype, run.records, out)
+
+
+def _synced_state(run: _Run) -> list[torch.Tensor]:
+    """What must be identical on every rank (torchrun): supernet weights and buffers, the strategy's
+    parameters and buffers (distributions, duals), the bound's power-iteration vectors and constants."""
+    bound = run.strategy.extra_state()["bound"]
+    return [*run.supernet.state_dict().values(), *run.strategy.state_dict().values(), *bound.values()]

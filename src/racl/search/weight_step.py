@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from racl.distributed import average_gradients
 from racl.search.config import RobustConfig
 from racl.supernet import ArchWeights, Supernet
 
@@ -80,6 +81,7 @@ def weight_step(supernet: Supernet, optimizer: torch.optim.Optimizer, weights: A
     if not torch.isfinite(loss):
         raise FloatingPointError(f"weight loss is {loss.item()}")
     loss.backward()
+    average_gradients(supernet.parameters())  # no-op in one process; torchrun: mean over ranks
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(supernet.parameters(), grad_clip)
     optimizer.step()

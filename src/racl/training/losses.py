@@ -77,20 +77,24 @@ def eval_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         model.train(was_training)
 
 
-def make_objective(model: nn.Module, config: TrainConfig) -> Objective:
-    """The training objective for `config.adv` (config must be `resolved()`)."""
-    c = config
+def make_objective(model: nn.Module, config: TrainConfig, forward_model: nn.Module | None = None) -> Objective:
+    """The training objective for `config.adv` (config must be `resolved()`).
+
+    `forward_model`: what the trained forward passes go through (a DistributedDataParallel wrapper of
+    `model`, racl.distributed); attacks and the clean-accuracy forward always use `model` itself.
+    """
+    c, fwd = config, model if forward_model is None else forward_model
     if c.adv == "none":
-        return lambda x, y: _standard(model, x, y, c.aux_weight)
+        return lambda x, y: _standard(fwd, x, y, c.aux_weight)
     if c.adv == "trades":
         attack = TradesAttack(model, c.eps, alpha=c.alpha, steps=c.steps, model_mode=c.attack_mode)
-        return lambda x, y: _trades(model, attack, x, y, c.trades_beta, c.aux_weight)
+        return lambda x, y: _trades(fwd, attack, x, y, c.trades_beta, c.aux_weight)
     if c.adv == "fgsm_rs":
         attack = FGSM(model, c.eps, alpha=c.alpha, random_start=c.random_start, model_mode=c.attack_mode)
     else:
         attack = PGD(model, c.eps, alpha=c.alpha, steps=c.steps, random_start=c.random_start,
                      model_mode=c.attack_mode)
-    return lambda x, y: _madry(model, attack, x, y, c.aux_weight)
+    return lambda x, y: _madry(model, attack, x, y, c.aux_weight, fwd)
 
 
 def _standard(model: nn.Module, x: torch.Tensor, y: torch.Tensor, aux_weight: float) -> StepOutput:
@@ -99,11 +103,11 @@ def _standard(model: nn.Module, x: torch.Tensor, y: torch.Tensor, aux_weight: fl
 
 
 def _madry(model: nn.Module, attack: Callable, x: torch.Tensor, y: torch.Tensor,
-           aux_weight: float) -> StepOutput:
+           aux_weight: float, fwd: nn.Module | None = None) -> StepOutput:
     """Train on the attack's examples only; clean accuracy from an eval-mode forward (no side effects)."""
     clean_logits = eval_logits(model, x)
     x_adv = attack(x, y)  # (B, C, H, W), within eps of x
-    loss, adv_logits = forward_with_aux(model, x_adv, y, aux_weight)
+    loss, adv_logits = forward_with_aux(model if fwd is None else fwd, x_adv, y, aux_weight)
     return StepOutput(loss, clean_logits, adv_logits.detach())
 
 

@@ -11,15 +11,18 @@ from __future__ import annotations
 import math
 import sys
 import time
+from functools import partial
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
+from racl import distributed, guards
 from racl.checkpoint import build_from_spec, save_model_checkpoint
-from racl.data import AugmentConfig, DataSplits, iterate_batches
+from racl.data import AugmentConfig, DataSplits
 from racl.errors import RaclError
 from racl.state import get_rng_state, seed_everything, set_rng_state
+from racl.tblog import TensorBoardLog
 from racl.training.config import TrainConfig
 from racl.training.losses import Objective, make_objective
 from racl.training.modelspec import check_inputs, make_model_spec
@@ -32,19 +35,24 @@ Log = Callable[[str], None]
 
 def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_dir: Any, *,
           resume: bool = False, overwrite: bool = False, device: str | torch.device = "cpu",
-          log: Log | None = print, progress: bool | None = None, max_epochs: int | None = None) -> dict:
+          log: Log | None = print, progress: bool | None = None, max_epochs: int | None = None,
+          sync_bn: bool = False, tensorboard: bool = False) -> dict:
     """Adversarially train a network on `data` with `config`; write checkpoints and logs to `out_dir`.
 
     `model_spec_or_name`: a zoo name, genotype file, `Genotype`, "resnet18"/"wrn34_10", or a
     `racl.checkpoint.model_spec` dict (its model_args win over the config's). Returns a summary dict.
     `progress` None = a progress bar only when stderr is a terminal. `max_epochs` stops this call
     after that many epochs (the run stays resumable: time-sliced training, tests of resuming).
+    Under torchrun (racl.distributed) the model trains in DistributedDataParallel with `batch_size`
+    images per process (`sync_bn`: SyncBatchNorm, CUDA only); rank 0 writes and logs.
+    `tensorboard`: also write each metrics.jsonl record as TensorBoard scalars (racl.tblog).
     """
     cfg = config.resolved()
     spec = make_model_spec(model_spec_or_name, cfg, data)
     check_inputs(spec, data)
     run = RunDir(out_dir)
-    run.prepare(resume=resume, overwrite=overwrite)
+    log = log if distributed.is_main() else None
+    distributed.on_main(partial(run.prepare, resume=resume, overwrite=overwrite))
     seed_everything(cfg.seed)
     model = build_from_spec(spec).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -54,15 +62,24 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
     if resume:
         state = run.load_state(config=cfg.to_dict(), model_spec=spec, data_spec=data.spec())
         counters = _restore(state, model, optimizer, generator)
-        run.truncate_metrics(counters["epoch"])
-    else:
+        if distributed.is_main():
+            run.truncate_metrics(counters["epoch"])
+    elif distributed.is_main():
         run.write_config(cfg.to_dict())
-    loop = _Loop(model, optimizer, generator, cfg, spec, data, run, device, log, progress)
+    run.tensorboard = TensorBoardLog(run.path, tensorboard and distributed.is_main(),
+                                     start_step=counters["epoch"] + 1)
+    wrapped = distributed.wrap_ddp(model, device, sync_bn)  # `model` itself in one process
+    loop = _Loop(model, optimizer, generator, cfg, spec, data, run, device, log, progress,
+                 forward_model=None if wrapped is model else wrapped)
     end = cfg.epochs if max_epochs is None else min(cfg.epochs, counters["epoch"] + max(max_epochs, 0))
     if counters["epoch"] >= cfg.epochs and log:
         log(f"{run.path} already holds all {cfg.epochs} epochs; nothing to do")
-    for epoch in range(counters["epoch"], end):
-        loop.epoch(epoch, counters)
+    try:
+        for epoch in range(counters["epoch"], end):
+            loop.epoch(epoch, counters)
+    finally:
+        run.tensorboard.close()
+    distributed.barrier()  # rank 0's files are complete before any rank returns
     return _summary(run, counters, cfg)
 
 
@@ -90,18 +107,23 @@ class _Loop:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
                  cfg: TrainConfig, spec: dict, data: DataSplits, run: RunDir, device: Any,
-                 log: Log | None, progress: bool | None):
-        self.model, self.optimizer, self.generator = model, optimizer, generator
+                 log: Log | None, progress: bool | None, forward_model: nn.Module | None = None):
+        self.model, self.optimizer, self.generator = model, optimizer, generator  # model: unwrapped
         self.cfg, self.spec, self.data, self.run, self.device = cfg, spec, data, run, device
         self.log = log or (lambda _msg: None)
-        self.progress = sys.stderr.isatty() if progress is None else progress
-        self.objective: Objective = make_objective(model, cfg)
+        self.progress = (sys.stderr.isatty() if progress is None else progress) and distributed.is_main()
+        self.objective: Objective = make_objective(model, cfg) if forward_model is None else \
+            make_objective(model, cfg, forward_model)  # DDP: forward/backward on the wrapper, attacks on model
         self.augment = AugmentConfig(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout) \
             if cfg.augment else None
         n_val = min(cfg.val_images, len(data.val))
         self.val_set = data.val.subset(torch.arange(n_val)) if n_val else None
-        self.drop_last = len(data.train) >= cfg.batch_size  # no size-1 tail batch for BatchNorm
-        self.steps_per_epoch = len(data.train) // cfg.batch_size if self.drop_last else 1
+        global_batch = distributed.global_batch(cfg.batch_size)  # batch_size per process under torchrun
+        self.drop_last = len(data.train) >= global_batch  # no size-1 tail batch for BatchNorm
+        if distributed.world_size() > 1 and not self.drop_last:
+            raise RaclError(f"the train split has {len(data.train)} images, fewer than batch size x processes "
+                            f"= {global_batch}; lower --batch-size or use fewer processes")
+        self.steps_per_epoch = len(data.train) // global_batch if self.drop_last else 1
 
     def epoch(self, epoch: int, counters: dict) -> None:
         start = time.perf_counter()
@@ -123,8 +145,9 @@ class _Loop:
         from tqdm import tqdm
 
         self.model.train()
-        batches = iterate_batches(self.data.train, self.cfg.batch_size, shuffle=True, generator=self.generator,
-                                  augment=self.augment, drop_last=self.drop_last, device=self.device)
+        batches = distributed.iterate_shard(self.data.train, self.cfg.batch_size, shuffle=True,
+                                            generator=self.generator, augment=self.augment,
+                                            drop_last=self.drop_last, device=self.device)
         totals = {"loss": 0.0, "clean": 0, "adv": 0, "n": 0}
         bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False,
                    disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
@@ -134,6 +157,7 @@ class _Loop:
                 counters["step"] += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}", refresh=False)
+        totals = dict(zip(totals, distributed.all_reduce_sum(totals.values())))  # over ranks (torchrun)
         n = max(totals["n"], 1)
         adv = totals["adv"] / n if self.cfg.adv != "none" else None
         return {"train_loss": totals["loss"] / n, "train_acc": totals["clean"] / n, "train_adv_acc": adv}
@@ -173,6 +197,10 @@ class _Loop:
 
     def save(self, record: dict, counters: dict, improved: bool) -> None:
         """metrics, last, best, then state: a crash between any two leaves a resumable directory."""
+        guards.check_finite({"model": self.model}, f"the end of epoch {record['epoch']}", self.run.last,
+                            "lower --lr or --eps, or keep --grad-clip on", buffers=("model",))
+        if not distributed.is_main():  # torchrun: rank 0 writes (every rank holds the same weights)
+            return
         self.run.append_metrics(record)
         meta = dict(data=self.data.spec(), config=self.cfg.to_dict(), epoch=record["epoch"], metrics=record)
         save_model_checkpoint(self.run.last, self.model, self.spec, **meta)

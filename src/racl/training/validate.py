@@ -2,6 +2,8 @@
 
 Runs under its own RNG (seeded with the run's seed, the training RNG forked and restored), so the
 same weights always get the same numbers and validating does not change the training trajectory.
+Under torchrun each rank validates its share of the batches and the counts are summed, so every rank
+gets the same numbers (the attack's random starts then differ from a one-process run's).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from racl import distributed
 from racl.attacks import PGD
 from racl.data import ArrayDataset, iterate_batches
 from racl.training.config import TrainConfig
@@ -29,7 +32,8 @@ def validate(model: nn.Module, val_set: ArrayDataset, config: TrainConfig, devic
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(config.seed)
-            for x, y in iterate_batches(val_set, config.val_batch_size, shuffle=False, generator=None,
+            shard = val_set.subset(distributed.shard_by_batches(len(val_set), config.val_batch_size))
+            for x, y in iterate_batches(shard, config.val_batch_size, shuffle=False, generator=None,
                                         device=device):
                 with torch.no_grad():
                     ok = model(x).argmax(1) == y  # (B,)
@@ -39,5 +43,6 @@ def validate(model: nn.Module, val_set: ArrayDataset, config: TrainConfig, devic
                 clean, robust = clean + int(ok.sum()), robust + int(ok_adv.sum())
     finally:
         model.train(was_training)
+    clean, robust = distributed.all_reduce_sum([clean, robust])
     n = max(len(val_set), 1)
     return {"val_clean_acc": clean / n, "val_robust_acc": robust / n}

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from racl.distributed import average_gradients
 from racl.errors import RaclError
 from racl.search.config import SearchConfig
 from racl.search_space.genotype import Genotype
@@ -89,6 +90,7 @@ class SearchStrategy(nn.Module):
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         for p, g in zip(params, grads):
             p.grad = torch.zeros_like(p) if g is None else g
+        average_gradients(params)  # no-op in one process; torchrun: mean over ranks
         self.optimizer.step()
 
     def _make_optimizer(self) -> None:

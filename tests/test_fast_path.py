@@ -108,3 +108,22 @@ def test_evaluation_networks_match(name: str) -> None:
         loss = F.cross_entropy(logits, y) + (0 if aux is None else 0.4 * F.cross_entropy(aux, y))
         out.append([loss.detach(), *torch.autograd.grad(loss, [xx, *net.parameters()])])
     _assert_close(*out)
+
+
+def test_narrow_networks_stay_nchw_and_do_not_crash():
+    """torch 2.14.1 CPU aborts in channels-last backward of narrow strided convs (see layers.py)."""
+    import subprocess
+    import sys
+
+    from racl.models import build_model
+
+    narrow = build_model("resnet18", num_classes=4, width=4)
+    assert all(p.is_contiguous() for p in narrow.parameters())
+    wide = build_model("resnet18", num_classes=4, width=8)
+    assert wide.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    script = ("import torch; torch.set_num_threads(1)\n"
+              "from racl.models import build_model\n"
+              "m = build_model('resnet18', num_classes=4, width=4).train()\n"
+              "for _ in range(30): m(torch.rand(8, 3, 16, 16)).square().sum().backward()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-500:]

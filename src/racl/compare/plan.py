@@ -23,8 +23,8 @@ from racl.training import TrainConfig, config_from_dict
 CHECKPOINTS = ("best", "last")
 _HAND = {"resnet18": "resnet18", "resnet_18": "resnet18", "wrn34_10": "wrn34_10", "wideresnet34_10": "wrn34_10"}
 MAX_WIDTH = 256
-# torch 2.14.1 on CPU corrupts the heap in the backward of a channels-last 1x1 stride-2 convolution with
-# fewer than 8 input channels (ResNet-18's shortcut; measured, see the report), so widths start at 8.
+# Narrower ResNets run NCHW (a torch 2.14.1 CPU channels-last crash, models/layers.py), off the fast
+# path the other networks use, so a matched width below 8 would not compare like with like.
 MIN_WIDTH = 8
 
 

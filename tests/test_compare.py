@@ -151,7 +151,7 @@ def test_resnet_width_matches_darts_size(data):
     (["RACL"], [0], {"attacks": ["nope"]}, "unknown attack"),
     (["NOT_A_GENOTYPE"], [0], {}, "neither"),
     (["RACL"], [0], {"eval_limit": -1}, "eval-limit"),
-    (["resnet18"], [0], {"resnet_width": 2}, "resnet-width"),
+    (["resnet18"], [0], {"resnet_width": 1}, "resnet-width"),
 ])
 def test_bad_plans_are_refused(data, archs, seeds, kw, message):
     with pytest.raises(RaclError, match=message):

@@ -12,7 +12,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
-	$(PIP) install -q -e ".[test]"
+	$(PIP) install -q -e ".[test,tensorboard]"
 	$(PIP) install -q --no-deps torchattacks
 	touch $(STAMP)
 

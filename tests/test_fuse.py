@@ -67,3 +67,20 @@ def test_pgd_on_the_folded_copy_matches_pgd_on_the_model():
     agree = (advs[0] - advs[1]).abs().lt(1e-6).float().mean().item()
     assert agree > 0.99
     assert all(p.requires_grad for p in model.parameters()) and not model.training
+
+
+def test_a_supernet_is_attacked_as_it_is():
+    """The supernet's fast path reads its ops' BN modules itself: no folding there (adv_mode eval)."""
+    from racl.search.config import get_preset
+    from racl.search.strategies import build_strategy
+    from racl.search.weight_step import FixedArch
+    from racl.supernet import Supernet
+
+    torch.manual_seed(0)
+    net = Supernet(num_classes=4, channels=4, layers=3).eval()
+    strategy = build_strategy(get_preset("tiny"), net, (3, 8, 8))
+    model = FixedArch(net, strategy.sample_weights(torch.Generator().manual_seed(0)))
+    assert fold_batchnorm(model) == (model, 0)
+    x, y = torch.rand(4, 3, 8, 8), torch.randint(0, 4, (4,))
+    adv = PGD(model, eps=8 / 255, steps=2)(x, y)
+    assert (adv - x).abs().max() <= 8 / 255 + 1e-6

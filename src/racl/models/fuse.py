@@ -71,10 +71,19 @@ def _attribute_pairs() -> dict[type, tuple[tuple[str, str], ...]]:
 
 
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
-    """(eval-mode copy of `model` with the BNs folded, number of BNs folded); `model` is not changed."""
-    from racl.search_space.ops import FactorizedReduce
+    """(eval-mode copy of `model` with the BNs folded, number of BNs folded); `model` is not changed.
 
-    folded = copy.deepcopy(model).eval()
+    A supernet is returned as it is, with 0: its fast path reads the BN modules of its ops itself; so is
+    a model that cannot be deep-copied (e.g. one holding non-leaf tensors)."""
+    from racl.search_space.ops import FactorizedReduce
+    from racl.supernet import Supernet
+
+    if any(isinstance(m, Supernet) for m in model.modules()):
+        return model, 0
+    try:
+        folded = copy.deepcopy(model).eval()
+    except RuntimeError:  # "Only Tensors created explicitly by the user support the deepcopy protocol"
+        return model, 0
     pairs = _attribute_pairs()
     count = 0
     with torch.no_grad():

@@ -13,6 +13,8 @@ WideResNet's BNs come before their convs (pre-activation) and stay as they are.
 from __future__ import annotations
 
 import copy
+from functools import partial
+from typing import Callable
 
 import torch
 from torch import nn
@@ -37,15 +39,19 @@ def _fuse(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
     return fused
 
 
-def _fold_sequential(seq: nn.Sequential) -> int:
+def _sequential_pairs(seq: nn.Sequential) -> list[tuple[str, str]]:
+    """Names of (Conv2d, BatchNorm2d with running statistics) neighbours in an nn.Sequential."""
     names = list(seq._modules)
-    count = 0
-    for a, b in zip(names, names[1:]):
-        conv, bn = seq._modules[a], seq._modules[b]
-        if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats:
-            seq._modules[a], seq._modules[b] = _fuse(conv, bn), nn.Identity()
-            count += 1
-    return count
+    return [(a, b) for a, b in zip(names, names[1:])
+            if isinstance(seq._modules[a], nn.Conv2d) and isinstance(seq._modules[b], nn.BatchNorm2d)
+            and seq._modules[b].track_running_stats]
+
+
+def _fold_sequential(seq: nn.Sequential) -> int:
+    pairs = _sequential_pairs(seq)
+    for a, b in pairs:
+        seq._modules[a], seq._modules[b] = _fuse(seq._modules[a], seq._modules[b]), nn.Identity()
+    return len(pairs)
 
 
 def _fold_pairs(module: nn.Module, pairs: tuple[tuple[str, str], ...]) -> int:
@@ -70,30 +76,37 @@ def _attribute_pairs() -> dict[type, tuple[tuple[str, str], ...]]:
     return {ResNet18: (("conv1", "bn1"),), BasicBlock: (("conv1", "bn1"), ("conv2", "bn2"))}
 
 
+def _fold_sites(model: nn.Module) -> list[Callable[[], int]]:
+    """One in-place folding per place of `model` that holds a foldable conv -> BN pair."""
+    from racl.search_space.ops import FactorizedReduce
+
+    pairs, sites = _attribute_pairs(), []
+    for module in model.modules():
+        if isinstance(module, nn.Sequential) and _sequential_pairs(module):
+            sites.append(partial(_fold_sequential, module))
+        elif isinstance(module, FactorizedReduce) and isinstance(module.bn, nn.BatchNorm2d):
+            sites.append(partial(_fold_factorized_reduce, module))
+        elif type(module) in pairs:
+            sites.append(partial(_fold_pairs, module, pairs[type(module)]))
+    return sites
+
+
 def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
     """(eval-mode copy of `model` with the BNs folded, number of BNs folded); `model` is not changed.
 
-    A supernet is returned as it is, with 0: its fast path reads the BN modules of its ops itself; so is
-    a model that cannot be deep-copied (e.g. one holding non-leaf tensors)."""
-    from racl.search_space.ops import FactorizedReduce
+    Returned as it is, with 0 (no copy made): a model with nothing to fold (e.g. WideResNet), a
+    supernet (its fast path reads the BN modules of its ops itself), and a model that cannot be
+    deep-copied (e.g. one holding non-leaf tensors)."""
     from racl.supernet import Supernet
 
-    if any(isinstance(m, Supernet) for m in model.modules()):
+    if not _fold_sites(model) or any(isinstance(m, Supernet) for m in model.modules()):
         return model, 0
     try:
         folded = copy.deepcopy(model).eval()
     except RuntimeError:  # "Only Tensors created explicitly by the user support the deepcopy protocol"
         return model, 0
-    pairs = _attribute_pairs()
-    count = 0
     with torch.no_grad():
-        for module in list(folded.modules()):
-            if isinstance(module, nn.Sequential):
-                count += _fold_sequential(module)
-            elif isinstance(module, FactorizedReduce) and isinstance(module.bn, nn.BatchNorm2d):
-                count += _fold_factorized_reduce(module)
-            elif type(module) in pairs:
-                count += _fold_pairs(module, pairs[type(module)])
+        count = sum(fold() for fold in _fold_sites(folded))
     if _is_channels_last(model):
         folded.to(memory_format=torch.channels_last)
     return folded, count

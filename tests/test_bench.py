@@ -14,3 +14,36 @@ def test_summary_ratio_is_reference_over_fast() -> None:
     ref = {**fast, "median_s": 5.0, "times_s": [5.0]}
     s = run._summary(fast, ref, peak=100.0)
     assert s["speedup"] == 2.5 and s["fast_fraction_of_peak"] == 10.0 / 2.0 / 100.0
+
+
+def test_flop_counts_of_the_attack_and_training_cases() -> None:
+    import torch
+
+    from racl.bench import cases
+
+    model = cases._eval_net("fast", torch.device("cpu"), 4, 3).train()
+    x, y = torch.rand(2, 3, 32, 32), torch.randint(0, 10, (2,))
+    fwd, input_grad = cases._model_gflop(model, x, y, param_grads=False)
+    fwd2, both = cases._model_gflop(model, x, y, param_grads=True)
+    # a conv/linear net: the input gradient costs one forward, the weight gradients one more
+    assert fwd > 0 and fwd2 == fwd and abs(input_grad / fwd - 1) < 0.02 and abs(both / fwd - 2) < 0.02
+    assert all(p.requires_grad and p.grad is None for p in model.parameters())
+    out = worker.main({"case": "attack_pgd20", "impl": "racl", "batch": 2, "repeats": 1, "channels": 4,
+                       "layers": 3, "count_flops": True})
+    assert out["gflop"] > 0
+
+
+def test_convolution_gradients_count_what_their_forward_counts() -> None:
+    import torch
+
+    from racl.bench import cases
+
+    for groups, stride in ((1, 1), (8, 1), (8, 2), (2, 2)):  # dense, depthwise, strided
+        conv = torch.nn.Conv2d(8, 8, 3, stride, 1, groups=groups, bias=False)
+        x = torch.rand(2, 8, 12, 12, requires_grad=True)
+        with cases.flop_counter() as forward:
+            out = conv(x)
+        with cases.flop_counter() as backward:
+            out.sum().backward()
+        expected = 2 * out.numel() * 8 // groups * 9
+        assert forward.get_total_flops() == expected and backward.get_total_flops() == 2 * expected

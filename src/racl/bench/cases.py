@@ -6,6 +6,7 @@ train:    one PGD-7 adversarial training step (the trainer's own objective) of t
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -53,6 +54,47 @@ def _eval_net(ops: str, device: torch.device, channels: int, layers: int):
     return build_model("RACL", num_classes=10, channels=channels, layers=layers, ops=ops).to(device).eval()
 
 
+def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                        _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+    """Each gradient of a convolution (input, weight) costs what its forward costs: 2 x output elements
+    x weight elements per output channel. (torch 2.14's own formula ignores `groups` in the weight
+    gradient, counting a depthwise conv C times over, and counts strided input gradients stride^2 times
+    over.)"""
+    if transposed:
+        raise NotImplementedError("transposed convolutions are not counted")
+    forward = 2 * math.prod(grad_out_shape) * math.prod(w_shape[1:])
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+def flop_counter():
+    """FlopCounterMode (convolutions and matrix products) with exact convolution gradients."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False,
+                           custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop})
+
+
+def _model_gflop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, param_grads: bool
+                 ) -> tuple[float, float]:
+    """GFLOP (convolutions and matrix products, FlopCounterMode) of one forward and one backward of
+    the cross-entropy of `model`: input gradient, plus parameter gradients when `param_grads`."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(param_grads)
+    try:
+        x = x.clone().requires_grad_(True)
+        with flop_counter() as forward:
+            out = model(x)
+            loss = torch.nn.functional.cross_entropy(out[0] if isinstance(out, tuple) else out, y)
+        with flop_counter() as backward:
+            loss.backward()
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+            p.grad = None
+    return forward.get_total_flops() / 1e9, backward.get_total_flops() / 1e9
+
+
 def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16, layers: int = 8,
                  ops: str = "fast") -> Callable[[], None]:
     model = _eval_net(ops, device, channels, layers)
@@ -65,7 +107,12 @@ def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16
         import torchattacks
 
         attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
-    return lambda: attack(x, y)
+
+    def run() -> None:
+        attack(x, y)
+
+    run.gflop = lambda: 20 * sum(_model_gflop(model, x, y, param_grads=False))  # 20 forward + input-grad
+    return run
 
 
 def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False) -> Callable[[], None]:
@@ -87,6 +134,11 @@ def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False) -
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
 
+    def gflop() -> float:  # 7 attack steps (input gradient only) + the weight step
+        forward, input_grad = _model_gflop(model, x, y, param_grads=False)
+        return 7 * (forward + input_grad) + sum(_model_gflop(model, x, y, param_grads=True))
+
+    run.gflop = gflop
     return run
 
 

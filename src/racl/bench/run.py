@@ -73,7 +73,9 @@ def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: 
             "racl_images_per_s": batch / r["racl"]["median_s"],
             "torchattacks_images_per_s": batch / r["torchattacks"]["median_s"],
             "ratio": r["torchattacks"]["median_s"] / r["racl"]["median_s"],
+            "gflop": r["racl"]["gflop"],
             "racl_fraction_of_peak": _fraction(r["racl"]["gflop"], r["racl"]["median_s"], peak),
+            "torchattacks_fraction_of_peak": _fraction(r["racl"]["gflop"], r["torchattacks"]["median_s"], peak),
             "racl_peak_rss_mib": r["racl"]["peak_rss_mib"],
             "torchattacks_peak_rss_mib": r["torchattacks"]["peak_rss_mib"],
             "racl_times_s": r["racl"]["times_s"], "torchattacks_times_s": r["torchattacks"]["times_s"]}

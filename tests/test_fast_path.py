@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from racl.models import build_model
 from racl.models.layers import use_fast_path
 from racl.search_space import PRIMITIVES
+from racl.search_space.ops import SharedReLU
 from racl.supernet import ArchWeights, Supernet
 from racl.supernet.fast import fast_cell_forward
 
@@ -89,7 +90,7 @@ def test_fast_cell_forward_equals_cell_forward_with_zero_weights() -> None:
     for row in active:
         row[0] = False
     plain = cell(s, s, alpha, beta, active)
-    torch.testing.assert_close(fast_cell_forward(copy.deepcopy(cell), s, s, alpha, beta, active), plain,
+    torch.testing.assert_close(fast_cell_forward(copy.deepcopy(cell), SharedReLU(s), SharedReLU(s), alpha, beta, active), plain,
                                rtol=RTOL, atol=ATOL)
 
 
@@ -127,3 +128,26 @@ def test_narrow_networks_stay_nchw_and_do_not_crash():
               "for _ in range(30): m(torch.rand(8, 3, 16, 16)).square().sum().backward()\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-500:]
+
+
+def test_fast_path_shares_relus() -> None:
+    """Same function (above), fewer ReLU passes: one per tensor, not one per op that starts with one."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class CountReLU(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.count += func in (torch.ops.aten.relu.default, torch.ops.aten.clamp_min.default)
+            return func(*args, **(kwargs or {}))
+
+    counts = {}
+    for ops in ("reference", "fast"):
+        torch.manual_seed(0)
+        net = build_model("RACL", num_classes=5, channels=8, layers=5, ops=ops)
+        with torch.no_grad(), CountReLU() as mode:
+            net(torch.rand(2, 3, 16, 16))
+        counts[ops] = mode.count
+    # RACL: per normal cell 2 preprocessing ReLUs of which 1 is shared with the previous cell, and
+    # 3 ops reading node 0 share its ReLU
+    assert counts["fast"] < counts["reference"] - 5, counts

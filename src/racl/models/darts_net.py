@@ -8,7 +8,7 @@ from torch import nn
 
 from racl.models.layers import Normalize, drop_path
 from racl.search_space.genotype import Edge, Genotype
-from racl.search_space.ops import FactorizedReduce, Identity, ReLUConvBN, make_op
+from racl.search_space.ops import FactorizedReduce, Identity, ReLUConvBN, SharedReLU, make_op
 
 
 class Cell(nn.Module):
@@ -27,17 +27,22 @@ class Cell(nn.Module):
             make_op(op, c, 2 if reduction and idx < 2 else 1, affine=True) for op, idx in edges
         )
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
-        states = [self.preprocess0(s0), self.preprocess1(s1)]
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0,
+                shared: tuple[SharedReLU, SharedReLU] | None = None) -> torch.Tensor:
+        """`shared`: s0 and s1 as SharedReLU (fast path): a tensor's ReLU is computed once for all the
+        ops that start with one, in this cell and the next."""
+        share = shared is not None
+        s0, s1 = shared if share else (SharedReLU(s0, share=False), SharedReLU(s1, share=False))
+        states = [SharedReLU(s0.apply(self.preprocess0), share), SharedReLU(s1.apply(self.preprocess1), share)]
         for i in range(len(self.ops) // 2):
             total = 0
             for k in (2 * i, 2 * i + 1):
-                h = self.ops[k](states[self.indices[k]])
+                h = states[self.indices[k]].apply(self.ops[k])
                 if not isinstance(self.ops[k], Identity):
                     h = drop_path(h, drop_prob, self.training)
                 total = total + h
-            states.append(total)
-        return torch.cat([states[i] for i in self.concat], dim=1)
+            states.append(SharedReLU(total, share))
+        return torch.cat([states[i].x for i in self.concat], dim=1)
 
 
 class AuxiliaryHead(nn.Module):
@@ -67,6 +72,8 @@ class DartsNetwork(nn.Module):
 
     `forward(x)` returns logits; `forward(x, with_aux=True)` returns (logits, aux_logits or None).
     """
+
+    fast = False  # set by racl.models.layers.use_fast_path: share ReLUs (same function, fewer passes)
 
     def __init__(self, genotype: Genotype, num_classes: int = 10, channels: int = 36, layers: int = 20,
                  auxiliary: bool = False, drop_path_prob: float = 0.0, in_channels: int = 3,
@@ -101,9 +108,11 @@ class DartsNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, with_aux: bool = False):
         s0 = s1 = self.stem(self.normalize(x))
+        shared = (SharedReLU(s0),) * 2 if self.fast else None
         aux = None
         for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob, shared)
+            shared = (shared[1], SharedReLU(s1)) if self.fast else None
             if i == self.aux_index and self.auxiliary_head is not None and self.training and with_aux:
                 aux = self.auxiliary_head(s1)
         logits = self.classifier(self.global_pooling(s1).flatten(1))

@@ -35,14 +35,13 @@ OPS_MODES = ("fast", "reference")
 
 def use_fast_path(model: nn.Module, ops: str) -> nn.Module:
     """`fast`: channels-last weights and activations (1.8x on CPU for the supernet, measured) and the
-    rewritten dilated depthwise convolutions (racl.search_space.depthwise); `reference`: the plain NCHW
+    rewritten dilated depthwise convolutions (racl.search_space.depthwise) and shared ReLUs
+    (racl.search_space.ops.SharedReLU); `reference`: the plain NCHW
     formulation of the published code. Same parameters either way."""
     if ops not in OPS_MODES:
         raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
-    from racl.search_space.depthwise import DepthwiseConv2d
-
     for m in model.modules():
-        if isinstance(m, DepthwiseConv2d):
+        if hasattr(type(m), "fast"):  # modules with a fast formulation (DepthwiseConv2d, DartsNetwork)
             m.fast = ops == "fast"
     if ops == "fast" and not any(_crashes_channels_last(m) for m in model.modules()):
         model.to(memory_format=torch.channels_last)

@@ -34,6 +34,10 @@ class ReLUConvBN(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
+    def forward(self, x: torch.Tensor, relu: torch.Tensor | None = None) -> torch.Tensor:
+        """`relu`: ReLU(x) when the caller already has it (the fast path shares one per tensor)."""
+        return self[2](self[1](self[0](x) if relu is None else relu))
+
 
 class DilConv(nn.Sequential):
     """ReLU, depthwise k x k (dilated), pointwise 1 x 1, BN."""
@@ -47,6 +51,10 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
+    def forward(self, x: torch.Tensor, relu: torch.Tensor | None = None) -> torch.Tensor:
+        """`relu`: ReLU(x) when the caller already has it (the fast path shares one per tensor)."""
+        return self[3](self[2](self[1](self[0](x) if relu is None else relu)))
+
 
 class SepConv(nn.Sequential):
     """Two DilConv blocks with dilation 1; the first carries the stride."""
@@ -56,6 +64,10 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
             DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
         )
+
+    def forward(self, x: torch.Tensor, relu: torch.Tensor | None = None) -> torch.Tensor:
+        """`relu`: ReLU(x) when the caller already has it (the fast path shares one per tensor)."""
+        return self[1](self[0](x, relu))
 
 
 class Identity(nn.Module):
@@ -88,12 +100,34 @@ class FactorizedReduce(nn.Module):
         self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
+    def forward(self, x: torch.Tensor, relu: torch.Tensor | None = None) -> torch.Tensor:
+        """`relu`: ReLU(x) when the caller already has it (the fast path shares one per tensor)."""
+        x = self.relu(x) if relu is None else relu
         y = x[:, :, 1:, 1:]
         if y.shape[-1] != x.shape[-1] or y.shape[-2] != x.shape[-2]:
             y = nn.functional.pad(y, (0, 1, 0, 1))  # keep odd sizes aligned with conv_1
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(y)], dim=1))
+
+
+class SharedReLU:
+    """A tensor whose ReLU is computed once, on first use, and handed to every op that starts with one
+    (the fast path: a node feeding several conv ops, a cell output feeding two cells)."""
+
+    def __init__(self, x: torch.Tensor, share: bool = True):
+        self.x = x
+        self.share = share  # False: every op takes its own ReLU (the reference formulation)
+        self._relu: torch.Tensor | None = None
+
+    def relu(self) -> torch.Tensor:
+        if self._relu is None:
+            self._relu = torch.relu(self.x)
+        return self._relu
+
+    def apply(self, op: nn.Module) -> torch.Tensor:
+        """op(x), with the shared ReLU for ops that start with one."""
+        if self.share and isinstance(op, (ReLUConvBN, DilConv, SepConv, FactorizedReduce)):
+            return op(self.x, relu=self.relu())
+        return op(self.x)
 
 
 OpFactory = Callable[[int, int, bool], nn.Module]

@@ -2,7 +2,8 @@
 
 What it saves, relative to the plain per-edge formulation (every op on every edge on its own):
 - ReLU of each node is computed once and shared by every op that starts with it (sep/dil convs and
-  FactorizedReduce on all edges leaving that node), instead of once per op and edge;
+  FactorizedReduce on all edges leaving that node), instead of once per op and edge; likewise the
+  ReLU of each cell output, shared by the preprocessing of the next two cells;
 - max and average pooling of each node are computed once per stride and shared by all edges leaving
   the node (each edge keeps its own BatchNorm, so running statistics stay per edge, exactly as before);
 - the architecture weight beta_e * alpha_o is folded into the affine-free BatchNorm that ends each op
@@ -18,7 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from racl.search_space.ops import DilConv, FactorizedReduce, Identity, SepConv
+from racl.search_space.ops import DilConv, FactorizedReduce, Identity, SepConv, SharedReLU
 
 
 def _bn(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -47,18 +48,16 @@ def _factorized_from_relu(op: FactorizedReduce, r: torch.Tensor, scale: torch.Te
     return _bn(op.bn, torch.cat([op.conv_1(r), op.conv_2(y)], dim=1), scale)
 
 
-class _NodeCache:
+class _NodeCache(SharedReLU):
     """Per-node shared results: ReLU(h) and pool(h) for each (kind, stride)."""
 
     def __init__(self, h: torch.Tensor):
-        self.h = h
-        self._relu: torch.Tensor | None = None
+        super().__init__(h)
         self._pools: dict[tuple[type, int], torch.Tensor] = {}
 
-    def relu(self) -> torch.Tensor:
-        if self._relu is None:
-            self._relu = F.relu(self.h)
-        return self._relu
+    @property
+    def h(self) -> torch.Tensor:
+        return self.x
 
     def pool(self, pool: nn.Module) -> torch.Tensor:
         key = (type(pool), pool.stride)
@@ -83,10 +82,11 @@ def _op_term(op: nn.Module, node: _NodeCache, scale: torch.Tensor) -> torch.Tens
     raise TypeError(f"no fast path for {type(op).__name__}")
 
 
-def fast_cell_forward(cell: nn.Module, s0: torch.Tensor, s1: torch.Tensor, alpha: torch.Tensor,
+def fast_cell_forward(cell: nn.Module, s0: SharedReLU, s1: SharedReLU, alpha: torch.Tensor,
                       beta: torch.Tensor, active: Sequence[Sequence[bool]]) -> torch.Tensor:
-    """Same result as SearchCell.forward(s0, s1, alpha, beta, active); see the module docstring."""
-    nodes = [_NodeCache(cell.preprocess0(s0)), _NodeCache(cell.preprocess1(s1))]
+    """Same result as SearchCell.forward(s0.x, s1.x, alpha, beta, active); see the module docstring.
+    s0, s1: the cell inputs with their shared ReLUs (each cell output feeds the next two cells)."""
+    nodes = [_NodeCache(s0.apply(cell.preprocess0)), _NodeCache(s1.apply(cell.preprocess1))]
     weights = beta.unsqueeze(-1) * alpha  # (E, O): beta_e * alpha_eo
     e = 0
     for _ in range(cell.steps):

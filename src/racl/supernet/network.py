@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from racl.models.layers import OPS_MODES, Normalize, use_fast_path
-from racl.search_space.ops import PRIMITIVES
+from racl.search_space.ops import PRIMITIVES, SharedReLU
 from racl.supernet.cell import SearchCell, make_edges
 from racl.supernet.fast import fast_cell_forward
 
@@ -71,11 +71,13 @@ class Supernet(nn.Module):
         active = {False: _active(weights.normal_alpha, weights.normal_beta),
                   True: _active(weights.reduce_alpha, weights.reduce_beta)}
         s0 = s1 = self.stem(self.normalize(x))
+        shared = (SharedReLU(s0),) * 2
         for cell in self.cells:
             alpha, beta = ((weights.reduce_alpha, weights.reduce_beta) if cell.reduction
                            else (weights.normal_alpha, weights.normal_beta))
             if self.ops == "fast":
-                s0, s1 = s1, fast_cell_forward(cell, s0, s1, alpha, beta, active[cell.reduction])
+                s0, s1 = s1, fast_cell_forward(cell, *shared, alpha, beta, active[cell.reduction])
+                shared = (shared[1], SharedReLU(s1))
             else:
                 s0, s1 = s1, cell(s0, s1, alpha, beta, active[cell.reduction])
         return self.classifier(self.global_pooling(s1).flatten(1))

@@ -20,8 +20,8 @@ def _autocast(device: torch.device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
-def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: bool = False,
-                  compile_: bool = False) -> Callable[[], None]:
+def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: bool = False
+                  ) -> Callable[[], None]:
     from racl.search.config import config_from_dict
     from racl.search.strategies import build_strategy
     from racl.search.weight_step import weight_step

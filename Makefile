@@ -25,9 +25,9 @@ test: $(STAMP)
 # Benchmarks: run on a quiet machine (other processes on the same cores distort timings badly).
 bench: $(STAMP)
 	mkdir -p runs/bench
-	$(VENV)/bin/racl bench supernet --json > runs/bench/supernet.json
-	$(VENV)/bin/racl bench attack --json > runs/bench/attack.json
-	$(VENV)/bin/racl bench train --json --batch 16 > runs/bench/train.json
+	$(VENV)/bin/racl bench supernet --json --repeats 2 > runs/bench/supernet.json
+	$(VENV)/bin/racl bench attack --json --repeats 2 > runs/bench/attack.json
+	$(VENV)/bin/racl bench train --json --repeats 2 > runs/bench/train.json
 	cat runs/bench/*.json
 
 clean:

@@ -1,6 +1,7 @@
 """Depthwise convolutions of the DARTS ops: torch's F.conv2d vs racl's depthwise_conv2d, per gradient.
 
-Times (median of 20, ms) the forward, the input gradient and the weight gradient of each depthwise
+Times (median of 20, ms) the forward, forward + input gradient (frozen weight, as in attack steps),
+and forward + both gradients of each depthwise
 convolution shape in the default supernet (batch 32, channels-last), both ways.
 Usage: .venv/bin/python benchmarks/depthwise.py
 """
@@ -32,7 +33,8 @@ def _grad_fns(conv, x, w):
     out = conv(x, w)
     g = torch.randn_like(out)
     forward = lambda: conv(x, w)  # noqa: E731
-    input_grad = lambda: torch.autograd.grad(conv(x, w), x, g)  # noqa: E731
+    frozen = w.detach()  # as in attack steps: no weight gradient wanted
+    input_grad = lambda: torch.autograd.grad(conv(x, frozen), x, g)  # noqa: E731
     both = lambda: torch.autograd.grad(conv(x, w), (x, w), g)  # noqa: E731
     return forward, input_grad, both
 

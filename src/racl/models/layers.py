@@ -34,10 +34,10 @@ OPS_MODES = ("fast", "reference")
 
 
 def use_fast_path(model: nn.Module, ops: str) -> nn.Module:
-    """`fast`: channels-last weights and activations (1.8x on CPU for the supernet, measured) and the
+    """`fast`: channels-last weights and activations (1.8x on CPU for the supernet, measured), the
     rewritten dilated depthwise convolutions (racl.search_space.depthwise) and shared ReLUs
-    (racl.search_space.ops.SharedReLU); `reference`: the plain NCHW
-    formulation of the published code. Same parameters either way."""
+    (racl.search_space.ops.SharedReLU); `reference`: the plain NCHW formulation of the published
+    code. Same parameters either way."""
     if ops not in OPS_MODES:
         raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
     for m in model.modules():

@@ -33,11 +33,9 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding
     if (x.device.type != "cpu" or dilation != 2 or padding % 2 or weight.shape[-2] != k
             or torch.is_autocast_enabled("cpu")):
         return F.conv2d(x, weight, None, stride, padding, dilation, channels)
-    if stride == 2:
-        out = F.conv2d(x[:, :, ::2, ::2], weight, None, 1, padding // 2, 1, channels)
-        if out.shape[-2:] == _out_size(x, k, stride, padding, dilation):
-            return out
-        return F.conv2d(x, weight, None, stride, padding, dilation, channels)
+    if stride == 2 and _out_size(x, k, 2, padding, 2) == tuple((n + 1) // 2 + padding - k + 1
+                                                               for n in x.shape[-2:]):
+        return F.conv2d(x[:, :, ::2, ::2], weight, None, 1, padding // 2, 1, channels)
     if stride == 1 and padding <= 2 * (k - 1):
         return _Dilated2.apply(x, weight, padding)
     return F.conv2d(x, weight, None, stride, padding, dilation, channels)

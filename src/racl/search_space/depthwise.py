@@ -100,8 +100,6 @@ class DepthwiseConv2d(nn.Conv2d):
                          bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        square = (len(set(self.stride)) == len(set(self.padding)) == len(set(self.dilation)) == 1
-                  and isinstance(self.padding[0], int))
-        if not self.fast or self.bias is not None or not square:  # a folded BN (racl.models.fuse) adds a bias
+        if not self.fast or self.bias is not None:  # square by construction; a bias would be ignored below
             return super().forward(x)
         return depthwise_conv2d(x, self.weight, self.stride[0], self.padding[0], self.dilation[0])

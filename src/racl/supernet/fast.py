@@ -50,27 +50,23 @@ def _factorized_from_relu(op: FactorizedReduce, r: torch.Tensor, scale: torch.Te
 
 
 class _NodeCache(SharedReLU):
-    """Per-node shared results: ReLU(h) and pool(h) for each (kind, stride)."""
+    """Per-node shared results: ReLU(x) and pool(x) for each (kind, stride)."""
 
     def __init__(self, h: torch.Tensor):
         super().__init__(h)
         self._pools: dict[tuple[type, int], torch.Tensor] = {}
 
-    @property
-    def h(self) -> torch.Tensor:
-        return self.x
-
     def pool(self, pool: nn.Module) -> torch.Tensor:
         key = (type(pool), pool.stride)
         if key not in self._pools:
-            self._pools[key] = pool(self.h)
+            self._pools[key] = pool(self.x)
         return self._pools[key]
 
 
 def _op_term(op: nn.Module, node: _NodeCache, scale: torch.Tensor) -> torch.Tensor:
     """scale * op(h) for one search op (see make_search_op for the op structures)."""
     if isinstance(op, Identity):
-        return scale * node.h
+        return scale * node.x
     if isinstance(op, SepConv):
         first = _dil_from_relu(op[0], node.relu(), None)
         return _dil_from_relu(op[1], F.relu(first), scale)
@@ -99,5 +95,5 @@ def fast_cell_forward(cell: nn.Module, s0: SharedReLU, s1: SharedReLU, alpha: to
                     # in place: every term is a fresh tensor whose backward does not need it (8% measured)
                     total = term if total is None else total.add_(term)
             e += 1
-        nodes.append(_NodeCache(total if total is not None else cell._zeros([n.h for n in nodes])))
-    return torch.cat([n.h for n in nodes[-cell.multiplier:]], dim=1)
+        nodes.append(_NodeCache(total if total is not None else cell._zeros([n.x for n in nodes])))
+    return torch.cat([n.x for n in nodes[-cell.multiplier:]], dim=1)

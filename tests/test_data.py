@@ -203,7 +203,7 @@ def test_missing_paths_and_bad_arguments(tmp_path):
             load_data("synthetic", val_fraction=val, test_fraction=test)
     with pytest.raises(RaclError, match="unknown option"):
         load_data("synthetic", colour="red")
-    assert DATASETS == ("cifar10", "cifar100", "svhn", "imagefolder", "digits", "synthetic")
+    assert DATASETS == ("cifar10", "cifar100", "svhn", "imagefolder", "digits", "synthetic", "tinyimagenet")
 
 
 # ---------------------------------------------------------------- sources and splits

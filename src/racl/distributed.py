@@ -240,6 +240,8 @@ def iterate_shard(ds: Any, batch_size: int, *, shuffle: bool, generator: torch.G
     if not drop_last:
         raise ValueError("sharded training batches need drop_last=True (equal batches on every rank)")
     order = epoch_order(len(ds), shuffle=shuffle, generator=generator)
+    if hasattr(ds, "batches"):  # streaming (racl.data.streaming): a DistributedSampler over the same order
+        return ds.batches(order, batch_size, generator, augment, True, device, shard=True)
     return _shard_batches(ds, order, batch_size, generator, augment, device)
 
 

@@ -31,6 +31,14 @@ class ArrayDataset:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[2])
+
     def subset(self, indices: torch.Tensor | Sequence[int]) -> "ArrayDataset":
         """The examples at `indices` (in that order), as a new dataset."""
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)

@@ -1,8 +1,12 @@
 """`load_data`: one entry point from a dataset name to deterministic train/val/test splits.
 
-Sets with an official test split (CIFAR-10/100, SVHN) take train and val from the official train
-split (`val_fraction` of it) and keep the official test split; `test_fraction` is then unused.
-The others are split three ways, stratified by class, from `seed`.
+Sets with an official test split (CIFAR-10/100, SVHN; image folders with a test/ split folder or a
+`test_dir`) take train and val from the official train split (`val_fraction` of it) and keep the
+official test split; `test_fraction` is then unused. Where there is one official held-out split only
+(Tiny-ImageNet's val/, an image folder with train/ and val/ but no test/), it is the test split, and
+val is carved from train, so model selection never sees the images a result is reported on. With
+both val/ and test/ folders, all three splits are the folders. The others are split three ways,
+stratified by class, from `seed`.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from racl.data.arrays import ArrayDataset, DataSplits, channel_stats
 from racl.data.splits import check_fractions, stratified_split
 from racl.errors import RaclError
 
-DATASETS = ("cifar10", "cifar100", "svhn", "imagefolder", "digits", "synthetic")
+DATASETS = ("cifar10", "cifar100", "svhn", "imagefolder", "digits", "synthetic", "tinyimagenet")
 SPEC_FORMAT = "racl-data-v1"
 
 
@@ -33,6 +37,7 @@ _LOADERS: dict[str, Callable[..., sources.RawData]] = {
     "imagefolder": sources.load_imagefolder,
     "digits": sources.load_digits,
     "synthetic": sources.load_synthetic,
+    "tinyimagenet": sources.load_tinyimagenet,
 }
 _COMMON = {"data_dir", "image_size", "limit", "download"}
 
@@ -71,17 +76,24 @@ def load_data(
     download: bool = False,
     **source_options: Any,
 ) -> DataSplits:
-    """Load dataset `name` into memory and split it deterministically (see module docstring)."""
+    """Load dataset `name` and split it deterministically (see module docstring).
+
+    `source_options` go to the source: for imagefolder `cache`, `test_dir`, `streaming`, `workers`;
+    for tinyimagenet `cache`, `streaming`, `workers` (racl.data.sources); for synthetic its settings.
+    """
     _check_args(name, image_size, limit, val_fraction, test_fraction, seed)
+    if source_options.get("test_dir") is not None:  # the spec must name it from any working directory
+        source_options = {**source_options, "test_dir": os.path.abspath(os.path.expanduser(str(source_options["test_dir"])))}
     raw = _call_source(name, source_options, data_dir=data_dir, image_size=image_size, limit=limit, download=download)
     pool = raw.train
-    if raw.test is None:
+    if raw.val is not None:
+        train, val, test = pool, raw.val, raw.test
+    elif raw.test is None:
         train_idx, val_idx, test_idx = stratified_split(pool.labels, [val_fraction, test_fraction], seed)
-        test = pool.subset(test_idx)
+        train, val, test = pool.subset(train_idx), pool.subset(val_idx), pool.subset(test_idx)
     else:
         train_idx, val_idx = stratified_split(pool.labels, [val_fraction], seed)
-        test = raw.test
-    train, val = pool.subset(train_idx), pool.subset(val_idx)
+        train, val, test = pool.subset(train_idx), pool.subset(val_idx), raw.test
     mean, std = raw.stats if raw.stats is not None else channel_stats(train.images)
     spec = {
         "format": SPEC_FORMAT,
@@ -100,10 +112,9 @@ def load_data(
 
 def _splits(name: str, train: ArrayDataset, val: ArrayDataset, test: ArrayDataset, raw: sources.RawData,
             mean: tuple, std: tuple, spec: dict) -> DataSplits:
-    _, channels, height, _ = raw.train.images.shape
     return DataSplits(
-        name=name, train=train, val=val, test=test, num_classes=len(raw.class_names), channels=int(channels),
-        image_size=int(height), mean=mean, std=std, class_names=raw.class_names, load_spec=spec,
+        name=name, train=train, val=val, test=test, num_classes=len(raw.class_names), channels=raw.train.channels,
+        image_size=raw.train.image_size, mean=mean, std=std, class_names=raw.class_names, load_spec=spec,
     )
 
 

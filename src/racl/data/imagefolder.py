@@ -1,152 +1,107 @@
-"""Image-folder datasets (`<class>/<image>`, optionally under one top folder) from a directory or a zip.
+"""Image folders decoded whole into memory: the uint8 path for CIFAR-size data (directory or zip).
 
-Zips are read in place (never extracted), so a 300-image load touches only 300 members. Entry
-names that could escape a target directory (absolute, drive letter, `..`) are refused outright.
-Hidden files and folders (`.DS_Store`, `__MACOSX/`) are skipped; any other non-image file is an error.
+The layouts are in racl.data.layout (class folders, split folders) and racl.data.tinyimagenet; this
+module decodes a listing's splits together (one colour mode and one size for all of them) and caches
+decoded zips as safetensors (racl.data.cache). A 300-image load of a zip reads only 300 members.
 """
 from __future__ import annotations
 
 import os
-import re
-import zipfile
-import zlib
 from pathlib import Path
-from typing import Callable
 
 import torch
 
 from racl.data import cache
 from racl.data.arrays import ArrayDataset
 from racl.data.decode import decode_many, harmonise
+from racl.data.folder import open_folder
+from racl.data.layout import IMAGE_EXTENSIONS, Listing, class_layout, folder_listing, with_test_folder
+from racl.data.tinyimagenet import tinyimagenet_listing
 from racl.errors import RaclError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp", ".gif")
-Parts = tuple[str, ...]
+__all__ = ["IMAGE_EXTENSIONS", "class_layout", "decode_listing", "decoded_bytes", "folder_cache_key", "list_folder",
+           "load_folder_splits", "load_image_folder"]
 _CHUNK = 1024  # files decoded per batch
 _BATCHED_FROM = 4096  # from this many images on, torchvision's batched decoder pays for its import
-_DRIVE = re.compile(r"^[A-Za-z]:")
+LAYOUTS = ("imagefolder", "tinyimagenet")
 
 
-class _Folder:
-    """A listing of files and folders (as path parts) plus a way to read one file's bytes."""
-
-    def __init__(self, where: str, files: list[Parts], dirs: list[Parts], read: Callable[[Parts], bytes]):
-        self.where, self.files, self.dirs, self.read = where, files, dirs, read
-
-    def name(self, parts: Parts) -> str:
-        return f"{self.where}:{'/'.join(parts)}" if self.where.endswith(".zip") else os.path.join(self.where, *parts)
+def _existing(path: str | os.PathLike, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        hint = "a folder or .zip in <class>/<image> or train/<class>/<image> layout"
+        raise RaclError(f"{what} not found: {p}; pass --data-dir DIR or {hint}")
+    return p
 
 
-def _safe_parts(name: str, where: str) -> Parts:
-    """Split a zip entry name, refusing names that would escape an extraction directory."""
-    norm = name.replace("\\", "/")
-    parts = tuple(norm.split("/"))
-    if "" in parts or "." in parts:
-        parts = tuple(p for p in parts if p not in ("", "."))
-    if norm.startswith("/") or ".." in parts or (":" in norm and _DRIVE.match(norm)):
-        raise RaclError(f"{where}: refusing unsafe zip entry {name!r} (absolute path or '..'); do not use this archive")
-    return parts
+def list_folder(path: str | os.PathLike, layout: str = "imagefolder", *, limit: int | None = None,
+                test_dir: str | os.PathLike | None = None) -> Listing:
+    """Which images make up each split (no decoding); RaclError on a wrong layout."""
+    folder = open_folder(_existing(path, "image folder"))
+    listing = tinyimagenet_listing(folder, limit) if layout == "tinyimagenet" else folder_listing(folder, limit)
+    if test_dir is not None:
+        listing = with_test_folder(listing, open_folder(_existing(test_dir, "--test-dir folder")), limit)
+    return listing
 
 
-def _hidden(parts: Parts) -> bool:
-    return any(p[0] == "." or p == "__MACOSX" for p in parts if p)
-
-
-def _open_zip(path: Path) -> tuple[zipfile.ZipFile, _Folder]:
-    try:
-        zf = zipfile.ZipFile(path)
-        infos = zf.infolist()
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-        raise RaclError(f"{path} is not a readable zip archive ({e}); it may be corrupt or truncated") from e
-    files, dirs, by_parts = [], [], {}
-    for info in infos:
-        parts = _safe_parts(info.filename, str(path))
-        (dirs if info.is_dir() else files).append(parts)
-        by_parts[parts] = info
-
-    def read(parts: Parts) -> bytes:
-        try:
-            return zf.read(by_parts[parts])
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as e:
-            raise RaclError(f"{path}: cannot read member {'/'.join(parts)} ({e}); the zip may be corrupt") from e
-
-    return zf, _Folder(str(path), files, dirs, read)
-
-
-def _open_dir(root: Path) -> _Folder:
-    files, dirs = [], []
-    for top, subdirs, names in os.walk(root):
-        rel = Path(top).relative_to(root).parts
-        subdirs[:] = sorted(d for d in subdirs if not _hidden((d,)))
-        dirs.extend(rel + (d,) for d in subdirs)
-        files.extend(rel + (n,) for n in names)
-    def read(parts: Parts) -> bytes:
-        try:
-            return root.joinpath(*parts).read_bytes()
-        except OSError as e:
-            raise RaclError(f"cannot read {root.joinpath(*parts)} ({e.strerror}); check the file") from e
-
-    return _Folder(str(root), files, dirs, read)
-
-
-def class_layout(folder: _Folder) -> tuple[Parts, dict[str, list[Parts]]]:
-    """Find the class level (stripping single top folders like `train/`) and each class's files."""
-    visible = sorted(p for p in folder.files if not _hidden(p))
-    if not visible:
-        raise RaclError(f"{folder.where} contains no images; expected <class>/<image> folders")
-    prefix: Parts = ()
-    while all(len(p) >= len(prefix) + 3 for p in visible) and len({p[len(prefix)] for p in visible}) == 1:
-        prefix = visible[0][: len(prefix) + 1]
-    depth = len(prefix)
-    for p in visible:
-        if len(p) == depth + 1:
-            raise RaclError(f"{folder.name(p)} is not inside a class folder; use the layout <class>/<image>")
-        if not p[-1].lower().endswith(IMAGE_EXTENSIONS):
-            raise RaclError(f"{folder.name(p)} is not an image file ({', '.join(IMAGE_EXTENSIONS)}); remove it")
-    members: dict[str, list[Parts]] = {}
-    for p in visible:
-        members.setdefault(p[depth], []).append(p)
-    for d in folder.dirs:
-        if len(d) > depth and d[:depth] == prefix and not _hidden(d):
-            members.setdefault(d[depth], [])
-    members = {c: members[c] for c in sorted(members)}
-    for c, files in members.items():
-        if not files:
-            raise RaclError(f"class folder {folder.name(prefix + (c,))} has no images; remove it or add images")
-    if len(members) < 2:
-        raise RaclError(f"{folder.where} has {len(members)} class folder(s); classification needs at least 2")
-    return prefix, members
-
-
-def _decode_folder(folder: _Folder, limit: int | None, image_size: int | None) -> tuple[ArrayDataset, tuple[str, ...]]:
-    _, members = class_layout(folder)
-    chosen = [(parts, label) for label, files in enumerate(members.values()) for parts in files[:limit]]
-    names = [folder.name(parts) for parts, _ in chosen]
+def decode_listing(listing: Listing, image_size: int | None) -> dict[str, ArrayDataset]:
+    """Decode every split of `listing` into uint8 (N, C, S, S): one mode and size across the splits."""
+    chosen = [(split, fl.folder, parts, label) for split, fl in listing.splits.items()
+              for parts, label in zip(fl.files, fl.labels)]
+    names = [folder.name(parts) for _, folder, parts, _ in chosen]
     images: list[torch.Tensor] = []
     for start in range(0, len(chosen), _CHUNK):  # chunks: raw bytes never all in memory at once
-        datas = [folder.read(parts) for parts, _ in chosen[start : start + _CHUNK]]
+        datas = [folder.read(parts) for _, folder, parts, _ in chosen[start : start + _CHUNK]]
         images.extend(decode_many(datas, names[start : start + _CHUNK], batched=len(chosen) >= _BATCHED_FROM))
-    labels = [label for _, label in chosen]
+    for fl in listing.splits.values():
+        fl.folder.close()
     stacked = harmonise(images, names, image_size)  # (N, C, S, S) uint8
-    return ArrayDataset(stacked, torch.tensor(labels, dtype=torch.int64)), tuple(members)
+    labels = torch.tensor([label for *_, label in chosen], dtype=torch.int64)
+    out, start = {}, 0
+    for split, fl in listing.splits.items():
+        out[split] = ArrayDataset(stacked[start : start + len(fl)], labels[start : start + len(fl)])
+        start += len(fl)
+    return out
 
 
-def load_image_folder(
-    path: str | os.PathLike, *, limit: int | None = None, image_size: int | None = None, use_cache: bool = True
-) -> tuple[ArrayDataset, tuple[str, ...]]:
-    """Decode an image folder (directory or .zip) into memory; zips are cached as safetensors."""
-    path = Path(path).expanduser()
-    if path.is_dir():
-        return _decode_folder(_open_dir(path), limit, image_size)
-    if not path.is_file():
-        raise RaclError(f"image folder not found: {path}; pass --data-dir DIR or a .zip in <class>/<image> layout")
-    key = cache.cache_key(path, limit=limit, image_size=image_size) if use_cache else None
+def folder_cache_key(path: str | os.PathLike, layout: str, *, limit: int | None, image_size: int | None,
+                     test_dir: str | os.PathLike | None, use_cache: bool) -> str | None:
+    """The cache key of a decode, or None when not cached (`use_cache` off, or a source is a directory)."""
+    sources = [_existing(path, "image folder")] + ([_existing(test_dir, "--test-dir folder")] if test_dir else [])
+    if not use_cache or not all(p.is_file() for p in sources):
+        return None
+    return cache.cache_key(sources, limit=limit, image_size=image_size, layout=layout)
+
+
+def decoded_bytes(listing: Listing, image_size: int | None) -> int:
+    """What decoding `listing` into memory would take: images x 3 x S x S (S from the first image's header)."""
+    n = sum(len(fl) for fl in listing.splits.values())
+    if image_size is None:
+        train = listing.splits["train"]
+        image_size = max(train.folder.image_size(train.files[0]))
+    return n * 3 * image_size * image_size
+
+
+def load_folder_splits(path: str | os.PathLike, layout: str = "imagefolder", *, limit: int | None = None,
+                       image_size: int | None = None, use_cache: bool = True,
+                       test_dir: str | os.PathLike | None = None) -> tuple[dict[str, ArrayDataset], tuple[str, ...]]:
+    """Decode an image folder's splits into memory ({"train": ..., "val"/"test" if found}, classes).
+
+    Zips (with a zipped --test-dir, if any) are cached as safetensors; directories are decoded each time.
+    """
+    key = folder_cache_key(path, layout, limit=limit, image_size=image_size, test_dir=test_dir, use_cache=use_cache)
     hit = cache.load(key) if key else None
     if hit is not None:
         return hit
-    zf, folder = _open_zip(path)
-    with zf:
-        ds, class_names = _decode_folder(folder, limit, image_size)
+    listing = list_folder(path, layout, limit=limit, test_dir=test_dir)
+    splits = decode_listing(listing, image_size)
     if key:
-        cache.save(key, ds, class_names, source=str(path))
-    return ds, class_names
+        cache.save(key, splits, listing.classes, source=str(path))
+    return splits, listing.classes
+
+
+def load_image_folder(path: str | os.PathLike, *, limit: int | None = None, image_size: int | None = None,
+                      use_cache: bool = True) -> tuple[ArrayDataset, tuple[str, ...]]:
+    """The training pool of an image folder (its only split, or train/), decoded into memory."""
+    splits, classes = load_folder_splits(path, limit=limit, image_size=image_size, use_cache=use_cache)
+    return splits["train"], classes

@@ -1,5 +1,7 @@
 """Batch iteration over an in-memory ArrayDataset, fully determined by one torch.Generator.
 
+A StreamingDataset (racl.data.streaming) gets the same order and makes its own batches.
+
 Per epoch the generator is used, in this order: one permutation (if shuffle), then each batch's
 augmentation draws. To resume an epoch at batch k, restore the generator state saved at the epoch
 start and pass `start_batch=k`: the skipped batches' augmentation draws are replayed (cheap, no
@@ -49,6 +51,8 @@ def iterate_batches(
     if augment is not None and generator is None:
         raise ValueError("augmentation needs an explicit torch.Generator so it is reproducible")
     order = epoch_order(len(ds), shuffle=shuffle, generator=generator)
+    if hasattr(ds, "batches"):  # a StreamingDataset makes its batches with a DataLoader (racl.data.streaming)
+        return ds.batches(order, batch_size, generator, augment, drop_last, device, start_batch)
     return _batches(ds, order, batch_size, generator, augment, drop_last, device, start_batch)
 
 

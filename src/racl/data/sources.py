@@ -1,7 +1,9 @@
 """Where the images come from: torchvision sets, image folders, sklearn digits, synthetic patterns.
 
-Each source returns a `RawData`: a pool to split (`train`), the official test split if there is one,
-class names and, for the torchvision sets, the standard normalisation constants.
+Each source returns a `RawData`: a pool to split (`train`), the official validation and test splits
+where there are any, class names and, for the torchvision sets, the standard normalisation constants.
+Image folders and Tiny-ImageNet are decoded into memory (uint8) or, above STREAM_ABOVE_BYTES of
+decoded pixels or when asked, streamed from disk (racl.data.streaming).
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from racl.data.arrays import ArrayDataset, resize_images
-from racl.data.imagefolder import load_image_folder
+from racl.data import cache as decode_cache
+from racl.data import imagefolder
 from racl.data.splits import limit_per_class
 from racl.errors import RaclError
 
@@ -32,12 +35,18 @@ _EXPECTED = {
 }
 
 
+STREAM_ABOVE_BYTES = 4 * 2**30  # image folders whose decoded pixels would exceed this are streamed
+STREAM_IMAGE_SIZE = 224  # streamed images are cropped to this size unless --image-size says otherwise
+TINYIMAGENET_SIZE = 64
+
+
 @dataclass(frozen=True, eq=False)
 class RawData:
     train: ArrayDataset  # the pool that train/val (and test, if `test` is None) are drawn from
     test: ArrayDataset | None  # official test split, or None
     class_names: tuple[str, ...]
     stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (mean, std), None = compute
+    val: ArrayDataset | None = None  # official validation split (only together with `test`), or None
 
 
 def _limited(ds: ArrayDataset, limit: int | None) -> ArrayDataset:
@@ -83,12 +92,60 @@ def load_torchvision(
     return RawData(train, test, classes, STATS[name])
 
 
-def load_imagefolder(data_dir: str | None, *, image_size: int | None, limit: int | None, cache: bool = True) -> RawData:
-    """A directory or .zip in <class>/<image> layout (see racl.data.imagefolder)."""
+def load_imagefolder(data_dir: str | None, *, image_size: int | None, limit: int | None, cache: bool = True,
+                     test_dir: str | None = None, streaming: bool | None = None,
+                     workers: int | None = None) -> RawData:
+    """A directory or .zip of class folders or split folders (racl.data.layout); `test_dir`: a separate
+    <class>/<image> folder for the test split; `streaming`: True, False or None (by size)."""
     if data_dir is None:
         raise RaclError("imagefolder needs --data-dir PATH (a folder or .zip of <class>/<image> files)")
-    ds, classes = load_image_folder(data_dir, limit=limit, image_size=image_size, use_cache=cache)
-    return RawData(ds, None, classes)
+    return _folder_source("imagefolder", data_dir, image_size, limit, cache, test_dir, streaming, workers)
+
+
+def load_tinyimagenet(data_dir: str | None, *, image_size: int | None, limit: int | None, cache: bool = True,
+                      streaming: bool | None = None, workers: int | None = None) -> RawData:
+    """Tiny-ImageNet's official train and val splits (racl.data.tinyimagenet), directory or .zip."""
+    if data_dir is None:
+        raise RaclError("tinyimagenet needs --data-dir PATH (tiny-imagenet-200/ or tiny-imagenet-200.zip)")
+    return _folder_source("tinyimagenet", data_dir, image_size, limit, cache, None, streaming, workers)
+
+
+def _folder_source(layout: str, data_dir: str, image_size: int | None, limit: int | None, use_cache: bool,
+                   test_dir: str | None, streaming: bool | None, workers: int | None) -> RawData:
+    if streaming not in (None, True, False):
+        raise RaclError(f"streaming must be true, false or unset (by size), got {streaming!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise RaclError(f"--workers must be a non-negative integer, got {workers!r}")
+    key = None
+    if streaming is not True:
+        key = imagefolder.folder_cache_key(data_dir, layout, limit=limit, image_size=image_size,
+                                           test_dir=test_dir, use_cache=use_cache)
+        hit = decode_cache.load(key) if key else None
+        if hit is not None:
+            return _raw(*hit)
+    listing = imagefolder.list_folder(data_dir, layout, limit=limit, test_dir=test_dir)
+    if streaming is None:
+        streaming = imagefolder.decoded_bytes(listing, image_size) > STREAM_ABOVE_BYTES
+    if streaming:
+        # imported here: the streaming module imports torchvision's transforms (~1 s), which in-memory
+        # loads (the common case, and the offline demo) never need
+        from racl.data.streaming import streaming_splits
+
+        size = image_size or (TINYIMAGENET_SIZE if layout == "tinyimagenet" else STREAM_IMAGE_SIZE)
+        splits = streaming_splits(listing, size, workers)
+        return _raw(splits, listing.classes, splits["train"].sample_stats())
+    splits = imagefolder.decode_listing(listing, image_size)
+    if key:
+        decode_cache.save(key, splits, listing.classes, source=str(data_dir))
+    return _raw(splits, listing.classes)
+
+
+def _raw(splits: dict, classes: tuple[str, ...], stats: tuple | None = None) -> RawData:
+    """The official splits as RawData: with only one of val/test, that one is the test split."""
+    val, test = splits.get("val"), splits.get("test")
+    if test is None:
+        val, test = None, val
+    return RawData(splits["train"], test, classes, stats, val)
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:

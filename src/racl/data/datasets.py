@@ -94,7 +94,7 @@ def load_data(
     else:
         train_idx, val_idx = stratified_split(pool.labels, [val_fraction], seed)
         train, val, test = pool.subset(train_idx), pool.subset(val_idx), raw.test
-    mean, std = raw.stats if raw.stats is not None else channel_stats(train.images)
+    mean, std = raw.stats if raw.stats is not None else _train_stats(train)
     spec = {
         "format": SPEC_FORMAT,
         "name": name,
@@ -108,6 +108,11 @@ def load_data(
         "sizes": {"train": len(train), "val": len(val), "test": len(test)},
     }
     return _splits(name, train, val, test, raw, tuple(mean), tuple(std), spec)
+
+
+def _train_stats(train: Any) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Channel mean and std of the train split: exact in memory, from a seeded sample when streamed."""
+    return train.sample_stats() if hasattr(train, "sample_stats") else channel_stats(train.images)
 
 
 def _splits(name: str, train: ArrayDataset, val: ArrayDataset, test: ArrayDataset, raw: sources.RawData,

@@ -128,7 +128,8 @@ def _open_zip(path: Path) -> Folder:
         parts = safe_parts(info.filename, str(path))
         (dirs if info.is_dir() else files).append(parts)
         members[parts] = info.filename
-    return Folder(path, True, files, dirs, members)
+    implied = {f[:k] for f in files for k in range(1, len(f))} - set(dirs)  # zips need no folder entries
+    return Folder(path, True, files, dirs + sorted(implied), members)
 
 
 def _open_dir(root: Path) -> Folder:

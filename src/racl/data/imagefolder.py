@@ -29,8 +29,8 @@ LAYOUTS = ("imagefolder", "tinyimagenet")
 def _existing(path: str | os.PathLike, what: str) -> Path:
     p = Path(path).expanduser()
     if not p.exists():
-        hint = "a folder or .zip in <class>/<image> or train/<class>/<image> layout"
-        raise RaclError(f"{what} not found: {p}; pass --data-dir DIR or {hint}")
+        flag = "--test-dir" if what.startswith("--test-dir") else "--data-dir"
+        raise RaclError(f"{what} not found: {p}; pass {flag} DIR or a .zip in <class>/<image> layout")
     return p
 
 

@@ -56,18 +56,26 @@ def _visible(folder: Folder) -> list[Parts]:
     return visible
 
 
-def _top(visible: list[Parts]) -> Parts:
-    """Single top folders to strip (`cifar10/`, or `train/` when it is the only folder)."""
+def _top(visible: list[Parts], folder: Folder) -> Parts:
+    """Single top folders to strip (`cifar10/`, or `train/` when it is the only folder, even an empty one)."""
+    dirs = [d for d in folder.dirs if not hidden(d)]
     prefix: Parts = ()
-    while all(len(p) >= len(prefix) + 3 for p in visible) and len({p[len(prefix)] for p in visible}) == 1:
+    while all(len(p) >= len(prefix) + 3 for p in visible) and len(_names(visible, dirs, prefix)) == 1:
         prefix = visible[0][: len(prefix) + 1]
     return prefix
+
+
+def _names(visible: list[Parts], dirs: list[Parts], prefix: Parts) -> set[str]:
+    """Names of the folders right under `prefix` (from the files in them, and the folders listed)."""
+    n = len(prefix)
+    return ({p[n] for p in visible if len(p) > n + 1 and p[:n] == prefix}
+            | {d[n] for d in dirs if len(d) > n and d[:n] == prefix})
 
 
 def class_layout(folder: Folder, strip: bool = True, limit: int | None = None) -> tuple[Parts, dict[str, list[Parts]]]:
     """The class level (after single top folders if `strip`) and each class's files (first `limit`)."""
     visible = _visible(folder)
-    prefix = _top(visible) if strip else ()
+    prefix = _top(visible, folder) if strip else ()
     depth = len(prefix)
     for p in visible:
         if len(p) == depth + 1:
@@ -98,10 +106,9 @@ def _file_list(folder: Folder, members: dict[str, list[Parts]], classes: tuple[s
 def folder_listing(folder: Folder, limit: int | None = None) -> Listing:
     """The layout of an image folder (class folders or split folders; see the module docstring)."""
     visible = _visible(folder)
-    prefix = _top(visible)
+    prefix = _top(visible, folder)
     depth = len(prefix)
-    names = {p[depth] for p in visible if len(p) > depth + 1}
-    names |= {d[depth] for d in folder.dirs if len(d) > depth and d[:depth] == prefix and not hidden(d)}
+    names = _names(visible, [d for d in folder.dirs if not hidden(d)], prefix)
     split_dirs = sorted(n for n in names if n.lower() in SPLIT_FOLDERS)
     if not split_dirs:
         _, members = class_layout(folder, limit=limit)

@@ -133,7 +133,7 @@ def _folder_source(layout: str, data_dir: str, image_size: int | None, limit: in
 
         size = image_size or (TINYIMAGENET_SIZE if layout == "tinyimagenet" else STREAM_IMAGE_SIZE)
         splits = streaming_splits(listing, size, workers)
-        return _raw(splits, listing.classes, splits["train"].sample_stats())
+        return _raw(splits, listing.classes)
     splits = imagefolder.decode_listing(listing, image_size)
     if key:
         decode_cache.save(key, splits, listing.classes, source=str(data_dir))

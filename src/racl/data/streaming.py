@@ -65,6 +65,11 @@ class StreamingDataset:
         idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1).cpu()
         return StreamingDataset(self.folder, self.keys[idx.numpy()], self.labels[idx], self.image_size, self.workers)
 
+    @property
+    def images(self) -> "LazyImages":
+        """The images as an indexable view: `images[idx]` decodes just those (evaluation transforms)."""
+        return LazyImages(self)
+
     def to(self, device: torch.device | str) -> "StreamingDataset":
         return self  # stays on disk; batches go to the device as they are made
 
@@ -126,6 +131,40 @@ class StreamingDataset:
         """Channel mean and std estimated on STATS_IMAGES seeded random images (evaluation transforms)."""
         pick = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:STATS_IMAGES]
         return channel_stats(self.subset(pick).decoded().images)
+
+
+class LazyImages:
+    """`StreamingDataset.images`: what code written for in-memory uint8 images (N, 3, S, S) reads, such as
+    a validation subset or evaluation's chosen images; indexing decodes only the images indexed."""
+
+    dtype = torch.uint8
+    device = torch.device("cpu")
+
+    def __init__(self, ds: StreamingDataset):
+        self.ds = ds
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self.ds), self.ds.channels, self.ds.image_size, self.ds.image_size))
+
+    def dim(self) -> int:
+        return 4
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, idx: int | slice | torch.Tensor | Sequence[int]) -> torch.Tensor:
+        if isinstance(idx, int):
+            return self[[idx]][0]
+        if isinstance(idx, slice):
+            idx = torch.arange(len(self.ds))[idx]
+        return self.ds.subset(idx).decoded().images
+
+    def cpu(self) -> torch.Tensor:
+        return self[:]  # every image, decoded
+
+    def to(self, *args, **kwargs) -> torch.Tensor:
+        return self[:].to(*args, **kwargs)
 
 
 class _Epoch(Dataset):

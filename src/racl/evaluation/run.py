@@ -49,9 +49,6 @@ def pick_images(data: Any, n_images: int | None, seed: int) -> tuple[torch.Tenso
     """A seeded random subset of n_images (all if None): (N, C, H, W) float in [0, 1], (N,) int64."""
     n = len(data.labels)
     idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:n_images] if n_images else None
-    if hasattr(data, "decoded"):  # a streamed split (racl.data.streaming): decode only the chosen images
-        data = (data if idx is None else data.subset(idx)).decoded()
-        idx = None
     images, labels = (data.images, data.labels) if idx is None else (data.images[idx], data.labels[idx])
     return as_float_images(images.cpu()), labels.cpu().long()
 

@@ -51,6 +51,17 @@ def image_folder(root: Path, extra: dict[str, bytes] | None = None, classes: tup
     return root
 
 
+def tiny_folder(tmp: Path, annotations: bytes | None) -> Path:
+    """A two-class Tiny-ImageNet zip (wnids n01, n02; 2 train images each; val image v0.JPEG) with the
+    given val_annotations.txt (None: left out)."""
+    entries = {"tiny-imagenet-200/wnids.txt": b"n01\nn02\n", "tiny-imagenet-200/val/images/v0.JPEG": png(8)}
+    entries |= {f"tiny-imagenet-200/train/{w}/images/{w}_{i}.JPEG": png(8, 40 * i) for w in ("n01", "n02")
+                for i in range(2)}
+    if annotations is not None:
+        entries["tiny-imagenet-200/val/val_annotations.txt"] = annotations
+    return zipped(tmp, entries)
+
+
 def zipped(tmp: Path, entries: dict[str, bytes]) -> Path:
     path = tmp / "data.zip"
     with zipfile.ZipFile(path, "w") as zf:
@@ -174,6 +185,30 @@ CASES = [
     Case("single_class", lambda t, c: [
         *TRAIN, "--dataset", "imagefolder", "--data-dir", str(image_folder(t / "imgs", classes=("a",))),
         "--out", out(t)], r"1 class folder\(s\); classification needs at least 2"),
+    Case("split_and_class_folders_mixed", lambda t, c: [
+        *TRAIN, "--dataset", "imagefolder", "--data-dir", str(image_folder(t / "imgs", classes=("train", "test", "c"))),
+        "--out", out(t)], r"class folder .*c sits beside split folders test/, train/"),
+    Case("split_folders_disagree_on_classes", lambda t, c: [
+        *TRAIN, "--dataset", "imagefolder", "--data-dir",
+        str(image_folder(t / "imgs", {f"test/{k}/0.png": png() for k in "ac"} | {f"train/{k}/0.png": png() for k in "ab"},
+                         classes=())), "--out", out(t)],
+        r"split folders disagree on classes: .*test lacks b and has c that .*train lacks"),
+    Case("test_dir_classes_differ", lambda t, c: [
+        *TRAIN, "--dataset", "imagefolder", "--data-dir", str(image_folder(t / "imgs")),
+        "--test-dir", str(image_folder(t / "test", classes=("a", "z"))), "--out", out(t)],
+        r"--test-dir .*test lacks b and has z"),
+    Case("test_dir_not_imagefolder", lambda t, c: [*TRAIN, *SYNTH, "--test-dir", str(t), "--out", out(t)],
+         r"--test-dir applies to --dataset imagefolder only, not synthetic"),
+    Case("tinyimagenet_no_annotations", lambda t, c: [
+        *TRAIN, "--dataset", "tinyimagenet", "--data-dir", str(tiny_folder(t, annotations=None)), "--out", out(t)],
+        r"val_annotations\.txt not found: it holds the val labels"),
+    Case("tinyimagenet_unknown_class", lambda t, c: [
+        *TRAIN, "--dataset", "tinyimagenet", "--data-dir", str(tiny_folder(t, annotations=b"v0.JPEG\tn09\t0\t0\t1\t1\n")),
+        "--out", out(t)], r"val_annotations\.txt line 1: v0\.JPEG is labelled 'n09', which is not a class in wnids"),
+    Case("tinyimagenet_listed_image_missing", lambda t, c: [
+        *TRAIN, "--dataset", "tinyimagenet", "--data-dir",
+        str(tiny_folder(t, annotations=b"v0.JPEG\tn01\nv9.JPEG\tn02\n")), "--out", out(t)],
+        r"lists v9\.JPEG but .*val/images/v9\.JPEG does not exist"),
     Case("unknown_dataset", lambda t, c: [*TRAIN, "--dataset", "mnist", "--out", out(t)],
          r"unknown dataset 'mnist'; known: cifar10"),
     Case("limit_zero", lambda t, c: [*TRAIN, *SYNTH[:4], "--limit", "0", "--out", out(t)],
@@ -248,10 +283,10 @@ CASES = [
          r"cannot create the output folder .*afile/run"),
     Case("out_is_a_file", lambda t, c: [*SEARCH, "--out", str(_write(t / "afile", b"x"))], r"is a file, not a folder"),
     Case("out_holds_a_training_run", lambda t, c: [*TRAIN, *SYNTH, "--out", out(t)],
-         r"already holds a training run; pass --resume to continue it or --overwrite",
+         r"already holds a training run \(config.yaml\); pass --resume to continue it or --overwrite",
          existing={"config.yaml": "x: 1\n"}),
     Case("out_holds_a_search_run", lambda t, c: [*SEARCH, "--out", out(t)],
-         r"already holds a search run \(metrics.jsonl\); use --resume .* or --overwrite",
+         r"already holds a search run \(metrics.jsonl\); pass --resume .* or --overwrite",
          existing={"metrics.jsonl": "{}\n"}),
     Case("resume_and_overwrite", lambda t, c: [*TRAIN, *SYNTH, "--out", out(t), "--resume", "--overwrite"],
          r"either --resume .* or --overwrite .*not both", existing={"state.safetensors": "x"}),
@@ -267,7 +302,8 @@ CASES = [
          leaves=("config.yaml", "metrics.jsonl")),
     Case("nan_in_training", lambda t, c: [*TRAIN, *SYNTH, "--lr", "1e30", "--grad-clip", "0", "--adv", "none",
                                           "--out", out(t)],
-         r"training diverged: .* at epoch 1, step \d+ \(no checkpoint yet\); lower --lr", leaves=("config.yaml",)),
+         r"training diverged: .* at epoch 1, step \d+; the run stopped \(no checkpoint was written yet\); lower --lr",
+         leaves=("config.yaml",)),
 ]
 
 

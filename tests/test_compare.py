@@ -9,7 +9,7 @@ import statistics
 import pytest
 
 from racl.cli import main
-from racl.compare import ComparePlan, load_plan, make_plan, mean_std, parse_arch, run_comparison
+from racl.compare import ComparePlan, check_compatible, load_plan, make_plan, mean_std, parse_arch, run_comparison
 from racl.compare.plan import MIN_WIDTH, count_params
 from racl.data import load_data
 from racl.errors import RaclError
@@ -164,7 +164,11 @@ def test_output_dir_refusals(data, finished, tmp_path, capsys):
     with pytest.raises(RaclError, match="already holds a comparison"):
         run_comparison(plan, data, out, log=None)
     with pytest.raises(RaclError, match="nothing to resume"):
-        run_comparison(plan, data, tmp_path / "empty", resume=True, log=None)
+        load_plan(tmp_path / "empty")  # what `racl compare --resume --out DIR` alone continues: nothing
+    fresh = run_comparison(plan, data, tmp_path / "empty", resume=True, log=None)  # nothing saved: from the start
+    assert [r["label"] for r in fresh["runs"]] == ["RACL"] and load_plan(tmp_path / "empty") == plan
+    longer = make_plan(["RACL"], [0], TrainConfig(**{**TINY, "epochs": 2}), data, attacks=["fgsm"])
+    check_compatible(plan, longer)  # `epochs` may change on resume (racl.lifecycle's rule)
     changed = make_plan(["RACL"], [0], TrainConfig(**{**TINY, "lr": 0.05}), load_data_like(out), attacks=["fgsm"])
     with pytest.raises(RaclError, match="budget.lr"):
         run_comparison(changed, load_data_like(out), out, resume=True, log=None)

@@ -14,7 +14,7 @@ from racl.checkpoint import load_model_checkpoint
 from racl.data import load_data, load_data_from_spec
 from racl.errors import RaclError
 from racl.state import load_state
-from racl.training import TrainConfig, config_from_dict, load_config, make_objective, train
+from racl.training import TrainConfig, config_from_dict, load_config, load_run, make_objective, train
 from racl.training.schedule import drop_path_prob, learning_rate
 
 TINY = dict(epochs=1, batch_size=8, channels=4, layers=3, steps=2, val_images=16, val_steps=2, val_batch_size=16)
@@ -44,13 +44,15 @@ def metrics(out) -> list[dict]:
 
 def test_defaults_follow_the_protocol():
     c = TrainConfig().resolved()
-    assert (c.adv, c.eps, c.alpha, c.steps, c.random_start) == ("pgd", 8 / 255, 2 / 255, 7, True)
-    assert (c.lr, c.momentum, c.weight_decay, c.schedule, c.grad_clip) == (0.1, 0.9, 2e-4, "cosine", 5.0)
-    assert TrainConfig().trades_beta == 6.0 and c.attack_mode == "train"
+    a, o = c.attack, c.optim
+    assert (c.objective.adv, a.eps, a.alpha, a.steps, a.random_start) == ("pgd", 8 / 255, 2 / 255, 7, True)
+    assert (o.lr, o.momentum, o.weight_decay, o.schedule, o.grad_clip) == (0.1, 0.9, 2e-4, "cosine", 5.0)
+    assert TrainConfig().objective.trades_beta == 6.0 and c.objective.attack_mode == "train"
     fast = TrainConfig(adv="fgsm_rs").resolved()
-    assert fast.alpha == pytest.approx(1.25 * 8 / 255)
-    assert TrainConfig(adv="trades").resolved().attack_mode == "eval"
-    assert TrainConfig(alpha=0.01).resolved().alpha == 0.01
+    assert fast.attack.alpha == pytest.approx(1.25 * 8 / 255)
+    assert TrainConfig(adv="trades").resolved().objective.attack_mode == "eval"
+    assert TrainConfig(alpha=0.01).resolved().attack.alpha == 0.01
+    assert TrainConfig(eps=4 / 255).resolved().attack.alpha == pytest.approx(1 / 255)  # the one rule: eps / 4
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=0), dict(eps=1.5), dict(eps=-0.1), dict(lr=0),
@@ -67,7 +69,10 @@ def test_config_from_yaml(tmp_path):
     path = tmp_path / "train.yaml"
     path.write_text("epochs: 3\neps: 8/255\nalpha: 0.01\nadv: trades\nstep_milestones: [0.5]\n")
     c = load_config(path)
-    assert (c.epochs, c.eps, c.alpha, c.adv, c.step_milestones) == (3, 8 / 255, 0.01, "trades", (0.5,))
+    assert (c.epochs, c.attack.eps, c.attack.alpha, c.objective.adv, c.optim.step_milestones) == \
+        (3, 8 / 255, 0.01, "trades", (0.5,))
+    path.write_text("epochs: 3\nattack: {eps: 8/255, alpha: 0.01}\nobjective: {adv: trades}\n")  # sections
+    assert load_config(path) == c.__class__(epochs=3, eps=8 / 255, alpha=0.01, adv="trades")
     path.write_text("epochs: 3\nepochz: 4\n")
     with pytest.raises(RaclError, match="epochz"):
         load_config(path)
@@ -166,7 +171,9 @@ def test_resume_is_bit_identical(data, tmp_path):
 def test_out_dir_refusal_overwrite_and_resume_checks(data, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(RaclError, match="nothing to resume"):
-        run(data, out, resume=True)
+        load_run(out)  # what a bare `racl train --resume DIR` continues: nothing
+    fresh = run(data, tmp_path / "fresh", resume=True, val_images=0, adv="none")  # nothing saved: from the start
+    assert fresh["epochs"] == 1 and len(metrics(tmp_path / "fresh")) == 1
     run(data, out, val_images=0, adv="none")
     with pytest.raises(RaclError, match="already holds a training run"):
         run(data, out, adv="none")
@@ -176,6 +183,9 @@ def test_out_dir_refusal_overwrite_and_resume_checks(data, tmp_path):
         run(data, out, resume=True, val_images=0, adv="none", lr=0.05)
     summary = run(data, out, resume=True, val_images=0, adv="none")  # already complete: nothing to do
     assert summary["epochs"] == 1 and len(metrics(out)) == 1
+    longer = run(data, out, resume=True, val_images=0, adv="none", epochs=2)  # `epochs` may change on resume
+    assert longer["epochs"] == 2 and [r["epoch"] for r in metrics(out)] == [1, 2]
+    assert load_config(out / "config.yaml").epochs == 2
     (out / "notes.txt").write_text("keep me")
     run(data, out, overwrite=True, adv="none", val_images=0, seed=1)
     assert (out / "notes.txt").read_text() == "keep me" and len(metrics(out)) == 1
@@ -187,7 +197,7 @@ def test_trades_and_fast_fgsm_runs(data, tmp_path, adv):
     summary = run(data, tmp_path / adv, adv=adv)
     m = summary["last"]["metrics"]
     assert math.isfinite(m["train_loss"]) and 0 <= m["train_adv_acc"] <= 1
-    assert load_config(tmp_path / adv / "config.yaml").adv == adv
+    assert load_config(tmp_path / adv / "config.yaml").objective.adv == adv
 
 
 def test_auxiliary_head_and_drop_path(tmp_path):
@@ -249,7 +259,8 @@ def test_cli_train_config_file_refusal_and_resume(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "epoch   1/1" in printed and "best (epoch 1)" in printed
     saved = load_config(out / "config.yaml")
-    assert (saved.adv, saved.eps, saved.batch_size, saved.alpha) == ("fgsm_rs", 4 / 255, 8, 1.25 * 4 / 255)
+    assert (saved.objective.adv, saved.attack.eps, saved.batch_size, saved.attack.alpha) == \
+        ("fgsm_rs", 4 / 255, 8, 1.25 * 4 / 255)
     assert main(args) == 2 and "already holds a training run" in capsys.readouterr().err
     assert main(["train", "--resume", str(out)]) == 0  # model, data and config come from the run
     assert main(["train", "--resume", str(out), "--lr", "0.5"]) == 2

@@ -7,6 +7,7 @@ left, and what to do.
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -36,6 +37,12 @@ def stopped(problem: str, where: str, checkpoint: Path, advice: str) -> RaclErro
     left = (f"the last good checkpoint {checkpoint} is intact" if Path(checkpoint).exists()
             else "no checkpoint was written yet")
     return RaclError(f"{problem} at {where}; the run stopped ({left}); {advice}")
+
+
+def check_value(what: str, value: float, where: str, checkpoint: Path, advice: str) -> None:
+    """The guard of one step: RaclError when a loss or gradient norm is not finite."""
+    if not math.isfinite(value):
+        raise stopped(f"{what} is {value}", where, checkpoint, advice)
 
 
 def check_finite(modules: Mapping[str, nn.Module], where: str, checkpoint: Path, advice: str,

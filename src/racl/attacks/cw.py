@@ -17,7 +17,7 @@ from racl.attacks.pgd import PGD
 class CW(PGD):
     name = "cw"
 
-    def __init__(self, model: nn.Module, eps: float = 8 / 255, alpha: float | None = 2 / 255, steps: int = 30,
+    def __init__(self, model: nn.Module, eps: float = 8 / 255, alpha: float | None = None, steps: int = 30,
                  random_start: bool = True, kappa: float | None = None, restarts: int = 1,
                  *, model_mode: str = "eval"):
         super().__init__(model, eps, alpha=alpha, steps=steps, random_start=random_start, norm="linf",

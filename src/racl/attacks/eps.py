@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import math
-import re
 
+from racl.config import NUMBER_TEXT as _FRACTION  # noqa: F401  for racl.search.config, until it uses racl.config
+from racl.config import read_number
 from racl.errors import RaclError
-
-_FRACTION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$", re.I)
 
 
 def parse_eps(text: str | float | int) -> float:
@@ -16,16 +15,25 @@ def parse_eps(text: str | float | int) -> float:
     if isinstance(text, (int, float)):
         value = float(text)
     else:
-        match = _FRACTION.match(str(text))
-        if not match:
+        number = read_number(str(text))
+        if number is None:
+            num, _, den = str(text).partition("/")
+            if read_number(num) is not None and read_number(den) == 0:
+                raise RaclError(f"eps {text!r} divides by zero; write it like 8/255")
             raise RaclError(f"cannot read eps {text!r}; write it like 8/255 or 0.031")
-        num, den = float(match.group(1)), float(match.group(2) or 1.0)
-        if den == 0:
-            raise RaclError(f"eps {text!r} divides by zero; write it like 8/255")
-        value = num / den
+        value = number
     if not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise RaclError(f"eps {text!r} = {value} is outside [0, 1]; images are in [0, 1], e.g. 8/255")
     return value
+
+
+def default_step_size(eps: float) -> float:
+    """The one default step size of every iterative attack racl runs (PGD in training, validation,
+    evaluation and the search's weight step; TRADES; CW): eps / 4. At eps = 8/255 that is 2/255,
+    Madry et al.'s CIFAR-10 setting for PGD-7 training and PGD-20 evaluation. It does not shrink
+    with the step count, so few steps (k < 4) cannot cross the ball: give `alpha` for those.
+    (FGSM's single step is 1.25 eps, Wong et al.; MI-FGSM's eps / steps, its paper's.)"""
+    return eps / 4
 
 
 def parse_eps_list(text: str) -> list[float]:

@@ -4,7 +4,8 @@ Step semantics follow torchattacks.PGD so numbers are comparable: uniform random
 ball clipped to [0, 1]; `steps` updates x <- Proj(x + alpha sign(grad)); the last iterate is returned.
 L2: Gaussian-direction random start with uniform radius, normalised-gradient steps, projection onto
 the L2 ball (torchattacks.PGDL2). With restarts > 1, each example keeps the first restart that
-fools the model (per-example worst case). `loss="margin"` gives CW-inf (see cw.py).
+fools the model (per-example worst case). `loss="margin"` gives CW-inf (see cw.py). The default step
+is racl's one rule, eps / 4 for both norms (racl.attacks.eps.default_step_size).
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import torch
 from torch import nn
 
 from racl.attacks.base import Attack, LossFn, check_eps, get_loss
+from racl.attacks.eps import default_step_size
 from racl.errors import RaclError
 
 NORMS = ("linf", "l2")
@@ -36,9 +38,7 @@ class PGD(Attack):
             raise RaclError(f"PGD needs steps >= 0 and restarts >= 1, got steps={steps}, restarts={restarts}")
         self.norm, self.steps, self.restarts = norm, int(steps), int(restarts)
         self.random_start, self.loss = random_start, loss
-        # Defaults: 2/255 for Linf (method.md section 6); 2.5 eps / steps for L2 (Madry et al.).
-        default = 2 / 255 if norm == "linf" else 2.5 * self.eps / max(self.steps, 1)
-        self.alpha = default if alpha is None else float(alpha)
+        self.alpha = default_step_size(self.eps) if alpha is None else float(alpha)
         if norm == "linf":
             check_eps(self.alpha, "alpha")
         self._loss_fn: LossFn = get_loss(loss)

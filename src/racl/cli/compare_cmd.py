@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import argparse
 
+from racl.attacks import parse_eps
+from racl.compare import load_plan, make_plan, run_comparison
+from racl.data import add_data_arguments, data_from_args, load_data_from_spec
+from racl.errors import RaclError
+from racl.io import read_yaml
+from racl.training import build_config
+from racl.training.config import FLAGS, add_config_arguments, config_arguments
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from racl.cli.train_cmd import _add_config_flags
-    from racl.data import add_data_arguments
-
     p = sub.add_parser("compare", help="train and attack several architectures x seeds under one budget",
                        description="Fair comparison: identical code, data, seeds, training budget and attack "
                                    "evaluation for every architecture; writes DIR/results.json, results.md and "
@@ -33,8 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resnet-width", default="auto", metavar="auto|W",
                    help="resnet18 width: auto = parameter count closest to the mean of the DARTS-space "
                         "networks (default), or a number (64 = standard ResNet-18)")
-    p.add_argument("--config", metavar="FILE.yaml", help="training config (budget); flags override its values")
-    _add_config_flags(p)
+    add_config_arguments(p)  # the budget: --preset, --config FILE.yaml, the racl train flags, --set
     add_data_arguments(p, default_dataset="digits")
     p.add_argument("--resume", action="store_true", help="continue the comparison in --out, skipping finished runs")
     p.add_argument("--overwrite", action="store_true", help="replace a comparison in --out")
@@ -45,21 +49,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _budget(args: argparse.Namespace):
     """The shared TrainConfig; the epochs must be given (no silent 100-epoch default)."""
-    from racl.cli.train_cmd import build_config
-    from racl.errors import RaclError
-    from racl.io import read_yaml
-
     if args.seed is not None:
         raise RaclError("racl compare takes --seeds (one run per seed), not --seed")
-    in_file = bool(args.config) and "epochs" in (read_yaml(args.config, "training config") or {})
-    if args.epochs is None and not in_file:
+    given = (args.epochs is not None or args.preset is not None
+             or any(item.partition("=")[0].strip() == "epochs" for item in args.overrides)
+             or (args.config is not None and "epochs" in (read_yaml(args.config, "training config") or {})))
+    if not given:
         raise RaclError("racl compare needs the budget's --epochs N (and usually --channels C --layers L)")
-    return build_config(args)
+    return build_config(**config_arguments(args))
 
 
 def _width(text: str) -> int | None:
-    from racl.errors import RaclError
-
     if text == "auto":
         return None
     if not text.isdigit():
@@ -69,15 +69,9 @@ def _width(text: str) -> int | None:
 
 def _plan_and_data(args: argparse.Namespace):
     """A new plan from the flags, or with `--resume` and no --genotypes the saved plan and its data."""
-    from racl.attacks import parse_eps
-    from racl.cli.train_cmd import _FLAGS
-    from racl.compare import load_plan, make_plan
-    from racl.data import data_from_args, load_data_from_spec
-    from racl.errors import RaclError
-
     if args.resume and not args.genotypes:
-        given = [k for k in _FLAGS if getattr(args, k, None) is not None]
-        if given or args.seeds or args.config:
+        given = [k for k in FLAGS if getattr(args, k, None) is not None]
+        if given or args.seeds or args.config or args.overrides or args.preset:
             raise RaclError("with --resume and no --genotypes the saved plan is used; drop "
                             f"--{(given or ['seeds'])[0].replace('_', '-')} or repeat the whole command line")
         plan = load_plan(args.out)
@@ -93,8 +87,6 @@ def _plan_and_data(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from racl.compare import run_comparison
-
     plan, data = _plan_and_data(args)
     print(data.describe())
     for arch in plan.archs:

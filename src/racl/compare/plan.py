@@ -10,15 +10,22 @@ DARTS-space networks in the comparison, at least MIN_WIDTH (docs/compare.md).
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from racl.attacks import parse_attack_list
+from racl.attacks.base import check_eps
+from racl.checkpoint import build_from_spec
+from racl.config import flat_dict
 from racl.data import DataSplits
 from racl.errors import RaclError
+from racl.lifecycle import MAY_CHANGE_ON_RESUME, differences, jsonable
+from racl.models import count_parameters
+from racl.search_space import ZOO, resolve_genotype
 from racl.training import TrainConfig, config_from_dict
+from racl.training.modelspec import check_inputs, make_model_spec
 
 CHECKPOINTS = ("best", "last")
 _HAND = {"resnet18": "resnet18", "resnet_18": "resnet18", "wrn34_10": "wrn34_10", "wideresnet34_10": "wrn34_10"}
@@ -64,13 +71,14 @@ class ComparePlan:
         return dataclasses.replace(self.config, seed=seed)
 
     def shared(self) -> dict:
-        """Everything that must be identical across runs (and across a resume)."""
-        budget = {k: v for k, v in self.config.to_dict().items() if k != "seed"}
+        """Everything that must be identical across runs (and across a resume, except the budget's epochs).
+        The budget is written with bare keys (`lr`, `eps`, ...), as `--set` takes them."""
+        budget = {k: v for k, v in flat_dict(self.config).items() if k != "seed"}
         return {"budget": budget, "attacks": list(self.attacks), "eps": self.eps, "eval_limit": self.eval_limit,
                 "eval_seed": self.eval_seed, "checkpoint": self.checkpoint, "data": self.data}
 
     def to_dict(self) -> dict:
-        return _jsonable({**self.shared(), "seeds": list(self.seeds), "resnet_width": self.resnet_width,
+        return jsonable({**self.shared(), "seeds": list(self.seeds), "resnet_width": self.resnet_width,
                           "archs": [dataclasses.asdict(a) for a in self.archs], "format": "racl-compare-v1"})
 
     @classmethod
@@ -82,14 +90,8 @@ class ComparePlan:
                    d["eval_limit"], d["eval_seed"], d["checkpoint"], d["data"], d.get("resnet_width"))
 
 
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj))
-
-
 def parse_arch(text: str) -> tuple[str, Any]:
     """'NAME', 'PATH' or 'LABEL=NAME_OR_PATH' -> (label, zoo name | hand-designed name | genotype dict)."""
-    from racl.search_space import ZOO, resolve_genotype
-
     label, _, spec = text.partition("=") if "=" in text and "/" not in text.split("=")[0] else ("", "", text)
     if not spec:
         raise RaclError(f"empty architecture in {text!r}; give a zoo name, genotype file, resnet18 or LABEL=SPEC")
@@ -112,10 +114,6 @@ def safe_label(label: str) -> str:
 
 def count_params(model: Any, model_args: dict, config: TrainConfig, data: DataSplits) -> int:
     """Parameters (auxiliary head excluded) of the network a run would train, checked against the data."""
-    from racl.checkpoint import build_from_spec
-    from racl.models import count_parameters
-    from racl.training.modelspec import check_inputs, make_model_spec
-
     spec = make_model_spec({"model": model, "model_args": model_args}, config, data)
     check_inputs(spec, data)
     return count_parameters(build_from_spec(spec))
@@ -167,13 +165,10 @@ def make_plan(archs: Sequence[str], seeds: Sequence[int], config: TrainConfig, d
               eval_limit: int | None = 500, eval_seed: int = 0, checkpoint: str = "best",
               resnet_width: int | None = None) -> ComparePlan:
     """Resolve architectures and labels, count parameters, match ResNet-18's width; nothing is written."""
-    from racl.attacks.base import check_eps
-    from racl.attacks.registry import parse_attack_list
-
     _check_args(archs, seeds, eval_limit, checkpoint)
     config = config.resolved()  # the budget as runs use it (method defaults filled in)
     attacks = tuple(parse_attack_list(",".join(attacks)))
-    eps = check_eps(config.eps if eps is None else eps)
+    eps = check_eps(config.attack.eps if eps is None else eps)
     parsed = [parse_arch(a) for a in archs]
     labels = [safe_label(label) for label, _ in parsed]
     dupes = sorted({x for x in labels if labels.count(x) > 1})
@@ -188,22 +183,19 @@ def make_plan(archs: Sequence[str], seeds: Sequence[int], config: TrainConfig, d
             params = count_params(model, args, config, data)
         rows.append(Arch(label, text, model, args, params))
     return ComparePlan(tuple(rows), tuple(int(s) for s in seeds), config, attacks, float(eps),
-                       eval_limit or None, int(eval_seed), checkpoint, _jsonable(data.spec()), width)
+                       eval_limit or None, int(eval_seed), checkpoint, jsonable(data.spec()), width)
 
 
 def check_compatible(saved: ComparePlan, new: ComparePlan) -> None:
-    """A resumed comparison may add architectures or seeds; it may not change what they share."""
-    old_shared, new_shared = _jsonable(saved.shared()), _jsonable(new.shared())
-    diff = sorted(k for k in old_shared if old_shared[k] != new_shared[k])
-    if "budget" in diff:
-        keys = sorted(k for k in old_shared["budget"] if old_shared["budget"][k] != new_shared["budget"].get(k))
-        diff = [d for d in diff if d != "budget"] + [f"budget.{k}" for k in keys]
+    """A resumed comparison may add architectures or seeds, and change the budget's epochs (racl.lifecycle's
+    rule); it may not change anything else the runs share."""
+    diff = differences(saved.shared(), new.shared(), ignore=[f"budget.{k}" for k in MAY_CHANGE_ON_RESUME])
     if diff:
-        raise RaclError(f"cannot resume: {', '.join(diff[:4])} differ from the saved plan; repeat the original "
-                        "flags (or only `--resume --out DIR`), or use --overwrite")
+        raise RaclError(f"cannot resume: {', '.join(d.split(':')[0] for d in diff[:4])} differ from the saved plan; "
+                        "repeat the original flags (or only `--resume --out DIR`), or use --overwrite")
     old = {a.label: a for a in saved.archs}
     for arch in new.archs:
-        if arch.label in old and _jsonable([old[arch.label].model, old[arch.label].model_args]) != \
-                _jsonable([arch.model, arch.model_args]):
+        if arch.label in old and jsonable([old[arch.label].model, old[arch.label].model_args]) != \
+                jsonable([arch.model, arch.model_args]):
             raise RaclError(f"cannot resume: architecture {arch.label!r} differs from the saved plan's "
                             "(for resnet18 pin the old width with --resnet-width); use another label or --overwrite")

@@ -6,21 +6,25 @@
     DIR/runs/<label>/seed<k>/result.json  the cell's numbers, written last: its presence means done
     DIR/results.json, results.md, comparison.png   the table over seeds (table.py, plot.py)
 
-Resuming skips finished cells, continues an interrupted training from its last epoch, and re-runs
-an interrupted evaluation. A cell that fails with a RaclError (e.g. training diverged) is reported
+Resuming (racl.lifecycle's rule: the same plan except `epochs`) skips finished cells, continues an
+interrupted training from its last epoch (or a finished one to a new `epochs`), and re-runs an
+interrupted evaluation. A cell that fails with a RaclError (e.g. training diverged) is reported
 as failed and the others go on.
 """
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 from typing import Any, Callable
 
+import racl.training
 from racl.compare.plan import Arch, ComparePlan, check_compatible
+from racl.compare.table import aggregate, write_outputs
 from racl.data import DataSplits
 from racl.errors import RaclError
+from racl.evaluation import evaluate_checkpoint
 from racl.io import read_json, write_json
+from racl.lifecycle import RunFolder, check_resumable, jsonable, progress_bar
+from racl.training.trainer import run_folder
 
 Log = Callable[[str], None]
 PLAN, RESULTS_JSON, RESULTS_MD, FIGURE = "plan.json", "results.json", "results.md", "comparison.png"
@@ -37,22 +41,15 @@ def load_plan(out: str | Path) -> ComparePlan:
     return ComparePlan.from_dict(read_json(path, "comparison plan"))
 
 
+def comparison_folder(out: str | Path) -> RunFolder:
+    """plan.json is the comparison's resumable state; runs/ its own folder (ours: plan.json says so)."""
+    return RunFolder(out, "comparison", (PLAN, RESULTS_JSON, RESULTS_MD, FIGURE), folders=("runs",))
+
+
 def prepare_out_dir(out: Path, plan: ComparePlan, *, resume: bool, overwrite: bool) -> None:
     """Refuse to mix comparisons: an existing one needs --resume (compatible plan) or --overwrite."""
-    if resume and overwrite:
-        raise RaclError("choose either --resume (continue the comparison) or --overwrite (start again), not both")
-    if out.exists() and not out.is_dir():
-        raise RaclError(f"--out {out} exists and is not a directory")
-    if resume:
+    if comparison_folder(out).prepare(resume=resume, overwrite=overwrite):
         check_compatible(load_plan(out), plan)
-    elif (out / PLAN).exists():
-        if not overwrite:
-            raise RaclError(f"{out} already holds a comparison; pass --resume to continue it or --overwrite "
-                            "to replace it")
-        shutil.rmtree(out / "runs", ignore_errors=True)  # ours: plan.json says this folder is a comparison
-        for name in (PLAN, RESULTS_JSON, RESULTS_MD, FIGURE):
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
 
 
 def _cell_settings(plan: ComparePlan, arch: Arch, seed: int) -> dict:
@@ -68,39 +65,34 @@ def _train_seconds(records: list[dict]) -> float:
 
 def _train(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, path: Path, device: Any,
            tensorboard: bool, log: Log) -> dict:
-    from racl.training import train
-
-    resume = (path / "state.safetensors").is_file()
+    resume = run_folder(path).state.is_file()
     if resume:
         log(f"resuming training in {path}")
-    return train(arch.train_spec(), data, plan.run_config(seed), path, resume=resume, overwrite=not resume,
-                 device=device, log=log, tensorboard=tensorboard)
+    return racl.training.train(arch.train_spec(), data, plan.run_config(seed), path, resume=resume,
+                               overwrite=not resume, device=device, log=log, tensorboard=tensorboard)
 
 
 def run_cell(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, out: str | Path, *,
              device: Any = "cpu", tensorboard: bool = False, log: Log = print) -> dict:
-    """Train and evaluate one (architecture, seed); return (and write) its result.json."""
-    from racl.evaluation import evaluate_checkpoint
-
+    """Train and evaluate one (architecture, seed); return (and write) its result.json. A finished
+    cell is reused; one finished with fewer (or more) `epochs` is continued to the plan's and re-evaluated."""
     base = cell_dir(out, arch, seed)
     settings = _cell_settings(plan, arch, seed)
     done = base / "result.json"
     if done.is_file():
         result = read_json(done, "comparison cell result")
-        if _same(result.get("settings"), settings):
+        check_resumable(base, "settings", result.get("settings"), settings, may_change=("budget.epochs",))
+        if jsonable(result.get("settings")) == jsonable(settings):
             return result
-        raise RaclError(f"{done} was written with other settings; delete {base} or use --overwrite")
     summary = _train(plan, arch, seed, data, base / "train", device, tensorboard, log)
     checkpoint = Path(summary[plan.checkpoint]["path"])
     evaluation = evaluate_checkpoint(checkpoint, plan.attacks, plan.eps, base / "eval", n_images=plan.eval_limit,
                                      seed=plan.eval_seed, device=str(device), load=lambda _meta: data,
                                      progress=log)
-    from racl.training.rundir import RunDir
-
     result = {
         "label": arch.label, "seed": seed, "params": arch.params, "checkpoint": str(checkpoint),
         "epochs": summary["epochs"], "best_epoch": summary["best"]["epoch"],
-        "train_seconds": _train_seconds(RunDir(base / "train").read_metrics()),
+        "train_seconds": _train_seconds(run_folder(base / "train").read_metrics()),
         "clean_accuracy": evaluation["clean_accuracy"], "robust_accuracy": evaluation["robust_accuracy"],
         "worst_case_accuracy": evaluation["worst_case_accuracy"], "n_images": evaluation["n_images"],
         "eval_seconds": round(sum(evaluation["seconds"].values()), 3), "warnings": evaluation["warnings"],
@@ -110,32 +102,17 @@ def run_cell(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, out: st
     return result
 
 
-def _same(a: Any, b: Any) -> bool:
-    import json
-
-    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
-
-
-def _progress(total: int, enabled: bool | None) -> Any:
-    from tqdm import tqdm
-
-    enabled = sys.stderr.isatty() if enabled is None else enabled
-    return tqdm(total=total, desc="compare", unit="run", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
-
-
 def run_comparison(plan: ComparePlan, data: DataSplits, out: str | Path, *, resume: bool = False,
                    overwrite: bool = False, device: Any = "cpu", tensorboard: bool = False,
                    log: Log | None = print, progress: bool | None = None) -> dict:
     """Run every cell of the plan (skipping finished ones), then write results.json/.md and comparison.png."""
-    from racl.compare.table import aggregate, write_outputs
-
     out, say = Path(out), (log or (lambda _m: None))
-    if not _same(data.spec(), plan.data):
+    if jsonable(data.spec()) != jsonable(plan.data):
         raise RaclError("the data given differs from the plan's data; load it from the plan's data spec")
     prepare_out_dir(out, plan, resume=resume, overwrite=overwrite)
     write_json(out / PLAN, plan.to_dict())
     cells, results, failures = plan.cells(), [], []
-    with _progress(len(cells), progress) as bar:
+    with progress_bar(len(cells), "compare", progress, unit="run") as bar:
         for i, (arch, seed) in enumerate(cells, start=1):
             tag = f"[{i}/{len(cells)} {arch.label} seed {seed}]"
             try:

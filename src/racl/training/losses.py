@@ -78,23 +78,24 @@ def eval_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 def make_objective(model: nn.Module, config: TrainConfig, forward_model: nn.Module | None = None) -> Objective:
-    """The training objective for `config.adv` (config must be `resolved()`).
+    """The training objective for `config.objective.adv` (config must be `resolved()`), its inner
+    maximisation the config's `attack` (racl.attacks.AttackSpec).
 
     `forward_model`: what the trained forward passes go through (a DistributedDataParallel wrapper of
     `model`, racl.distributed); attacks and the clean-accuracy forward always use `model` itself.
     """
-    c, fwd = config, model if forward_model is None else forward_model
-    if c.adv == "none":
-        return lambda x, y: _standard(fwd, x, y, c.aux_weight)
-    if c.adv == "trades":
-        attack = TradesAttack(model, c.eps, alpha=c.alpha, steps=c.steps, model_mode=c.attack_mode)
-        return lambda x, y: _trades(fwd, attack, x, y, c.trades_beta, c.aux_weight)
-    if c.adv == "fgsm_rs":
-        attack = FGSM(model, c.eps, alpha=c.alpha, random_start=c.random_start, model_mode=c.attack_mode)
+    o, a, fwd = config.objective, config.attack, model if forward_model is None else forward_model
+    aux_weight = config.network.aux_weight
+    if o.adv == "none":
+        return lambda x, y: _standard(fwd, x, y, aux_weight)
+    if o.adv == "trades":
+        attack = TradesAttack(model, a.eps, alpha=a.step_size(), steps=a.steps, norm=a.norm, model_mode=o.attack_mode)
+        return lambda x, y: _trades(fwd, attack, x, y, o.trades_beta, aux_weight)
+    if o.adv == "fgsm_rs":
+        attack = FGSM(model, a.eps, alpha=a.step_size(), random_start=a.random_start, model_mode=o.attack_mode)
     else:
-        attack = PGD(model, c.eps, alpha=c.alpha, steps=c.steps, random_start=c.random_start,
-                     model_mode=c.attack_mode)
-    return lambda x, y: _madry(model, attack, x, y, c.aux_weight, fwd)
+        attack = a.pgd(model, model_mode=o.attack_mode)
+    return lambda x, y: _madry(model, attack, x, y, aux_weight, fwd)
 
 
 def _standard(model: nn.Module, x: torch.Tensor, y: torch.Tensor, aux_weight: float) -> StepOutput:

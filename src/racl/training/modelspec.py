@@ -41,8 +41,8 @@ def make_model_spec(model: Any, config: TrainConfig, data: DataSplits) -> dict:
 
 
 def _darts_args(config: TrainConfig) -> dict[str, Any]:
-    return dict(channels=config.channels, layers=config.layers, auxiliary=config.auxiliary,
-                drop_path_prob=config.drop_path)
+    n = config.network
+    return dict(channels=n.channels, layers=n.layers, auxiliary=n.auxiliary, drop_path_prob=n.drop_path)
 
 
 def check_inputs(spec: dict, data: DataSplits) -> None:

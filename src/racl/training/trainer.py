@@ -4,14 +4,14 @@ Per epoch: SGD over the shuffled, augmented train split on the configured object
 then clean and PGD-`val_steps` accuracy on a fixed validation subset in eval mode; then
 metrics.jsonl, last (and best, by robust validation accuracy) checkpoints, then the resumable state.
 Resuming restores weights, optimiser, counters, RNG and data-order state, so an interrupted run ends
-bit-identical (on CPU) to an uninterrupted one.
+bit-identical (on CPU) to an uninterrupted one. The folder, its files and the resume rule (every
+setting as it was except `epochs`) are racl.lifecycle's.
 """
 from __future__ import annotations
 
-import math
-import sys
 import time
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -21,16 +21,27 @@ from racl import distributed, guards
 from racl.checkpoint import build_from_spec, save_model_checkpoint
 from racl.data import AugmentConfig, DataSplits
 from racl.errors import RaclError
+from racl.io import append_jsonl
+from racl.lifecycle import RunFolder, check_resumable, progress_bar
 from racl.state import get_rng_state, seed_everything, set_rng_state
 from racl.tblog import TensorBoardLog
-from racl.training.config import TrainConfig
+from racl.training.config import TrainConfig, config_from_dict
 from racl.training.losses import Objective, make_objective
 from racl.training.modelspec import check_inputs, make_model_spec
-from racl.training.rundir import RunDir
 from racl.training.schedule import drop_path_prob, learning_rate
 from racl.training.validate import validate
 
+# DIR/state.safetensors (everything --resume needs, written last at each epoch's end), config.yaml
+# (the resolved TrainConfig), metrics.jsonl (one record per finished epoch), last/best checkpoints
+FILES = ("state.safetensors", "config.yaml", "metrics.jsonl", "last.safetensors", "last.json",
+         "best.safetensors", "best.json")
+ADVICE = "lower --lr or --eps, or keep --grad-clip on"
+
 Log = Callable[[str], None]
+
+
+def run_folder(path: str | Path) -> RunFolder:
+    return RunFolder(path, "training run", FILES, normalise=lambda saved: config_from_dict(saved).to_dict())
 
 
 def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_dir: Any, *,
@@ -41,6 +52,7 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
 
     `model_spec_or_name`: a zoo name, genotype file, `Genotype`, "resnet18"/"wrn34_10", or a
     `racl.checkpoint.model_spec` dict (its model_args win over the config's). Returns a summary dict.
+    `resume`/`overwrite`: racl.lifecycle's rule (a resumed run keeps its settings except `epochs`).
     `progress` None = a progress bar only when stderr is a terminal. `max_epochs` stops this call
     after that many epochs (the run stays resumable: time-sliced training, tests of resuming).
     Under torchrun (racl.distributed) the model trains in DistributedDataParallel with `batch_size`
@@ -50,26 +62,24 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
     cfg = config.resolved()
     spec = make_model_spec(model_spec_or_name, cfg, data)
     check_inputs(spec, data)
-    run = RunDir(out_dir)
+    run = run_folder(out_dir)
     log = log if distributed.is_main() else None
-    distributed.on_main(partial(run.prepare, resume=resume, overwrite=overwrite))
+    resume = distributed.on_main(partial(run.prepare, resume=resume, overwrite=overwrite, config=cfg.to_dict()))
     seed_everything(cfg.seed)
     model = build_from_spec(spec).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                                weight_decay=cfg.optim.weight_decay)
     generator = torch.Generator().manual_seed(cfg.seed)  # data order + augmentation
     counters = {"epoch": 0, "step": 0, "best_epoch": None, "best_val_robust_acc": None}
     if resume:
-        state = run.load_state(config=cfg.to_dict(), model_spec=spec, data_spec=data.spec())
-        counters = _restore(state, model, optimizer, generator)
-        if distributed.is_main():
-            run.truncate_metrics(counters["epoch"])
-    elif distributed.is_main():
-        run.write_config(cfg.to_dict())
-    run.tensorboard = TensorBoardLog(run.path, tensorboard and distributed.is_main(),
-                                     start_step=counters["epoch"] + 1)
+        counters = _restore(run, cfg, spec, data, model, optimizer, generator)
+        if distributed.is_main():  # a run killed after logging but before saving its state re-runs that epoch
+            run.write_metrics(run.read_metrics()[:counters["epoch"]])
+    if distributed.is_main():
+        run.write_config(cfg.to_dict())  # on resume too: `epochs` may have changed
+    tb = TensorBoardLog(run.path, tensorboard and distributed.is_main(), start_step=counters["epoch"] + 1)
     wrapped = distributed.wrap_ddp(model, device, sync_bn)  # `model` itself in one process
-    loop = _Loop(model, optimizer, generator, cfg, spec, data, run, device, log, progress,
+    loop = _Loop(model, optimizer, generator, cfg, spec, data, run, tb, device, log, progress,
                  forward_model=None if wrapped is model else wrapped)
     end = cfg.epochs if max_epochs is None else min(cfg.epochs, counters["epoch"] + max(max_epochs, 0))
     if counters["epoch"] >= cfg.epochs and log:
@@ -78,13 +88,18 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
         for epoch in range(counters["epoch"], end):
             loop.epoch(epoch, counters)
     finally:
-        run.tensorboard.close()
+        tb.close()
     distributed.barrier()  # rank 0's files are complete before any rank returns
     return _summary(run, counters, cfg)
 
 
-def _restore(state: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
-             generator: torch.Generator) -> dict:
+def _restore(run: RunFolder, cfg: TrainConfig, spec: dict, data: DataSplits, model: nn.Module,
+             optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
+    """Load the saved state after checking it belongs to the same settings, model and data."""
+    state = run.load_state()
+    check_resumable(run.path, "config", run.normalise(state.get("config")), cfg.to_dict())
+    check_resumable(run.path, "model spec", state.get("model_spec"), spec, may_change=())
+    check_resumable(run.path, "data spec", state.get("data_spec"), data.spec(), may_change=())
     model.load_state_dict(state["model"], strict=True)
     optimizer.load_state_dict(state["optimizer"])
     set_rng_state(state["rng"])
@@ -92,12 +107,13 @@ def _restore(state: dict, model: nn.Module, optimizer: torch.optim.Optimizer,
     return dict(state["counters"])
 
 
-def _summary(run: RunDir, counters: dict, cfg: TrainConfig) -> dict:
+def _summary(run: RunFolder, counters: dict, cfg: TrainConfig) -> dict:
     records = run.read_metrics()
     best = counters["best_epoch"]
     return {"out_dir": str(run.path), "epochs": counters["epoch"], "steps": counters["step"],
-            "config": cfg.to_dict(), "last": {"path": str(run.last), "metrics": records[-1] if records else None},
-            "best": {"path": str(run.best), "epoch": best,
+            "config": cfg.to_dict(),
+            "last": {"path": str(run.path / "last.safetensors"), "metrics": records[-1] if records else None},
+            "best": {"path": str(run.path / "best.safetensors"), "epoch": best,
                      "metrics": records[best - 1] if best and len(records) >= best else None},
             "metrics_path": str(run.metrics)}
 
@@ -106,17 +122,18 @@ class _Loop:
     """The state one epoch needs, so the epoch functions stay short."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
-                 cfg: TrainConfig, spec: dict, data: DataSplits, run: RunDir, device: Any,
+                 cfg: TrainConfig, spec: dict, data: DataSplits, run: RunFolder, tb: TensorBoardLog, device: Any,
                  log: Log | None, progress: bool | None, forward_model: nn.Module | None = None):
         self.model, self.optimizer, self.generator = model, optimizer, generator  # model: unwrapped
-        self.cfg, self.spec, self.data, self.run, self.device = cfg, spec, data, run, device
+        self.cfg, self.spec, self.data, self.run, self.tb, self.device = cfg, spec, data, run, tb, device
+        self.last = run.path / "last.safetensors"
         self.log = log or (lambda _msg: None)
-        self.progress = (sys.stderr.isatty() if progress is None else progress) and distributed.is_main()
+        self.progress = progress
         self.objective: Objective = make_objective(model, cfg) if forward_model is None else \
             make_objective(model, cfg, forward_model)  # DDP: forward/backward on the wrapper, attacks on model
-        self.augment = AugmentConfig(crop_padding=cfg.crop_padding, flip=cfg.flip, cutout=cfg.cutout) \
-            if cfg.augment else None
-        n_val = min(cfg.val_images, len(data.val))
+        a = cfg.augmentation
+        self.augment = AugmentConfig(crop_padding=a.crop_padding, flip=a.flip, cutout=a.cutout) if a.augment else None
+        n_val = min(cfg.validation.val_images, len(data.val))
         self.val_set = data.val.subset(torch.arange(n_val)) if n_val else None
         global_batch = distributed.global_batch(cfg.batch_size)  # batch_size per process under torchrun
         self.drop_last = len(data.train) >= global_batch  # no size-1 tail batch for BatchNorm
@@ -142,16 +159,12 @@ class _Loop:
         self.log(_format(record, self.cfg.epochs, improved))
 
     def train_epoch(self, epoch: int, counters: dict) -> dict:
-        from tqdm import tqdm
-
         self.model.train()
         batches = distributed.iterate_shard(self.data.train, self.cfg.batch_size, shuffle=True,
                                             generator=self.generator, augment=self.augment,
                                             drop_last=self.drop_last, device=self.device)
         totals = {"loss": 0.0, "clean": 0, "adv": 0, "n": 0}
-        bar = tqdm(total=self.steps_per_epoch, desc=f"epoch {epoch + 1}/{self.cfg.epochs}", leave=False,
-                   disable=not self.progress, file=sys.stderr, dynamic_ncols=True)
-        with bar:
+        with progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{self.cfg.epochs}", self.progress) as bar:
             for i, (x, y) in enumerate(batches):
                 self.train_step(x, y, epoch, i, totals)
                 counters["step"] += 1
@@ -159,7 +172,7 @@ class _Loop:
                 bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}", refresh=False)
         totals = dict(zip(totals, distributed.all_reduce_sum(totals.values())))  # over ranks (torchrun)
         n = max(totals["n"], 1)
-        adv = totals["adv"] / n if self.cfg.adv != "none" else None
+        adv = totals["adv"] / n if self.cfg.objective.adv != "none" else None
         return {"train_loss": totals["loss"] / n, "train_acc": totals["clean"] / n, "train_adv_acc": adv}
 
     def train_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int, totals: dict) -> None:
@@ -169,14 +182,14 @@ class _Loop:
             group["lr"] = lr
         out = self.objective(x, y)
         loss = out.loss.item()
-        if not math.isfinite(loss):
-            self._diverged("loss", loss, epoch, i)
+        where = f"epoch {epoch + 1}, step {i + 1}"
+        guards.check_value("training diverged: loss", loss, where, self.last, ADVICE)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
-        if self.cfg.grad_clip > 0:
-            norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip))
-            if not math.isfinite(norm):
-                self._diverged("gradient norm", norm, epoch, i)
+        clip = self.cfg.optim.grad_clip
+        if clip > 0:
+            norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), clip))
+            guards.check_value("training diverged: gradient norm", norm, where, self.last, ADVICE)
         self.optimizer.step()
         b = y.shape[0]
         totals["loss"] += loss * b
@@ -185,11 +198,6 @@ class _Loop:
         if out.adv_logits is not None:
             totals["adv"] += int((out.adv_logits.argmax(1) == y).sum())
 
-    def _diverged(self, what: str, value: float, epoch: int, i: int) -> None:
-        last = f"last good checkpoint: {self.run.last}" if self.run.last.exists() else "no checkpoint yet"
-        raise RaclError(f"training diverged: {what} is {value} at epoch {epoch + 1}, step {i + 1} "
-                        f"({last}); lower --lr or --eps, or keep --grad-clip on")
-
     def validate(self) -> dict:
         if self.val_set is None:
             return {"val_clean_acc": None, "val_robust_acc": None}
@@ -197,15 +205,16 @@ class _Loop:
 
     def save(self, record: dict, counters: dict, improved: bool) -> None:
         """metrics, last, best, then state: a crash between any two leaves a resumable directory."""
-        guards.check_finite({"model": self.model}, f"the end of epoch {record['epoch']}", self.run.last,
-                            "lower --lr or --eps, or keep --grad-clip on", buffers=("model",))
+        guards.check_finite({"model": self.model}, f"the end of epoch {record['epoch']}", self.last, ADVICE,
+                            buffers=("model",))
         if not distributed.is_main():  # torchrun: rank 0 writes (every rank holds the same weights)
             return
-        self.run.append_metrics(record)
+        append_jsonl(self.run.metrics, record)
+        self.tb.write(record)
         meta = dict(data=self.data.spec(), config=self.cfg.to_dict(), epoch=record["epoch"], metrics=record)
-        save_model_checkpoint(self.run.last, self.model, self.spec, **meta)
+        save_model_checkpoint(self.last, self.model, self.spec, **meta)
         if improved:
-            save_model_checkpoint(self.run.best, self.model, self.spec, **meta)
+            save_model_checkpoint(self.run.path / "best.safetensors", self.model, self.spec, **meta)
         self.run.save_state({
             "version": 1, "counters": dict(counters), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "rng": get_rng_state(),

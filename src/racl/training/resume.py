@@ -1,0 +1,39 @@
+"""What a `racl train` command runs: its own model, data and config, or the run in DIR continued.
+
+`run_inputs` applies racl.lifecycle's resume rule on the command's behalf: with `resume` and a
+saved state, the saved model, data and config are the base (what the command gives again must
+agree; `train` checks); with `resume` and nothing saved yet, the command must name what to run
+(then it starts from the beginning, as the killed run would have).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from racl.data import DataSplits, load_data_from_spec
+from racl.errors import RaclError
+from racl.training.config import TrainConfig, build_config
+from racl.training.trainer import run_folder
+
+
+def load_run(path: str | Path) -> dict:
+    """config, model_spec and data_spec of the run in `path` (for `racl train --resume DIR`)."""
+    run = run_folder(path)
+    if not run.state.is_file():
+        raise RaclError(f"nothing to resume in {path} (no {run.state.name}: no epoch finished); run the original "
+                        "command (with --genotype and the data flags) again with --resume or --overwrite")
+    state = run.load_state()
+    return {k: state[k] for k in ("config", "model_spec", "data_spec")}
+
+
+def run_inputs(out: str | Path, *, model: Any, load_data: Callable[[], DataSplits], resume: bool,
+               config: dict[str, Any]) -> tuple[Any, DataSplits, TrainConfig]:
+    """(model, data, config) to pass to `train`. `config`: `build_config`'s keyword arguments (the
+    command's preset, file, flag values and --set items); `load_data`: the command's own data."""
+    if resume and (model is None or run_folder(out).state.is_file()):
+        saved = load_run(out)
+        return (model or saved["model_spec"], load_data_from_spec(saved["data_spec"]),
+                build_config(**config, base=saved["config"]))
+    if model is None:
+        raise RaclError("racl train needs --genotype (a zoo name, genotype file, resnet18 or wrn34_10)")
+    return model, load_data(), build_config(**config)

@@ -89,12 +89,29 @@ def test_parameters_and_state_dict_round_trip() -> None:
     assert not torch.equal(a.normal_alpha, c.normal_alpha)  # a fresh sample each call
 
 
-def test_normalize_sums_to_one() -> None:
+def test_normalize_gives_the_expected_cell() -> None:
+    # alpha over the 7 real ops sums to 1 (`none` gets 0), beta over a node's edges sums to 2
     dist = _perturbed(normalize=True)
     w = dist.sample(torch.Generator().manual_seed(7))
     torch.testing.assert_close(w.normal_alpha.sum(-1), torch.ones(14))
+    assert torch.all(w.normal_alpha[:, 0] == 0) and torch.all(w.reduce_alpha[:, 1:] > 0)
     for j, size in enumerate(dist.node_sizes):
-        torch.testing.assert_close(w.reduce_beta[dist.node_of_edge == j].sum(), torch.tensor(1.0))
+        torch.testing.assert_close(w.reduce_beta[dist.node_of_edge == j].sum(), torch.tensor(2.0))
+    ref = dist.reference_weights()
+    torch.testing.assert_close(ref.normal_alpha.sum(-1), torch.ones(14))
+    for j, size in enumerate(dist.node_sizes):
+        torch.testing.assert_close(ref.normal_beta[dist.node_of_edge == j], torch.full((size,), 2 / size))
+
+
+def test_decay_pulls_towards_the_initial_distribution() -> None:
+    dist = _perturbed()
+    for p in dist.parameters():
+        p.grad = torch.zeros_like(p)
+    dist.decay_gradients(0.5)
+    for name, p in dist.named_parameters():
+        start = ArchDistribution(init_sigma=0.3).state_dict()[name]
+        torch.testing.assert_close(p.grad, 0.5 * (p.detach() - start))
+        assert p.grad.abs().sum() > 0
 
 
 def test_scores() -> None:
@@ -104,7 +121,13 @@ def test_scores() -> None:
     torch.testing.assert_close(med["normal_alpha"], mu.exp())
     torch.testing.assert_close(q["normal_alpha"], (mu - 1.2815516 * s).exp())
     torch.testing.assert_close(mean["normal_alpha"], (mu + s * s / 2).exp())
-    assert set(q) == set(KEYS) and q["reduce_beta"].shape == (14,)
+    assert set(q) == set(KEYS) | {"normal_edge", "reduce_edge"} and q["reduce_beta"].shape == (14,)
+    # the edge score is the quantile of the product beta * alpha, not the product of the quantiles
+    g = dist.log_gaussians()
+    var = (g["normal_alpha"].b + g["normal_beta"].b.unsqueeze(1)).pow(2).sum(-1)
+    torch.testing.assert_close(q["normal_edge"], (mu + dist.normal_beta_mu.detach().unsqueeze(1)
+                                                  - 1.2815516 * var.sqrt()).exp())
+    assert not torch.allclose(q["normal_edge"], q["normal_alpha"] * q["normal_beta"].unsqueeze(1))
     with pytest.raises(RaclError):
         dist.scores("mode")
     with pytest.raises(RaclError):
@@ -119,6 +142,9 @@ def test_normalized_scores_match_monte_carlo() -> None:
     with torch.no_grad():
         for key, g in dist.log_gaussians().items():
             x = getattr(logs, key)
+            if key.endswith("alpha"):  # `none` is -inf in both
+                assert torch.all(torch.isinf(g.m[:, 0])) and torch.all(torch.isinf(x[:, :, 0]))
+                g, x = LogGaussian(g.m[:, 1:], g.b[:, 1:], g.r2[:, 1:]), x[:, :, 1:]
             torch.testing.assert_close(g.m, x.mean(0), atol=0.03, rtol=0)
             torch.testing.assert_close(g.var.sqrt(), x.std(0), atol=0, rtol=0.12)
 

@@ -40,7 +40,7 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
 
     def run() -> None:
         with _autocast(device, bf16):
-            weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.optim.grad_clip)
+            weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.optim.grad_clip, cfg.gamma)
             strategy.arch_step(xv, yv, gen, step[0])
         step[0] += 1
 

@@ -14,6 +14,19 @@ order: `{t}_beta_mu` (E,), `{t}_beta_log_sigma` (E,), `{t}_beta_offdiag` (sum_j 
 Noise layout in z (and row layout of B): [normal alpha (E*O, edge-major), normal beta
 (E, node by node), reduce alpha, reduce beta]. The Lipschitz bound uses the same layout.
 
+Normalisation [design], `normalize=True` (the search's default): the weights used by the supernet
+and by the Lipschitz bound are those of the *expected discrete cell*: on every edge alpha over the 7
+real ops sums to 1 (`none` is left out and gets weight 0: it computes zeros, so it would only be a
+free way to lower the bound that discretisation then ignores), and on every node beta over the
+incoming edges sums to EDGES_PER_NODE = 2, the number of edges a genotype keeps. Read alpha and
+beta / 2 as the probabilities of picking an op and an edge: the bound of the mixture is then the
+expected bound of a randomly drawn discrete cell (exactly so for one cell, whose bound is linear in
+each edge's selection), and it no longer depends on the overall scale of the raw weights.
+
+Weight decay [design]: `decay_gradients(wd)` pulls every parameter towards its *initial* value
+(mean, log-std and off-diagonals of the initial distribution), not towards 0: decaying log alpha to 0
+means alpha = 1 and log sigma to 0 means sigma = 1, neither of which is a neutral point.
+
 Initialisation [design]: marginal std of every log-weight init_sigma (default 0.1: small, so the supernet starts close
 to DARTS's uniform start, and the bound's spread starts small), zero off-diagonals, and means set so
 that E[alpha] = 1/8 (mu = ln(1/O) - s^2/2) and E[beta] = 1 (m = -s^2/2).
@@ -36,6 +49,7 @@ KEYS = ("normal_alpha", "normal_beta", "reduce_alpha", "reduce_beta")  # ArchWei
 SIGMA_RANGE = (1e-4, 5.0)   # allowed diagonal of L (exp of the clamped raw parameter)
 LOG_RANGE = (-30.0, 30.0)   # log-weights are clamped here, far from float32 overflow
 SCORE_KINDS = ("quantile", "mean", "median")
+EDGES_PER_NODE = 2          # edges a genotype keeps per node: the mass of a node's normalised beta
 
 
 class ArchDistribution(nn.Module):
@@ -69,6 +83,17 @@ class ArchDistribution(nn.Module):
                 self.register_parameter(f"{t}_alpha_offdiag", nn.Parameter(
                     torch.zeros(num_edges, num_ops * (num_ops - 1) // 2)))
                 self.register_parameter(f"{t}_beta_offdiag", nn.Parameter(torch.zeros(n_beta)))
+        for name, p in self.named_parameters():  # the centre of `decay_gradients`
+            self.register_buffer(f"init_{name}", p.detach().clone(), persistent=False)  # = f(config)
+
+    @torch.no_grad()
+    def decay_gradients(self, wd: float) -> None:
+        """Add wd * (theta - theta_init) to every parameter's gradient (decay towards the start)."""
+        if wd == 0:
+            return
+        for name, p in self.named_parameters():
+            if p.grad is not None:
+                p.grad.add_(p - getattr(self, f"init_{name}"), alpha=wd)
 
     @property
     def noise_dim(self) -> int:
@@ -121,16 +146,35 @@ class ArchDistribution(nn.Module):
         return out
 
     def _normalize_log(self, logs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """alpha / sum over ops per edge; beta / sum over the node's incoming edges (in log space)."""
+        """Expected-cell weights in log space: alpha over the real ops of each edge sums to 1 (`none`
+        gets -inf), beta over the incoming edges of each node sums to EDGES_PER_NODE."""
         out = {}
         for key, x in logs.items():
             if key.endswith("alpha"):
+                x = x.clone()
+                x[..., 0] = float("-inf")
                 out[key] = x - torch.logsumexp(x, -1, keepdim=True)
             else:
                 node_lse = torch.stack([torch.logsumexp(x[..., self.node_of_edge == j], -1)
                                         for j in range(self.steps)], -1)  # (..., steps)
-                out[key] = x - node_lse[..., self.node_of_edge]
+                out[key] = x - node_lse[..., self.node_of_edge] + math.log(EDGES_PER_NODE)
         return out
+
+    def reference_weights(self) -> ArchWeights:
+        """The weights of the uniform start: E[w] of the initial distribution, normalised like the
+        samples (alpha 1/7 on real ops and beta 2/(j+2) with `normalize`; else alpha 1/8, beta 1).
+        The reference architecture of `ConstraintConfig.lbar_mode = "reference"`."""
+        p = self.normal_alpha_mu
+        sizes = torch.tensor(self.node_sizes, dtype=p.dtype, device=p.device)[self.node_of_edge]
+        if self.normalize:
+            alpha = torch.full((self.num_edges, self.num_ops), 1.0 / (self.num_ops - 1), dtype=p.dtype,
+                               device=p.device)
+            alpha[:, 0] = 0.0
+            beta = EDGES_PER_NODE / sizes
+        else:
+            alpha = torch.full((self.num_edges, self.num_ops), 1.0 / self.num_ops, dtype=p.dtype, device=p.device)
+            beta = torch.ones_like(sizes)
+        return ArchWeights(alpha, beta, alpha.clone(), beta.clone())
 
     def draw_noise(self, *shape: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Standard normal noise (*shape, Z) on the parameters' device and dtype."""
@@ -163,24 +207,49 @@ class ArchDistribution(nn.Module):
             b = bs[key].movedim(0, -1)  # (E, O, Z) or (E, Z)
             out[key] = LogGaussian(ms[key], b, torch.zeros_like(ms[key]))
         if self.normalize:
-            out = {k: log_normalize(g, None if k.endswith("alpha") else self.node_of_edge, lse)
-                   for k, g in out.items()}
+            out = {k: self._normalize_gaussian(k, g, lse) for k, g in out.items()}
         return out
+
+    def _normalize_gaussian(self, key: str, g: LogGaussian, lse: str) -> LogGaussian:
+        """`_normalize_log` for LogGaussians (delta method, see lognormal.log_normalize)."""
+        if key.endswith("alpha"):
+            m = g.m.clone()
+            m[..., 0] = float("-inf")
+            return log_normalize(LogGaussian(m, g.b, g.r2), None, lse)
+        return log_normalize(g, self.node_of_edge, lse).shift(torch.tensor(math.log(EDGES_PER_NODE)).to(g.m))
 
     def scores(self, kind: str = "quantile", eta: float = 0.9) -> dict[str, torch.Tensor]:
         """Per-marginal scores: quantile exp(m + Phi^-1(1 - eta) s) (default), mean exp(m + s^2/2),
-        median exp(m). With normalize=True they describe the normalised weights, whose marginals
-        come from the delta method (Fenton-Wilkinson sum + Stein loadings, see lognormal.py)."""
-        if kind not in SCORE_KINDS:
-            raise RaclError(f"score kind must be one of {', '.join(SCORE_KINDS)}, got {kind!r}")
-        if not 0.0 < eta < 1.0:
-            raise RaclError(f"eta must lie strictly between 0 and 1, got {eta}")
+        median exp(m), for every key of KEYS, plus "{t}_edge" (E, O): the same score of the product
+        beta_e * alpha_eo (the weight op o of edge e gets in its node; the quantile of the product,
+        not the product of quantiles). With normalize=True they describe the normalised weights,
+        whose marginals come from the delta method (see lognormal.py)."""
+        _check_score(kind, eta)
         out = {}
         with torch.no_grad():
-            for key, g in self.log_gaussians().items():
-                s2 = g.var
-                if kind == "quantile":
-                    out[key] = (g.m + NormalDist().inv_cdf(1.0 - eta) * s2.sqrt()).exp()
-                else:
-                    out[key] = (g.m + 0.5 * s2).exp() if kind == "mean" else g.m.exp()
+            gs = self.log_gaussians()
+            for t in CELL_TYPES:
+                gs[f"{t}_edge"] = edge_products(gs[f"{t}_alpha"], gs[f"{t}_beta"])
+            for key, g in gs.items():
+                out[key] = log_score(g, kind, eta).exp()
         return out
+
+
+def _check_score(kind: str, eta: float) -> None:
+    if kind not in SCORE_KINDS:
+        raise RaclError(f"score kind must be one of {', '.join(SCORE_KINDS)}, got {kind!r}")
+    if not 0.0 < eta < 1.0:
+        raise RaclError(f"eta must lie strictly between 0 and 1, got {eta}")
+
+
+def edge_products(alpha: LogGaussian, beta: LogGaussian) -> LogGaussian:
+    """ln(beta_e * alpha_eo) for every edge and op: (E, O), loadings added (correlations kept)."""
+    return LogGaussian(alpha.m + beta.m.unsqueeze(-1), alpha.b + beta.b.unsqueeze(-2),
+                       alpha.r2 + beta.r2.unsqueeze(-1))
+
+
+def log_score(g: LogGaussian, kind: str, eta: float) -> torch.Tensor:
+    """ln of a score of the log-normal exp(X): quantile m + Phi^-1(1 - eta) s, mean m + s^2/2, median m."""
+    if kind == "quantile":
+        return g.m + NormalDist().inv_cdf(1.0 - eta) * g.var.sqrt()
+    return g.m + 0.5 * g.var if kind == "mean" else g.m

@@ -18,7 +18,8 @@ from racl.errors import RaclError
 from racl.lipschitz.op_constants import (Factor, head_log_constant, op_factors, out_shape,
                                          preprocess_linear, stem_linear)
 from racl.lipschitz.power_iteration import PowerIteration
-from racl.lipschitz.propagation import Graph, LogConstants, propagate_gaussian, propagate_samples
+from racl.lipschitz.propagation import (Graph, LogConstants, lowest_log_bound, propagate_gaussian,
+                                       propagate_samples)
 from racl.search_space.ops import Zero
 from racl.supernet.network import ArchWeights, Supernet
 
@@ -57,10 +58,11 @@ class LipschitzBound(nn.Module):
     """ln L_F of a Supernet: `log_bound(weights)`, `lognormal(dist, method)`; constants by `refresh()`."""
 
     def __init__(self, supernet: Supernet, input_shape: Sequence[int] = (3, 32, 32), n_iter: int = 1,
-                 seed: int = 0):
+                 seed: int = 0, count_bn: bool = True):
         super().__init__()
         self._net = (supernet,)  # a tuple, so the supernet is not registered as a submodule
         self.n_iter = n_iter
+        self.count_bn = count_bn  # False: every BN counts 1 (convolutions' spectral norms only)
         cells = supernet.cells
         self.graph = Graph(tuple(c.reduction for c in cells), cells[0].edges, cells[0].steps,
                            cells[0].multiplier)
@@ -98,17 +100,18 @@ class LipschitzBound(nn.Module):
         """Group the pieces: stem; per cell the 2 preprocessings; per cell, op and (stride, shape) its edges."""
         shapes = record_input_shapes(net, input_shape)
         like = next(net.parameters()).detach()
-        self._add(("stem",), [("power", stem_linear(net.normalize, net.stem))], 1, shapes[net.stem], gen, like)
+        bn = self.count_bn
+        self._add(("stem",), [("power", stem_linear(net.normalize, net.stem, bn))], 1, shapes[net.stem], gen, like)
         for k, cell in enumerate(net.cells):
             for p, pre in enumerate((cell.preprocess0, cell.preprocess1)):
-                self._add(("pre", k, p), [("power", preprocess_linear(pre))], 1, shapes[pre], gen, like)
+                self._add(("pre", k, p), [("power", preprocess_linear(pre, bn))], 1, shapes[pre], gen, like)
             groups: dict[tuple, list[int]] = {}
             for e, mixed in enumerate(cell.ops):
                 groups.setdefault((mixed.stride, shapes[mixed]), []).append(e)
             for (stride, shape), edges in groups.items():
                 for o, name in enumerate(cell.ops[edges[0]].primitives):
                     ops = [cell.ops[e].ops[o] for e in edges]
-                    self._add(("ops", k, edges, o), op_factors(name, ops, stride), len(edges), shape, gen, like)
+                    self._add(("ops", k, edges, o), op_factors(name, ops, stride, bn), len(edges), shape, gen, like)
         self._head_hw = shapes[net.global_pooling][1:]
 
     def _log_values(self, entries: list, n_iter: int) -> torch.Tensor:
@@ -148,6 +151,11 @@ class LipschitzBound(nn.Module):
         """ln L_F for fixed positive weights (zero weights drop out). 0-dim tensor."""
         logs = [w.log().unsqueeze(0) for w in weights]
         return propagate_samples(self.constants(logs[0]), self.graph, logs)[0]
+
+    def lowest_log_bound(self, edge_mass: float = 2.0) -> torch.Tensor:
+        """ln of the lowest bound normalised weights can reach (alpha sums to 1 over the real ops of
+        each edge, beta to edge_mass over each node's edges), minimised per cell; 0-dim."""
+        return lowest_log_bound(self.constants(), self.graph, edge_mass)
 
     def lognormal(self, dist: ArchDistribution, method: str = "analytic", samples: int = 256,
                   generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:

@@ -4,7 +4,9 @@ Conventions [design, method spec section 3]:
   - each maximal linear piece between two nonlinearities is ONE linear map, whose spectral norm is
     found by power iteration (power_iteration.py) on the actual input size of that op in the supernet;
   - BN counts in eval mode as the diagonal scaling |gamma_c| / sqrt(running_var_c + eps) (gamma = 1
-    when affine=False); its shift (and every bias) does not change a Lipschitz constant and is ignored;
+    when affine=False); its shift (and every bias) does not change a Lipschitz constant and is ignored.
+    With `count_bn=False` every BN counts 1 (the convolutions' spectral norms only: the search's
+    default, see BoundConfig.bn and docs/method.md);
   - ReLU counts 1, so a constant is the product of its linear pieces' norms:
       dil_conv = ReLU, [dw -> pw -> BN];  sep_conv = two dil_conv blocks (product);
       FactorizedReduce = ReLU, [two strided 1x1 convs on offset inputs, concat, BN];
@@ -59,8 +61,10 @@ def batched_conv(convs: Sequence[nn.Conv2d]) -> LinearMap:
     return apply
 
 
-def batched_bn(bns: Sequence[nn.BatchNorm2d]) -> LinearMap:
-    """BN n's eval-mode scaling on sample n."""
+def batched_bn(bns: Sequence[nn.BatchNorm2d], count_bn: bool = True) -> LinearMap:
+    """BN n's eval-mode scaling on sample n (the identity when BN is not counted)."""
+    if not count_bn:
+        return lambda x: x
     return lambda x: x * torch.stack([bn_scale(b) for b in bns])[:, :, None, None]
 
 
@@ -73,16 +77,16 @@ def chain(*fns: LinearMap) -> LinearMap:
     return apply
 
 
-def relu_conv_bn_linear(ms: Sequence[ReLUConvBN]) -> LinearMap:
-    return chain(batched_conv([m[1] for m in ms]), batched_bn([m[2] for m in ms]))
+def relu_conv_bn_linear(ms: Sequence[ReLUConvBN], count_bn: bool = True) -> LinearMap:
+    return chain(batched_conv([m[1] for m in ms]), batched_bn([m[2] for m in ms], count_bn))
 
 
-def dil_conv_linear(ms: Sequence[DilConv]) -> LinearMap:
+def dil_conv_linear(ms: Sequence[DilConv], count_bn: bool = True) -> LinearMap:
     return chain(batched_conv([m[1] for m in ms]), batched_conv([m[2] for m in ms]),
-                 batched_bn([m[3] for m in ms]))
+                 batched_bn([m[3] for m in ms], count_bn))
 
 
-def factorized_reduce_linear(ms: Sequence[FactorizedReduce]) -> LinearMap:
+def factorized_reduce_linear(ms: Sequence[FactorizedReduce], count_bn: bool = True) -> LinearMap:
     """[conv_1(x), conv_2(x shifted by one pixel)] concatenated, then BN, as in FactorizedReduce."""
     conv_1, conv_2 = batched_conv([m.conv_1 for m in ms]), batched_conv([m.conv_2 for m in ms])
 
@@ -91,37 +95,41 @@ def factorized_reduce_linear(ms: Sequence[FactorizedReduce]) -> LinearMap:
         if y.shape[-2:] != x.shape[-2:]:
             y = F.pad(y, (0, 1, 0, 1))
         return torch.cat([conv_1(x), conv_2(y)], dim=1)
-    return chain(apply, batched_bn([m.bn for m in ms]))
+    return chain(apply, batched_bn([m.bn for m in ms], count_bn))
 
 
-def stem_linear(normalize: Normalize, stem: nn.Sequential) -> LinearMap:
+def stem_linear(normalize: Normalize, stem: nn.Sequential, count_bn: bool = True) -> LinearMap:
     """[x / std -> conv3x3 -> BN] (the mean subtraction is a shift)."""
-    return chain(lambda x: x / normalize.std, batched_conv([stem[0]]), batched_bn([stem[1]]))
+    return chain(lambda x: x / normalize.std, batched_conv([stem[0]]), batched_bn([stem[1]], count_bn))
 
 
-def preprocess_linear(m: nn.Module) -> LinearMap:
-    return factorized_reduce_linear([m]) if isinstance(m, FactorizedReduce) else relu_conv_bn_linear([m])
+def preprocess_linear(m: nn.Module, count_bn: bool = True) -> LinearMap:
+    if isinstance(m, FactorizedReduce):
+        return factorized_reduce_linear([m], count_bn)
+    return relu_conv_bn_linear([m], count_bn)
 
 
 Factor = tuple[str, Callable]  # ("power", LinearMap) or ("closed", () -> (N,) log-constants)
 
 
-def op_factors(name: str, ops: Sequence[nn.Module], stride: int) -> list[Factor] | None:
+def op_factors(name: str, ops: Sequence[nn.Module], stride: int, count_bn: bool = True) -> list[Factor] | None:
     """The factors whose product bounds primitive `name` on N edges; None for `none` (constant 0)."""
     if name == "none":
         return None
     if name == "max_pool_3x3":
         gain = math.log(MAXPOOL_GAIN[stride])
+        if not count_bn:
+            return [("closed", lambda: torch.full((len(ops),), gain))]
         return [("closed", lambda: gain + torch.stack([bn_scale(op[1]).max() for op in ops]).log())]
     if name == "avg_pool_3x3":
-        return [("power", chain(ops[0][0], batched_bn([op[1] for op in ops])))]
+        return [("power", chain(ops[0][0], batched_bn([op[1] for op in ops], count_bn)))]
     if name == "skip_connect":
-        return [("power", factorized_reduce_linear(ops))] if stride == 2 else []
+        return [("power", factorized_reduce_linear(ops, count_bn))] if stride == 2 else []
     if name.startswith("sep_conv"):
-        return [("power", dil_conv_linear([op[0] for op in ops])),
-                ("power", dil_conv_linear([op[1] for op in ops]))]
+        return [("power", dil_conv_linear([op[0] for op in ops], count_bn)),
+                ("power", dil_conv_linear([op[1] for op in ops], count_bn))]
     if name.startswith("dil_conv"):
-        return [("power", dil_conv_linear(ops))]
+        return [("power", dil_conv_linear(ops, count_bn))]
     raise ValueError(f"no Lipschitz constant for op {name!r}")
 
 

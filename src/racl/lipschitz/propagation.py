@@ -96,6 +96,32 @@ class GaussianAlgebra:
         return self.sum(stacked.scale(2.0)).scale(0.5)
 
 
+class LowestAlgebra:
+    """The lowest bound any normalised weights can give (alpha summing to 1 over the real ops of an
+    edge, beta summing to `edge_mass` over a node's edges): a node's bound is linear in each weight
+    group, so its minimum puts all of alpha on the edge's smallest lambda * L(input) and all of beta
+    on the node's smallest edge. Minimised per cell, i.e. a lower bound of what weights shared by all
+    cells of a type can reach. States: 0-dim log-bounds."""
+
+    def __init__(self, edge_mass: float):
+        self.log_mass = torch.tensor(edge_mass).log()
+
+    def const(self, c: torch.Tensor) -> torch.Tensor:
+        return c
+
+    def shift(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return x + c
+
+    def edge_terms(self, alpha, beta, e, log_lambda, state):  # -> (O,), `none` (-inf) left out
+        return torch.where(torch.isfinite(log_lambda), log_lambda + state, torch.full_like(log_lambda, float("inf")))
+
+    def lse(self, terms: list[torch.Tensor]) -> torch.Tensor:
+        return torch.cat(terms).min() + self.log_mass.to(terms[0])
+
+    def rss(self, nodes: list[torch.Tensor]) -> torch.Tensor:
+        return 0.5 * torch.logsumexp(2 * torch.stack(nodes), 0)
+
+
 def propagate(consts: LogConstants, graph: Graph, alg: Algebra, normal: tuple, reduce: tuple):
     """ln L_F through stem, cells and head. normal / reduce: (log alpha, log beta) in alg's form."""
     s_pp = s_p = alg.const(consts.stem)
@@ -125,3 +151,8 @@ def propagate_gaussian(consts: LogConstants, graph: Graph, normal: tuple[LogGaus
     """ln L_F as one LogGaussian (FW or delta at every sum, loadings carried through)."""
     alg = GaussianAlgebra(normal[0].b.shape[-1], normal[0].m, lse)
     return propagate(consts, graph, alg, normal, reduce)
+
+
+def lowest_log_bound(consts: LogConstants, graph: Graph, edge_mass: float) -> torch.Tensor:
+    """ln of the lowest bound over all normalised weights (see LowestAlgebra), 0-dim."""
+    return propagate(consts, graph, LowestAlgebra(edge_mass), (None, None), (None, None))

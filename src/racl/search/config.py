@@ -5,12 +5,12 @@ YAML layout (every key optional; unknown keys are errors):
     strategy: racl            # racl | darts | random
     epochs: 50
     supernet:     {channels: 16, layers: 8, steps: 4}
-    distribution: {cov: full, init_sigma: 0.1, normalize: false, discretize: quantile}
-    constraint:   {eta: 0.9, lbar_mode: relative, lbar: 2.0, rho: 1.0, nu0: 0.0, dual_update: epoch}
-    bound:        {bound_method: delta, mc_samples: 256, lipschitz_refresh_every: 10, power_iters: 1,
-                   measure_power_iters: 20}
+    distribution: {cov: full, init_sigma: 0.1, normalize: true, discretize: quantile, decay_to: init}
+    constraint:   {eta: 0.9, lbar_mode: reference, lbar: 2.0, rho: 1.0, nu0: 0.0, dual_update: epoch}
+    bound:        {bn: none, recalibrate_batches: 10, bound_method: delta, mc_samples: 256,
+                   lipschitz_refresh_every: 10, power_iters: 1, measure_power_iters: 20}
     optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3}
-    robust:       {gamma: 0.0, adv: none, adv_eps: 8/255, adv_steps: 3}
+    robust:       {gamma: null, adv: none, adv_eps: 8/255, adv_steps: 3}
 
 Defaults are the paper's settings where the paper states them (8 cells, C = 16, batch 128, 50
 epochs, eta 0.9, Adam 6e-4 / 1e-3 for the distributions; method.md sections 1 and 5) and DARTS's
@@ -58,11 +58,15 @@ class SupernetConfig:
 class DistributionConfig:
     cov: str = "full"          # [design] full | diag covariance of each log-normal
     init_sigma: float = 0.1    # [design] initial std of the logs (E[alpha] = 1/8, E[beta] = 1 at start)
-    normalize: bool = False    # [design] divide each edge's alpha (each node's beta) by its sum
+    # [design] true: the expected discrete cell's weights (alpha over the 7 real ops sums to 1, `none`
+    # is 0; beta over a node's edges sums to 2), in the supernet and in the bound; false: raw samples
+    normalize: bool = True
     discretize: str = "quantile"  # [design] quantile (1 - eta lower quantile) | mean | median
+    decay_to: str = "init"     # [design] arch_wd pulls the parameters to the initial distribution | zero
 
     def __post_init__(self) -> None:
         _one_of("cov", self.cov, ("full", "diag"))
+        _one_of("decay_to", self.decay_to, ("init", "zero"))
         _one_of("discretize", self.discretize, ("quantile", "mean", "median"))
         _check(self.init_sigma > 0, f"init_sigma must be > 0, got {self.init_sigma}")
 
@@ -72,10 +76,13 @@ class ConstraintConfig:
     """Pr(L_F <= L_bar) >= eta by an augmented Lagrangian (method.md section 4)."""
 
     eta: float = 0.9             # [paper] confidence
-    lbar_mode: str = "relative"  # [design] relative | absolute
-    # relative: k in ln L_bar = ln L_0 - ln k, with ln L_0 = mu_F + Phi^-1(eta) sigma_F measured when the
-    # architecture updates start (k = 2: a bound 2x tighter, with confidence eta); absolute: L_bar itself.
-    lbar: float = 2.0            # [design]
+    lbar_mode: str = "reference"  # [design] reference | initial | absolute
+    # reference: ln L_bar = ln L_ref - ln k, L_ref the bound of the reference architecture (the uniform
+    # start, ArchDistribution.reference_weights) under the *current* per-op constants, re-derived at
+    # every refresh (BN catch-up, power-iteration lag and weight drift cancel); initial: ln L_bar =
+    # ln L_0 - ln k with ln L_0 = mu_F + Phi^-1(eta) sigma_F measured once, when the architecture updates
+    # start (never met in any measured run, see docs/method.md); absolute: L_bar itself.
+    lbar: float = 2.0            # [design] k (reference, initial) or L_bar (absolute)
     rho: float = 1.0             # [design] penalty weight of (rho/2) max(0, g)^2 and dual step size
     rho_growth: float = 1.0      # [design] rho <- rho * rho_growth after each dual update (1 = fixed)
     nu0: float = 0.0             # [design] initial multiplier
@@ -83,7 +90,7 @@ class ConstraintConfig:
 
     def __post_init__(self) -> None:
         _check(0 < self.eta < 1, f"eta must be in (0, 1), got {self.eta}")
-        _one_of("lbar_mode", self.lbar_mode, ("relative", "absolute"))
+        _one_of("lbar_mode", self.lbar_mode, ("reference", "initial", "absolute"))
         _one_of("dual_update", self.dual_update, ("epoch", "step"))
         _check(self.lbar > 0, f"lbar must be > 0 (a factor k or a bound L_bar), got {self.lbar}")
         _check(self.rho >= 0 and self.nu0 >= 0 and self.rho_growth >= 1,
@@ -99,6 +106,13 @@ class BoundConfig:
     # sigma 0.3 on the default supernet, -17 at 1.0 on an 8-cell C=4 one), which would let the search
     # "meet" the constraint by inflating sigma; delta stayed within 0.01 and 0.7 there. See README.
     bound_method: str = "delta"
+    # [design] how BatchNorm enters the per-op constants: none (every BN counts 1: the convolutions'
+    # spectral norms, pools and skips only) | eval (eval-mode factor |gamma| / sqrt(running_var + eps)).
+    # none by default: with eval the constants are set by BN (sep_conv ~27 vs skip 1), not learned, and
+    # any active constraint removes convolutions first (docs/method.md, "Measured choices").
+    bn: str = "none"
+    recalibrate_batches: int = 10     # [design] bn=eval: BN statistics recomputed on this many weight-half
+    # batches (train mode, cumulative average) before every measurement that sets or reports the bound
     mc_samples: int = 256             # [design] samples of the mc estimate
     lipschitz_refresh_every: int = 10  # [design] steps between per-op constant refreshes (no grad)
     power_iters: int = 1              # [design] power iterations per refresh (persistent vectors)
@@ -108,6 +122,8 @@ class BoundConfig:
 
     def __post_init__(self) -> None:
         _one_of("bound_method", self.bound_method, ("analytic", "mc", "delta", "independent"))
+        _one_of("bn", self.bn, ("none", "eval"))
+        _check(self.recalibrate_batches >= 0, "recalibrate_batches must be >= 0")
         _check(self.mc_samples >= 2 and self.lipschitz_refresh_every >= 1 and self.power_iters >= 1
                and self.measure_power_iters >= 1, "bound needs mc_samples >= 2 and the refresh counts >= 1")
 
@@ -136,7 +152,9 @@ class OptimConfig:
 class RobustConfig:
     """What the weight step minimises: CE(f(x'), y) + gamma * mean_i ||grad_x CE_i||_2."""
 
-    gamma: float = 0.0        # [design] weight of the input-gradient norm (double backprop); 0 = off
+    # [paper: the term; design: its weight] weight of the input-gradient norm (double backprop); 0 = off;
+    # null: GAMMA_DEFAULT for the racl strategy (the paper's objective), 0 for darts and random
+    gamma: float | None = None
     adv: str = "none"         # [design] none | fgsm_rs (FGSM, random start) | pgd (PGD-k)
     adv_eps: float = 8 / 255  # [design] Linf budget of x'
     adv_steps: int = 3        # [design] k of PGD-k
@@ -146,7 +164,7 @@ class RobustConfig:
     def __post_init__(self) -> None:
         _one_of("adv", self.adv, ("none", "fgsm_rs", "pgd"))
         _one_of("adv_mode", self.adv_mode, ("train", "eval"))
-        _check(self.gamma >= 0 and 0 <= self.adv_eps <= 1 and self.adv_steps >= 1,
+        _check((self.gamma is None or self.gamma >= 0) and 0 <= self.adv_eps <= 1 and self.adv_steps >= 1,
                "need gamma >= 0, adv_eps in [0, 1] and adv_steps >= 1")
         _check(self.adv_alpha is None or 0 < self.adv_alpha <= 1, "adv_alpha must be in (0, 1]")
 
@@ -154,6 +172,9 @@ class RobustConfig:
         if self.adv_alpha is not None:
             return self.adv_alpha
         return 1.25 * self.adv_eps if self.adv == "fgsm_rs" else 2.5 * self.adv_eps / self.adv_steps
+
+
+GAMMA_DEFAULT = 0.1  # [design] robust.gamma of the racl strategy when not set (see docs/method.md)
 
 
 SECTIONS: dict[str, type] = {"supernet": SupernetConfig, "distribution": DistributionConfig,
@@ -197,6 +218,13 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
+
+    @property
+    def gamma(self) -> float:
+        """The weight of the input-gradient-norm term this search uses (robust.gamma resolved)."""
+        if self.robust.gamma is not None:
+            return self.robust.gamma
+        return GAMMA_DEFAULT if self.strategy == "racl" else 0.0
 
 
 # ---------------------------------------------------------------- dict / YAML round trip

@@ -41,6 +41,7 @@ from racl.search.weight_step import weight_step
 from racl.search_space.genotype import Genotype
 from racl.state import get_rng_state, load_state, save_state, seed_everything, set_rng_state
 from racl.supernet import ArchWeights, Supernet
+from racl.supernet.batchnorm import batch_statistics, recalibrate
 from racl.tblog import TensorBoardLog
 
 NAN_ADVICE = "lower w_lr / arch_lr (--set) and start again with --overwrite"
@@ -90,18 +91,31 @@ def split_halves(train: ArrayDataset, config: SearchConfig) -> tuple[ArrayDatase
 @torch.no_grad()
 def accuracy(supernet: Supernet, weights: ArchWeights, ds: ArrayDataset, limit: int, batch_size: int,
              device: torch.device) -> float | None:
-    """Top-1 accuracy of f(.; weights) (BN in eval mode) on the first `limit` images of ds."""
+    """Top-1 accuracy of f(.; weights) on the first `limit` images of ds, BN with the statistics of
+    each batch (the architecture's own; the running ones belong to the training mixture), every BN
+    buffer unchanged afterwards (supernet.batchnorm.batch_statistics)."""
     n = min(limit, len(ds))
     if n == 0:
         return None
-    was_training = supernet.training
-    supernet.eval()
     correct = 0
     shard = distributed.shard_by_batches(n, batch_size)  # all n in one process; torchrun: this rank's batches
-    for x, y in iterate_batches(ds.subset(shard), batch_size, shuffle=False, generator=None, device=device):
-        correct += int((supernet(x, weights).argmax(1) == y).sum())
-    supernet.train(was_training)
+    with batch_statistics(supernet):
+        for x, y in iterate_batches(ds.subset(shard), batch_size, shuffle=False, generator=None, device=device):
+            correct += int((supernet(x, weights).argmax(1) == y).sum())
     return int(distributed.all_reduce_sum([correct])[0]) / n
+
+
+def recalibrate_bn(run: "_Run") -> None:
+    """bound.bn = eval: recompute the supernet's running BN statistics at the strategy's point weights
+    on the first `recalibrate_batches` weight-half batches (fixed, unaugmented; the same on every
+    rank), so the eval-mode factors in the bound are real statistics, not placeholders."""
+    b = run.config.bound
+    if b.bn != "eval" or b.recalibrate_batches == 0 or run.strategy.bound is None:
+        return
+    n = min(len(run.weight_half), b.recalibrate_batches * run.config.batch_size)
+    batches = (x for x, _ in iterate_batches(run.weight_half.subset(torch.arange(n)), run.config.batch_size,
+                                             shuffle=False, generator=None, device=run.device))
+    recalibrate(run.supernet, run.strategy.eval_weights(), batches)
 
 
 def _build(config: SearchConfig, data: DataSplits, out: Path, device: torch.device) -> _Run:
@@ -178,7 +192,7 @@ def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
             group["lr"] = learning_rate(c, e, step, steps)
         try:
             res = weight_step(run.supernet, run.w_opt, run.strategy.sample_weights(run.generators["sample"]),
-                              x, y, c.robust, c.optim.grad_clip)
+                              x, y, c.robust, c.optim.grad_clip, c.gamma)
             arch = (run.strategy.arch_step(*arch_batch, run.generators["sample"], run.global_step)
                     if arch_steps else {})
         except FloatingPointError as err:
@@ -228,9 +242,11 @@ def _epoch(run: _Run) -> dict[str, Any]:
     c, start = run.config, time.perf_counter()
     arch_phase = run.epoch >= c.warmup_epochs
     if arch_phase:
+        recalibrate_bn(run)
         run.strategy.start_arch_phase()
     sums = _train_epoch(run, arch_phase)
     _check_finite(run, "supernet")  # before the end-of-epoch bound and accuracy see the weights
+    recalibrate_bn(run)
     bound = run.strategy.epoch_end(run.epoch, arch_phase, run.generators["sample"])
     genotype = run.strategy.genotype()
     val = partial(accuracy, run.supernet, ds=run.data.val, limit=c.eval_images, batch_size=c.eval_batch_size,
@@ -245,9 +261,38 @@ def _epoch(run: _Run) -> dict[str, Any]:
         "val_acc": val(run.strategy.eval_weights()),
         "genotype_val_acc": val(ArchWeights(*(g_w[k] for k in ArchWeights._fields))),
         "genotype": genotype.to_dict(),
+        "parameter_free_normal": parameter_free(genotype.normal),
     }
+    margins = record.get("decision_margins")
+    if margins:
+        values = [v for cell in margins.values() for part in cell.values() for v in part if v is not None]
+        record["decision_margin"] = min(values) if values else None
     record["seconds"] = round(time.perf_counter() - start, 3)
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
+
+
+PARAMETER_FREE = ("max_pool_3x3", "avg_pool_3x3", "skip_connect")
+
+
+def parameter_free(cell) -> int:
+    """How many of a cell's (op, input) pairs carry no weights (pools and skips)."""
+    return sum(op in PARAMETER_FREE for op, _ in cell)
+
+
+def warnings_for(record: dict[str, Any], last: bool) -> list[str]:
+    """One-line warnings about an epoch's record: an unreachable constraint; at the end, a normal
+    cell that is (nearly) all parameter-free and choices that are not decided (margin < 1 std)."""
+    out = []
+    if record.get("constraint_regime") == "unreachable":
+        out.append(f"epoch {record['epoch']}: the constraint is unreachable: even the lowest bound normalised "
+                   f"weights can give (ln {record['ln_l_min']:.2f}) exceeds L_bar (ln {record['ln_lbar']:.2f}); "
+                   "lower constraint.lbar (k) or use lbar_mode=reference")
+    if last and record.get("parameter_free_normal", 0) >= 7:
+        out.append(f"the normal cell has {record['parameter_free_normal']} of 8 parameter-free ops (pools, skips)")
+    if last and record.get("decision_margin") is not None and record["decision_margin"] < 1.0:
+        out.append(f"some choices of the genotype are not decided: smallest margin {record['decision_margin']:.2f} "
+                   "std (see decision_margins in metrics.jsonl); a longer search would settle them")
+    return out
 
 
 def _check_finite(run: _Run, *parts: str) -> None:
@@ -263,7 +308,8 @@ def _summary(r: dict[str, Any], epochs: int) -> str:
 
     return (f"epoch {r['epoch']}/{epochs} [{r['phase']}] loss {f('train_loss')} train_acc {f('train_acc')} "
             f"arch_acc {f('arch_acc')} val_acc {f('val_acc')} mu_F {f('mu_F', '.2f')} sigma_F {f('sigma_F')} "
-            f"P(L<=Lbar) {f('prob_within_bound')} nu {f('dual_nu', '.3g')} {r['seconds']:.1f}s")
+            f"P(L<=Lbar) {f('prob_within_bound')} nu {f('dual_nu', '.3g')} "
+            f"{r.get('constraint_regime') or ''} {r['seconds']:.1f}s")
 
 
 def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, resume: bool = False,
@@ -309,6 +355,8 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
             Genotype.from_dict(record["genotype"]).save(out / outputs.GENOTYPE)
         if log is not None:
             log(_summary(record, config.epochs))
+            for line in warnings_for(record, last=run.epoch == config.epochs):
+                log(f"warning: {line}")
     tb.close()
     genotype = run.strategy.genotype()
     if main:

@@ -73,11 +73,13 @@ def weight_loss(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: to
 
 
 def weight_step(supernet: Supernet, optimizer: torch.optim.Optimizer, weights: ArchWeights,
-                x: torch.Tensor, y: torch.Tensor, cfg: RobustConfig, grad_clip: float) -> WeightStepResult:
-    """One SGD step on the supernet weights; raises FloatingPointError on a non-finite loss."""
+                x: torch.Tensor, y: torch.Tensor, cfg: RobustConfig, grad_clip: float,
+                gamma: float) -> WeightStepResult:
+    """One SGD step on the supernet weights; raises FloatingPointError on a non-finite loss.
+    gamma: the weight of the input-gradient norm (SearchConfig.gamma: robust.gamma resolved)."""
     x_used = adversarial_inputs(supernet, weights, x, y, cfg)
     optimizer.zero_grad(set_to_none=True)
-    loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, cfg.gamma)
+    loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, gamma)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"weight loss is {loss.item()}")
     loss.backward()

@@ -16,22 +16,26 @@ from torch import nn
 from racl.distributed import average_gradients
 from racl.errors import RaclError
 from racl.search.config import SearchConfig
+from racl.search.discretize import genotype_to_weights
 from racl.search_space.genotype import Genotype
 from racl.supernet import ArchWeights, Supernet
 
 Evaluator = Callable[[ArchWeights], float]  # weights -> accuracy on a fixed set of distribution-half images
-BOUND_FIELDS = ("mu_F", "sigma_F", "prob_within_bound", "constraint_g", "dual_nu", "rho", "ln_lbar")
+BOUND_FIELDS = ("mu_F", "sigma_F", "prob_within_bound", "constraint_g", "dual_nu", "rho", "ln_lbar",
+                "ln_l_ref", "ln_l_min", "ln_l_genotype", "constraint_regime")
 
 
-def make_bound(supernet: Supernet, input_shape: tuple[int, int, int], power_iters: int, required: bool):
-    """LipschitzBound(supernet, input_shape), or None when racl.lipschitz is missing and not required."""
+def make_bound(supernet: Supernet, input_shape: tuple[int, int, int], config: SearchConfig, required: bool):
+    """LipschitzBound(supernet, input_shape) as `config.bound` says (BN counted or not), or None when
+    racl.lipschitz is missing and not required."""
     try:
         from racl.lipschitz import LipschitzBound
     except ImportError as e:
         if required:
             raise RaclError(f"the racl strategy needs racl.lipschitz, which cannot be imported: {e}") from e
         return None
-    return LipschitzBound(supernet, input_shape, n_iter=power_iters)
+    b = config.bound
+    return LipschitzBound(supernet, input_shape, n_iter=b.power_iters, count_bn=b.bn == "eval")
 
 
 class SearchStrategy(nn.Module):
@@ -91,12 +95,17 @@ class SearchStrategy(nn.Module):
         for p, g in zip(params, grads):
             p.grad = torch.zeros_like(p) if g is None else g
         average_gradients(params)  # no-op in one process; torchrun: mean over ranks
+        self._decay()
         self.optimizer.step()
 
-    def _make_optimizer(self) -> None:
+    def _decay(self) -> None:
+        """Weight decay outside Adam's coupled one (see _make_optimizer); none by default."""
+
+    def _make_optimizer(self, coupled_decay: bool = True) -> None:
+        """Adam on arch_parameters(); with coupled_decay, Adam's weight decay (towards 0) is arch_wd."""
         o = self.config.optim
         self.optimizer = torch.optim.Adam(self.arch_parameters(), lr=o.arch_lr, betas=tuple(o.arch_betas),
-                                          weight_decay=o.arch_wd)
+                                          weight_decay=o.arch_wd if coupled_decay else 0.0)
 
     @torch.no_grad()
     def point_bound_metrics(self) -> dict[str, Any]:
@@ -106,7 +115,23 @@ class SearchStrategy(nn.Module):
             self.bound.refresh(n_iter=self.config.bound.measure_power_iters)
             out["mu_F"] = float(self.bound.log_bound(self.eval_weights()))
             out["sigma_F"] = 0.0
+            out["ln_l_genotype"] = self.genotype_log_bound()
+            out["ln_lambda_by_op"] = self.op_constant_summary()
         return out
+
+    @torch.no_grad()
+    def genotype_log_bound(self) -> float:
+        """ln L of the current genotype's own network (0/1 weights) under the current constants."""
+        w = genotype_to_weights(self.genotype(), self.supernet.num_ops, next(self.supernet.parameters()).device)
+        return float(self.bound.log_bound(ArchWeights(*(w[k] for k in ArchWeights._fields))))
+
+    @torch.no_grad()
+    def op_constant_summary(self) -> dict[str, float]:
+        """Mean ln lambda per primitive over the normal cells' edges (stride 1), `none` left out."""
+        normal = [k for k, c in enumerate(self.supernet.cells) if not c.reduction]
+        logs = self.bound.log_op_constants[normal]  # (cells, E, O)
+        names = self.supernet.cells[0].ops[0].primitives
+        return {name: round(float(logs[:, :, o].mean()), 3) for o, name in enumerate(names) if name != "none"}
 
     # ------------------------------------------------------------ resumable state
     def extra_state(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class DartsStrategy(SearchStrategy):
         shape = (supernet.num_edges, supernet.num_ops)
         self.normal_alpha = nn.Parameter(config.darts_init_scale * torch.randn(shape, generator=g).to(device))
         self.reduce_alpha = nn.Parameter(config.darts_init_scale * torch.randn(shape, generator=g).to(device))
-        self.attach_bound(make_bound(supernet, input_shape, config.bound.power_iters, required=False))
+        self.attach_bound(make_bound(supernet, input_shape, config, required=False))
         self._make_optimizer()
 
     def arch_parameters(self) -> list[nn.Parameter]:
@@ -59,4 +59,5 @@ class DartsStrategy(SearchStrategy):
 
     def genotype(self) -> Genotype:
         w = self.eval_weights()
-        return discretize({"normal_alpha": w.normal_alpha, "reduce_alpha": w.reduce_alpha}, self.supernet.steps)
+        return discretize({"normal_alpha": w.normal_alpha, "reduce_alpha": w.reduce_alpha}, self.supernet.steps,
+                          seed=self.config.seed)

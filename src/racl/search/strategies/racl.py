@@ -4,9 +4,14 @@ Architecture step (method.md sections 4-5; first-order, no unrolling), on a dist
     w ~ q_theta (fresh reparameterised sample)
     loss = CE(f(x; w), y) + nu * g + (rho / 2) * max(0, g)^2,
     g = mu_F + Phi^-1(eta) sigma_F - ln L_bar,  (mu_F, sigma_F) = LipschitzBound.lognormal(q_theta)
-Adam on theta only. The per-op Lipschitz constants are constants here, refreshed every
+Adam on theta only, its weight decay pulling theta towards the initial distribution
+(`distribution.decay_to`). The per-op Lipschitz constants are constants here, refreshed every
 `lipschitz_refresh_every` global steps (and when the architecture updates start, and at each epoch's
-end for the metrics). Relative L_bar: set from the bound measured when the architecture updates start.
+end for the metrics). L_bar (`constraint.lbar_mode`): `reference` (default) re-derives
+ln L_bar = ln L_ref - ln k at every refresh, L_ref the bound of the uniform start under the current
+constants; `initial` sets it once from the bound when the architecture updates start; `absolute`.
+Metrics also say which regime the constraint is in: `inactive` (nu = 0, g <= 0), `active` (nu > 0),
+or `unreachable` (even the lowest bound any normalised weights can give lies above L_bar).
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ import torch.nn.functional as F
 from racl.distributions import ArchDistribution
 from racl.search.config import SearchConfig
 from racl.search.constraint import ConfidenceConstraint
-from racl.search.discretize import discretize
+from racl.distributions.arch import CELL_TYPES, EDGES_PER_NODE, edge_products
+from racl.search.discretize import decision_margins, discretize
 from racl.search.strategies.base import SearchStrategy, make_bound
 from racl.search_space.genotype import Genotype
 from racl.supernet import ArchWeights, Supernet
@@ -34,9 +40,13 @@ class RaclStrategy(SearchStrategy):
         self.dist = ArchDistribution(supernet.num_edges, supernet.num_ops, supernet.steps, cov=d.cov,
                                      init_sigma=d.init_sigma, normalize=d.normalize)
         self.constraint = ConfidenceConstraint(c.eta, c.rho, c.nu0, c.rho_growth)
-        self.attach_bound(make_bound(supernet, input_shape, config.bound.power_iters, required=True))
+        self.attach_bound(make_bound(supernet, input_shape, config, required=True))
         self.to(next(supernet.parameters()).device)
-        self._make_optimizer()
+        self._make_optimizer(coupled_decay=d.decay_to == "zero")
+
+    def _decay(self) -> None:
+        if self.config.distribution.decay_to == "init":
+            self.dist.decay_gradients(self.config.optim.arch_wd)
 
     def arch_parameters(self) -> list[torch.nn.Parameter]:
         return list(self.dist.parameters())
@@ -56,16 +66,29 @@ class RaclStrategy(SearchStrategy):
         return self.bound.lognormal(self.dist, method=b.bound_method, samples=b.mc_samples, generator=generator)
 
     @torch.no_grad()
-    def start_arch_phase(self) -> None:
-        """Refresh the per-op constants (`measure_power_iters` iterations, so L_0 is measured accurately);
-        the first time, set ln L_bar (relative mode: ln L_0 - ln k, see constraint.py)."""
-        self.bound.refresh(n_iter=self.config.bound.measure_power_iters)
-        if self.constraint.is_set:
-            return
+    def refresh(self, n_iter: int | None = None) -> None:
+        """Refresh the per-op constants; in reference mode re-derive ln L_bar under the new ones."""
+        self.bound.refresh(n_iter=n_iter)
         c = self.config.constraint
-        if c.lbar_mode == "absolute":
-            self.constraint.set_log_lbar(math.log(c.lbar))
-        else:
+        if c.lbar_mode == "reference" and self.constraint.is_set:
+            self.constraint.set_log_lbar(self.reference_log_bound() - math.log(c.lbar))
+
+    def reference_log_bound(self) -> float:
+        """ln L_ref: the bound of the uniform start (reference_weights) under the current constants."""
+        return float(self.bound.log_bound(self.dist.reference_weights()))
+
+    @torch.no_grad()
+    def start_arch_phase(self) -> None:
+        """Refresh the per-op constants (`measure_power_iters` iterations, so the bound is measured
+        accurately); the first time, set ln L_bar as `lbar_mode` says."""
+        c = self.config.constraint
+        if not self.constraint.is_set:
+            if c.lbar_mode == "absolute":
+                self.constraint.set_log_lbar(math.log(c.lbar))
+            elif c.lbar_mode == "reference":
+                self.constraint.set_log_lbar(0.0)  # marks it set; refresh() below derives the value
+        self.refresh(n_iter=self.config.bound.measure_power_iters)
+        if c.lbar_mode == "initial" and not self.constraint.is_set:
             mu, sigma = self.lognormal(self._fixed_generator())
             self.constraint.set_relative(float(mu), float(sigma), c.lbar)
 
@@ -77,7 +100,7 @@ class RaclStrategy(SearchStrategy):
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
                   global_step: int) -> dict[str, float]:
         if global_step % self.config.bound.lipschitz_refresh_every == 0:
-            self.bound.refresh()
+            self.refresh()
         logits = self.supernet(x, self.dist.sample(generator))  # (B, K)
         ce = F.cross_entropy(logits, y)
         mu, sigma = self.lognormal(generator)
@@ -98,22 +121,39 @@ class RaclStrategy(SearchStrategy):
 
     @torch.no_grad()
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
-        """Refresh, measure (mu_F, sigma_F, g, Pr); per-epoch dual update in the architecture phase."""
-        self.bound.refresh(n_iter=self.config.bound.measure_power_iters)
+        """Refresh, measure (mu_F, sigma_F, g, Pr, the reference, lowest and genotype bounds, the
+        regime); per-epoch dual update in the architecture phase."""
+        self.refresh(n_iter=self.config.bound.measure_power_iters)
         mu, sigma = (float(v) for v in self.lognormal(self._fixed_generator()))
+        lowest = float(self.bound.lowest_log_bound(EDGES_PER_NODE)) if self.dist.normalize else None
         out: dict[str, Any] = {"mu_F": mu, "sigma_F": sigma, "prob_within_bound": None, "constraint_g": None,
                                "dual_nu": float(self.constraint.nu), "rho": float(self.constraint.rho),
-                               "ln_lbar": None}
+                               "ln_lbar": None, "ln_l_ref": self.reference_log_bound(), "ln_l_min": lowest,
+                               "ln_l_genotype": self.genotype_log_bound(), "constraint_regime": None}
         if self.constraint.is_set:
             mu_t, sigma_t = torch.tensor(mu, dtype=torch.float64), torch.tensor(sigma, dtype=torch.float64)
             g = float(self.constraint.g(mu_t, sigma_t))
             if arch_phase and self.config.constraint.dual_update == "epoch":
                 self.constraint.dual_update(g)
+            ln_lbar = float(self.constraint.log_lbar)
+            regime = ("unreachable" if lowest is not None and lowest > ln_lbar
+                      else "active" if float(self.constraint.nu) > 0 else "inactive")
             out.update(constraint_g=g, prob_within_bound=float(self.constraint.prob_within_bound(mu_t, sigma_t)),
-                       dual_nu=float(self.constraint.nu), rho=float(self.constraint.rho),
-                       ln_lbar=float(self.constraint.log_lbar))
+                       dual_nu=float(self.constraint.nu), rho=float(self.constraint.rho), ln_lbar=ln_lbar,
+                       constraint_regime=regime)
+        out["decision_margins"] = self.decision_margins()
+        out["ln_lambda_by_op"] = self.op_constant_summary()
         return out
+
+    def decision_margins(self) -> dict[str, dict[str, list[float]]]:
+        """Per cell type, how decided each choice of the genotype is (see discretize.decision_margins)."""
+        with torch.no_grad():
+            g = self.dist.log_gaussians()
+        genotype = self.genotype()
+        return {t: decision_margins(g[f"{t}_alpha"], edge_products(g[f"{t}_alpha"], g[f"{t}_beta"]),
+                                    getattr(genotype, t)) for t in CELL_TYPES}
 
     def genotype(self) -> Genotype:
         d = self.config.distribution
-        return discretize(self.dist.scores(d.discretize, self.config.constraint.eta), self.supernet.steps)
+        return discretize(self.dist.scores(d.discretize, self.config.constraint.eta), self.supernet.steps,
+                          seed=self.config.seed)

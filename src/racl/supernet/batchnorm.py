@@ -1,0 +1,65 @@
+"""BatchNorm statistics that belong to the architecture being evaluated or measured.
+
+The supernet's BN layers (affine-free) keep running statistics of the *mixture* that the weight
+steps train; a sub-architecture (a genotype as 0/1 weights, a random candidate, DARTS's softmax
+point) sees other activations, and early in a search the running statistics still hold much of their
+initial value. Two remedies, both leaving the training untouched:
+- `batch_statistics(model)`: inside, every BN normalises with the statistics of the batch it sees
+  (train mode), the rest of the model is in eval mode, and all BN buffers are restored on exit, so
+  evaluating an architecture changes nothing (used for val_acc, genotype_val_acc and the random
+  strategy's candidate scores);
+- `recalibrate(model, weights, batches)`: reset the running statistics and recompute them as the
+  cumulative average over the given batches (torch.optim.swa_utils.update_bn), for measurements that
+  read eval-mode BN factors (the Lipschitz bound with `bound.bn = eval`).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator
+
+import torch
+from torch import nn
+from torch.optim.swa_utils import update_bn
+
+from racl.supernet.network import ArchWeights, Supernet
+
+
+def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextmanager
+def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
+    """BN layers use batch statistics inside the block; modes and every BN buffer restored after."""
+    was_training = model.training
+    layers = bn_layers(model)
+    saved = [{k: b.clone() for k, b in m.named_buffers(recurse=False)} for m in layers]
+    model.eval()
+    for m in layers:
+        m.train()
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for m, buffers in zip(layers, saved):
+                for k, b in m.named_buffers(recurse=False):
+                    b.copy_(buffers[k])
+        model.train(was_training)
+
+
+class _WithWeights(nn.Module):
+    """supernet(x, weights) as model(x), for update_bn."""
+
+    def __init__(self, supernet: Supernet, weights: ArchWeights):
+        super().__init__()
+        self.net = supernet
+        self.weights = weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x, self.weights)
+
+
+@torch.no_grad()
+def recalibrate(supernet: Supernet, weights: ArchWeights, batches: Iterable[torch.Tensor]) -> None:
+    """Running statistics = cumulative averages over `batches` of the supernet at `weights`."""
+    update_bn(batches, _WithWeights(supernet, weights))

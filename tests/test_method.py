@@ -1,0 +1,222 @@
+"""RACL as a method: the reference threshold, BN handling, the lowest reachable bound, the constraint's
+regime, the tie-break, decision margins, sub-architecture evaluation with the architecture's own BN
+statistics, recalibration, and the gradient-norm default. Invariants, not golden numbers."""
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+from racl.data import load_data
+from racl.distributions import ArchDistribution
+from racl.lipschitz import LipschitzBound
+from racl.search import apply_overrides, get_preset, run_search
+from racl.search.discretize import decision_margins, discretize, discretize_cell, genotype_to_weights
+from racl.search.loop import accuracy, warnings_for
+from racl.search.strategies import build_strategy
+from racl.search_space.ops import PRIMITIVES
+from racl.supernet import ArchWeights, Supernet
+from racl.supernet.batchnorm import batch_statistics, bn_layers, recalibrate
+
+SHAPE = (3, 8, 8)
+
+
+def _supernet(seed: int = 0) -> Supernet:
+    torch.manual_seed(seed)
+    net = Supernet(num_classes=4, channels=4, layers=3, ops="reference")
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():  # non-trivial running statistics, different per layer
+        for m in bn_layers(net):
+            m.running_var.copy_(0.2 + torch.rand(m.running_var.shape, generator=g))
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g))
+    return net.eval()
+
+
+def _config(**sets):
+    return apply_overrides(get_preset("tiny"), [f"{k}={v}" for k, v in sets.items()])
+
+
+def _g(strategy) -> float:
+    strategy.refresh(n_iter=50)
+    mu, sigma = strategy.lognormal(strategy._fixed_generator())
+    return float(strategy.constraint.g(mu.detach().double(), sigma.detach().double()))
+
+
+# ------------------------------------------------------------------ reference threshold
+@pytest.mark.parametrize("bn", ["eval", "none"])
+def test_reference_g_is_invariant_to_rescaling_the_input_bn_statistics(bn):
+    # every path from input to output runs through the stem, one preprocessing per cell and the head,
+    # so rescaling those BN statistics shifts mu_F and ln L_ref by the same amount: g must not move
+    net = _supernet()
+    strategy = build_strategy(_config(bn=bn), net, SHAPE)
+    strategy.start_arch_phase()
+    with torch.no_grad():
+        strategy.dist.normal_alpha_mu.add_(0.3 * torch.randn(strategy.dist.normal_alpha_mu.shape))
+    before = _g(strategy)
+    lbar_before = float(strategy.constraint.log_lbar)
+    with torch.no_grad():
+        net.stem[1].running_var.mul_(9.0)
+    after = _g(strategy)
+    assert after == pytest.approx(before, abs=1e-4)
+    moved = float(strategy.constraint.log_lbar) - lbar_before
+    assert moved == pytest.approx(-math.log(3.0) if bn == "eval" else 0.0, abs=5e-3)  # BN eps
+
+
+def test_reference_g_without_bn_ignores_all_bn_statistics():
+    net = _supernet()
+    strategy = build_strategy(_config(bn="none"), net, SHAPE)
+    strategy.start_arch_phase()
+    before = _g(strategy)
+    with torch.no_grad():
+        for m in bn_layers(net):
+            m.running_var.mul_(torch.rand(m.running_var.shape) * 10)
+    assert _g(strategy) == pytest.approx(before, abs=1e-3)  # only power iteration moves on
+
+
+def test_reference_g_starts_at_ln_k_plus_the_spread():
+    strategy = build_strategy(_config(lbar=2.0), _supernet(), SHAPE)
+    strategy.start_arch_phase()
+    mu, sigma = strategy.lognormal(strategy._fixed_generator())
+    # at the start the distribution's mean is the reference: g = ln k + z sigma (+ the mean/median gap)
+    assert _g(strategy) == pytest.approx(math.log(2.0) + strategy.constraint.z * float(sigma), abs=0.05)
+
+
+def test_initial_mode_fixes_the_threshold_once():
+    net = _supernet()
+    strategy = build_strategy(_config(lbar_mode="initial"), net, SHAPE)
+    strategy.start_arch_phase()
+    fixed = float(strategy.constraint.log_lbar)
+    with torch.no_grad():
+        net.stem[1].running_var.mul_(9.0)
+    strategy.refresh(n_iter=5)
+    strategy.start_arch_phase()
+    assert float(strategy.constraint.log_lbar) == fixed
+
+
+# ------------------------------------------------------------------ lowest bound, regime
+def test_lowest_bound_lies_below_every_genotype_and_sample():
+    net = _supernet()
+    bound = LipschitzBound(net, SHAPE, n_iter=30, count_bn=False)
+    lowest = float(bound.lowest_log_bound(2.0))
+    dist = ArchDistribution(normalize=True, init_sigma=1.0)
+    samples = dist.sample_log(200, torch.Generator().manual_seed(0))
+    from racl.lipschitz.propagation import propagate_samples
+    per_sample = propagate_samples(bound.constants(), bound.graph, samples)
+    assert lowest <= float(per_sample.min()) + 1e-5
+    pool = torch.Generator().manual_seed(1)
+    from racl.search.strategies.random import random_genotype
+    for _ in range(20):
+        w = genotype_to_weights(random_genotype(4, pool))
+        assert lowest <= float(bound.log_bound(ArchWeights(*(w[k] for k in ArchWeights._fields)))) + 1e-5
+    # and it is attained: all weight on the cheapest op and edge is a point of the simplex (one cell
+    # type per cell here, so per-cell minimisation is exact when each cell type appears once)
+
+
+def test_an_unreachable_threshold_is_reported_and_warned(tmp_path):
+    data = load_data("synthetic", image_size=8, count=40, channels=3)
+    result = run_search(_config(lbar=1e6, warmup_epochs=0), data, tmp_path / "r", log=None, draw=False)
+    last = result.metrics[-1]
+    assert last["constraint_regime"] == "unreachable" and last["ln_l_min"] > last["ln_lbar"]
+    assert any("unreachable" in w for w in warnings_for(last, last=True))
+    ok = run_search(_config(lbar=1.0, warmup_epochs=0), data, tmp_path / "ok", log=None, draw=False)
+    assert ok.metrics[-1]["constraint_regime"] in ("active", "inactive")
+    assert not any("unreachable" in w for w in warnings_for(ok.metrics[-1], last=True))
+
+
+# ------------------------------------------------------------------ discretisation
+def test_tie_break_favours_no_op_and_no_input():
+    E, O = 14, len(PRIMITIVES)
+    counts, inputs = Counter(), Counter()
+    for seed in range(300):
+        cell = discretize_cell(torch.ones(E, O), torch.ones(E), seed=seed)
+        counts.update(op for op, _ in cell)
+        inputs.update(i for k, (_, i) in enumerate(cell) if k // 2 == 3)  # node 3: inputs 0..4
+    assert set(counts) == set(PRIMITIVES[1:])
+    expected = 300 * 8 / 7
+    assert all(abs(c - expected) < 0.25 * expected for c in counts.values()), counts
+    assert all(abs(inputs[i] - 120) < 40 for i in range(5)), inputs
+    # order-free: permuting the primitives permutes nothing in the distribution of the choices
+    perm = (PRIMITIVES[0],) + tuple(reversed(PRIMITIVES[1:]))
+    counts_perm = Counter(op for s in range(300) for op, _ in discretize_cell(torch.ones(E, O), torch.ones(E),
+                                                                              primitives=perm, seed=s))
+    assert all(abs(counts_perm[p] - expected) < 0.25 * expected for p in PRIMITIVES[1:]), counts_perm
+    # a clear winner is never overridden by the tie-break
+    alpha = torch.ones(E, O)
+    alpha[:, 5] = 1.001
+    assert all(op == PRIMITIVES[5] for s in range(20) for op, _ in discretize_cell(alpha, seed=s))
+
+
+def test_decision_margins_grow_with_the_evidence():
+    dist = ArchDistribution(normalize=True, init_sigma=0.1)
+    g = dist.log_gaussians()
+    from racl.distributions.arch import edge_products
+    genotype = discretize(dist.scores())
+    flat = decision_margins(g["normal_alpha"], edge_products(g["normal_alpha"], g["normal_beta"]), genotype.normal)
+    assert all(abs(m) < 1e-6 for m in flat["op"])  # undecided at the uniform start
+    with torch.no_grad():
+        dist.normal_alpha_mu[:, PRIMITIVES.index("sep_conv_3x3")] += 1.0
+    g = dist.log_gaussians()
+    genotype = discretize(dist.scores())
+    sharp = decision_margins(g["normal_alpha"], edge_products(g["normal_alpha"], g["normal_beta"]), genotype.normal)
+    assert all(op == "sep_conv_3x3" for op, _ in genotype.normal)
+    assert min(sharp["op"]) > 3.0  # 1 nat apart with log-stds 0.1: ~7 std of the difference
+    assert sharp["edge"][0] is None and len(sharp["edge"]) == 4
+
+
+# ------------------------------------------------------------------ BN statistics of the architecture
+def test_recalibration_equals_a_full_data_pass():
+    net = _supernet()
+    weights = ArchDistribution(normalize=True).reference_weights()
+    x = torch.rand(24, *SHAPE, generator=torch.Generator().manual_seed(0))
+    recalibrate(net, weights, [x])
+    stem_out = net.stem(net.normalize(x))  # the stem's BN input is the conv's output
+    conv = net.stem[0](net.normalize(x))
+    torch.testing.assert_close(net.stem[1].running_mean, conv.mean((0, 2, 3)))
+    torch.testing.assert_close(net.stem[1].running_var, conv.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-6)
+    # several equal batches: the means are the full-data means (cumulative average)
+    recalibrate(net, weights, list(x.split(8)))
+    torch.testing.assert_close(net.stem[1].running_mean, conv.mean((0, 2, 3)), rtol=1e-4, atol=1e-6)
+    assert stem_out.shape[0] == 24
+
+
+def test_architecture_accuracy_uses_its_own_bn_statistics():
+    # a supernet trained briefly on learnable data; then its running statistics are corrupted so that
+    # eval-mode BN gives chance accuracy: the search's accuracy must not be affected, nor change buffers
+    torch.manual_seed(0)
+    data = load_data("synthetic", image_size=8, count=200, channels=3, num_classes=4)
+    net = Supernet(num_classes=4, channels=4, layers=3)
+    w = ArchDistribution(normalize=True).reference_weights()
+    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    from racl.data import iterate_batches
+    net.train()
+    for _ in range(4):
+        for x, y in iterate_batches(data.train, 32, shuffle=True, generator=torch.Generator().manual_seed(0)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x, w), y).backward()
+            opt.step()
+    good = accuracy(net, w, data.train, 200, 64, torch.device("cpu"))
+    with torch.no_grad():
+        for m in bn_layers(net):
+            m.running_var.fill_(1e4)
+            m.running_mean.fill_(50.0)
+    saved = {k: v.clone() for k, v in net.state_dict().items()}
+    net.eval()
+    with torch.no_grad():
+        x, y = next(iterate_batches(data.train, 200, shuffle=False, generator=None))
+        eval_mode = float((net(x, w).argmax(1) == y).float().mean())
+    assert eval_mode < 0.4 < good  # 4 classes: eval mode at chance, the architecture's own statistics not
+    assert accuracy(net, w, data.train, 200, 64, torch.device("cpu")) == good
+    assert all(torch.equal(saved[k], v) for k, v in net.state_dict().items())
+    with batch_statistics(net):
+        assert all(m.training for m in bn_layers(net))
+    assert not net.training
+
+
+# ------------------------------------------------------------------ objective defaults
+def test_gradient_norm_term_is_on_for_racl_by_default():
+    assert get_preset("paper").gamma > 0 and get_preset("quick").gamma > 0
+    assert apply_overrides(get_preset("paper"), ["strategy=darts"]).gamma == 0
+    assert apply_overrides(get_preset("paper"), ["gamma=0"]).gamma == 0
+    assert apply_overrides(get_preset("paper"), ["strategy=darts", "gamma=0.3"]).gamma == 0.3

@@ -67,7 +67,7 @@ def test_attack_invariants(setup, name):
     assert adv.min().item() >= 0.0 and adv.max().item() <= 1.0
     clean_correct = model(x).argmax(1) == y
     adv_correct = model(adv).argmax(1) == y
-    assert (adv_correct & clean_correct).sum() <= clean_correct.sum()
+    assert adv_correct.sum() <= clean_correct.sum()  # no attack makes the model more accurate (can fail)
     if name not in ("fgsm_rs",):  # every other attack must hurt this non-robust model
         assert adv_correct.float().mean() < clean_correct.float().mean()
 
@@ -191,7 +191,9 @@ def test_build_attack_names():
     assert isinstance(build_attack("fgsm", model, EPS), FGSM)
     assert build_attack("pgd7", model, EPS).steps == 7
     assert build_attack("PGD-100", model, EPS).steps == 100
-    assert build_attack("pgd20", model, EPS).alpha == pytest.approx(2 / 255)  # method.md default
+    assert build_attack("pgd20", model, EPS).alpha == pytest.approx(EPS / 4)  # the one default rule: eps / 4
+    assert build_attack("pgd20", model, 8 / 255).alpha == pytest.approx(2 / 255)  # method.md's 2/255 at 8/255
+    assert build_attack("pgdl2_5", model, 0.5).alpha == pytest.approx(0.5 / 4) and CW(model, EPS).alpha == EPS / 4
     assert build_attack("pgdl2_5", model, 0.5).norm == "l2"
     assert build_attack("cw", model, EPS).steps == 30 and build_attack("cw50", model, EPS).steps == 50
     assert build_attack("mifgsm", model, EPS, steps=4).alpha == pytest.approx(EPS / 4)

@@ -78,12 +78,25 @@ def test_zero_op_weight_matches_dropping_the_op() -> None:
 
 
 def test_node_with_all_zero_weights_gives_zeros() -> None:
-    net = _net()
+    net = _net(ops="reference")  # module hooks see the plain path (the fast one: same output, checked below)
     w = _weights(net)
     beta = w.reduce_beta.clone()
     beta[: 2] = 0.0  # node 0 of the reduction cell has no active edge
-    out = net(torch.rand(2, 3, 8, 8), w._replace(reduce_beta=beta))
-    assert torch.isfinite(out).all()
+    w = w._replace(reduce_beta=beta)
+    cell = next(c for c in net.cells if c.reduction)
+    seen = []
+    hook = cell.register_forward_hook(lambda _m, _inp, output: seen.append(output.detach()))
+    x = torch.rand(2, 3, 8, 8)
+    try:
+        out = net(x, w)
+    finally:
+        hook.remove()
+    assert torch.isfinite(out).all() and len(seen) == 1
+    torch.testing.assert_close(_net(ops="fast")(x, w), out, rtol=1e-4, atol=1e-5)
+    node0 = seen[0][:, : seen[0].shape[1] // cell.multiplier]  # the cell output concatenates nodes 0..3
+    assert node0.numel() > 0 and torch.equal(node0, torch.zeros_like(node0))
+    others = seen[0][:, seen[0].shape[1] // cell.multiplier:]
+    assert others.abs().sum() > 0  # the other nodes are not zero: the check can tell them apart
 
 
 def test_gradients_reach_weights_and_parameters() -> None:

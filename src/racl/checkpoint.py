@@ -14,6 +14,8 @@ from torch import nn
 
 from racl.errors import RaclError
 from racl.io import load_safetensors, read_json, save_safetensors, write_json
+from racl.models import build_model
+from racl.search_space.genotype import Genotype
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -22,8 +24,6 @@ def sidecar_path(path: str | Path) -> Path:
 
 def model_spec(name_or_genotype: Any, **model_args: Any) -> dict:
     """The sidecar's description of a network: enough for `build_model` to rebuild it."""
-    from racl.search_space.genotype import Genotype
-
     model = name_or_genotype.to_dict() if isinstance(name_or_genotype, Genotype) else name_or_genotype
     return {"model": model, "model_args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_args.items()}}
 
@@ -38,9 +38,6 @@ def save_model_checkpoint(path: str | Path, model: nn.Module, spec: dict, **meta
 
 
 def build_from_spec(spec: dict) -> nn.Module:
-    from racl.models import build_model
-    from racl.search_space.genotype import Genotype
-
     model = spec.get("model")
     if isinstance(model, dict):
         model = Genotype.from_dict(model)

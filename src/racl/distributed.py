@@ -30,6 +30,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DistributedSampler
 
+from racl.data import epoch_order, iterate_batches
+from racl.data.augment import AugmentParams, apply_params, draw_params
 from racl.errors import RaclError
 
 T = TypeVar("T")
@@ -232,8 +234,6 @@ def iterate_shard(ds: Any, batch_size: int, *, shuffle: bool, generator: torch.G
 
     Like iterate_batches, the epoch's permutation is drawn when this is called.
     """
-    from racl.data import epoch_order, iterate_batches
-
     if world_size() == 1:
         return iterate_batches(ds, batch_size, shuffle=shuffle, generator=generator, augment=augment,
                                drop_last=drop_last, device=device)
@@ -247,8 +247,6 @@ def iterate_shard(ds: Any, batch_size: int, *, shuffle: bool, generator: torch.G
 
 def _shard_batches(ds: Any, order: torch.Tensor, batch_size: int, generator: torch.Generator | None,
                    augment: Any, device: torch.device | str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    from racl.data.augment import AugmentParams, apply_params, draw_params
-
     gb, (_, _, h, w) = global_batch(batch_size), ds.images.shape
     mine = torch.tensor(list(DistributedSampler(range(gb), world_size(), rank(), shuffle=False)))  # (b,)
     for k in range(len(order) // gb):

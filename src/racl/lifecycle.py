@@ -71,8 +71,8 @@ def check_resumable(where: Any, what: str, saved: Any, given: Any,
 
 class RunFolder:
     """A run's folder. `files`: the run's own files (state first: its presence means "resumable");
-    `folders`: its own subfolders and `extra` its other files (both deleted by overwrite, not listed as
-    "a run is here"); `kind`: "training run", "search run", ...; `normalise`: saved config -> dict."""
+    `folders`: its own subfolders (deleted by overwrite when the state file is there) and `extra` its
+    other files (deleted by overwrite; neither counts as "a run is here"); `kind`: "training run", "search run", ...; `normalise`: saved config -> dict."""
 
     def __init__(self, path: str | Path, kind: str, files: tuple[str, ...], folders: tuple[str, ...] = (),
                  extra: tuple[str, ...] = (), normalise: Callable[[Any], Any] | None = None):
@@ -84,7 +84,7 @@ class RunFolder:
         self.metrics = self.path / METRICS
 
     def existing(self) -> list[str]:
-        return [name for name in self.files + self.folders if (self.path / name).exists()]
+        return [name for name in self.files if (self.path / name).exists()]
 
     def prepare(self, *, resume: bool, overwrite: bool, config: dict | None = None) -> bool:
         """Make the folder ready (module docstring); True if there is saved state to continue from.
@@ -103,9 +103,10 @@ class RunFolder:
         if resume and config is not None and self.config.is_file():
             check_resumable(self.path, "config", self.normalise(read_yaml(self.config, "saved config")), config)
         make_dir(self.path)
+        ours = self.state.is_file()  # the state file says the subfolders are the run's too
         for name in self.files + self.extra:  # only our own files: never a folder the user pointed at
             (self.path / name).unlink(missing_ok=True)
-        for name in self.folders:
+        for name in self.folders if ours else ():
             shutil.rmtree(self.path / name, ignore_errors=True)
         return False
 

@@ -9,7 +9,7 @@ metrics.jsonl is the record of a run, the event files only a view of it.
 from __future__ import annotations
 
 import math
-import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,8 @@ class TensorBoardLog:
             return
         writer_class = _writer_class()
         if writer_class is None:
-            print(f"racl: warning: --tensorboard needs the tensorboard package ({INSTALL_HINT}); "
-                  "writing metrics.jsonl only", file=sys.stderr)
+            warnings.warn(f"--tensorboard needs the tensorboard package ({INSTALL_HINT}); writing metrics.jsonl only",
+                          stacklevel=2)
             return
         self.writer = writer_class(log_dir=str(out_dir), purge_step=max(int(start_step), 0))
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from racl.errors import RaclError
+from racl.models.fuse import fold_batchnorm
 
 MODEL_MODES = ("eval", "train", "keep")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (B, K), labels (B,)) -> (B,)
@@ -92,8 +93,6 @@ class Attack:
         racl.models.fuse). `attack.fold_bn = False` attacks the model as it is."""
         original = self.model
         if self.fold_bn and self.model_mode == "eval":
-            from racl.models.fuse import fold_batchnorm
-
             folded, count = fold_batchnorm(original)
             self.model = folded if count else original
         try:

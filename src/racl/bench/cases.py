@@ -11,7 +11,15 @@ from typing import Callable
 
 import torch
 
+from racl.attacks import PGD
 from racl.bench.timing import cuda_peak_mib, peak_rss_mib, reset_cuda_peak, time_median
+from racl.models import build_model
+from racl.search.config import config_from_dict
+from racl.search.strategies import build_strategy
+from racl.search.weight_step import weight_step
+from racl.supernet import Supernet
+from racl.training.config import TrainConfig
+from racl.training.losses import make_objective
 
 SUPERNET_SIZES = {"default": {"channels": 16, "layers": 8}, "quick": {"channels": 8, "layers": 5}}
 
@@ -22,11 +30,6 @@ def _autocast(device: torch.device, bf16: bool):
 
 def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: bool = False
                   ) -> Callable[[], None]:
-    from racl.search.config import config_from_dict
-    from racl.search.strategies import build_strategy
-    from racl.search.weight_step import weight_step
-    from racl.supernet import Supernet
-
     torch.manual_seed(0)
     cfg = config_from_dict({"supernet": SUPERNET_SIZES[size], "batch_size": batch})
     net = Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops).to(device)
@@ -48,8 +51,6 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
 
 
 def _eval_net(ops: str, device: torch.device, channels: int, layers: int):
-    from racl.models import build_model
-
     torch.manual_seed(0)
     return build_model("RACL", num_classes=10, channels=channels, layers=layers, ops=ops).to(device).eval()
 
@@ -100,8 +101,6 @@ def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16
     model = _eval_net(ops, device, channels, layers)
     x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
     if impl == "racl":
-        from racl.attacks import PGD
-
         attack = PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
     else:
         import torchattacks
@@ -116,9 +115,6 @@ def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16
 
 
 def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False) -> Callable[[], None]:
-    from racl.training.config import TrainConfig
-    from racl.training.losses import make_objective
-
     torch.manual_seed(0)
     model = _eval_net(ops, device, 36, 20).train()
     cfg = TrainConfig(adv="pgd", steps=7).resolved()

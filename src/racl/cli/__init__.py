@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import NoReturn, Sequence
 
 from racl.errors import RaclError
@@ -42,8 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message: Warning | str, category: type[Warning], *_: object, **__: object) -> str:
+    """Library warnings (warnings.warn) as one line on the command line: `racl: warning: ...`."""
+    return f"racl: warning: {_one_line(message)}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    warnings.formatwarning = _warning_line
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from racl.bench import run
+from racl.errors import RaclError
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="performance benchmarks (run on a quiet machine)")
@@ -18,9 +21,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from racl.bench import run
-    from racl.errors import RaclError
-
     if args.batch < 1 or args.rounds < 1:
         raise RaclError("--batch and --rounds must be >= 1")
     kw = {"device": args.device, "rounds": args.rounds, "batch": args.batch}

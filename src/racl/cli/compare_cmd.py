@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(plan.cells())} runs: {len(plan.archs)} architectures x seeds {list(plan.seeds)}, "
           f"{plan.config.epochs} epochs each")
     summary = run_comparison(plan, data, args.out, resume=args.resume, overwrite=args.overwrite,
-                             device=args.device, tensorboard=args.tensorboard)
+                             device=args.device, tensorboard=args.tensorboard, log=print)
     print(f"results: {args.out}/results.md, {args.out}/results.json, {args.out}/comparison.png")
     if summary["failures"]:
         print(f"{len(summary['failures'])} run(s) failed; see results.md", flush=True)

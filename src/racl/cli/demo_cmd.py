@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from racl.demo import run_demo
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="search -> adversarial training -> evaluation -> report, offline on digits")
@@ -14,8 +16,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from racl.demo import run_demo
-
     t0 = time.perf_counter()
     report = run_demo(args.out, overwrite=args.overwrite, device=args.device)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s; report: {report}")

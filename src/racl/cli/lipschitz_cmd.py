@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from racl.errors import RaclError
+from racl.io import write_json, write_text
+from racl.lipschitz.report import lipschitz_checkpoint, lipschitz_markdown, lipschitz_table
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lipschitz", conflict_handler="resolve",
@@ -25,9 +29,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from racl.cli.evaluate_cmd import _data_override, _device
-    from racl.errors import RaclError
-    from racl.io import write_json, write_text
-    from racl.lipschitz.report import lipschitz_checkpoint, lipschitz_markdown, lipschitz_table
 
     for name in ("n_images", "iters", "local_iters", "batch_size"):
         if getattr(args, name) < 1:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from racl.report import build_report
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="markdown report (with PNG figures) of search/train/evaluate runs")
@@ -13,7 +15,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from racl.report import build_report
-
     print(build_report(args.runs, args.out, title=args.title))
     return 0

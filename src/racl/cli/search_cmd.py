@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from racl.data import add_data_arguments, data_from_args
+from racl.distributed import add_distributed_argument, session
+from racl.search import run_search
+from racl.search.config import PRESETS, STRATEGIES, apply_overrides, get_preset, load_search_config, override_top
+from racl.search.outputs import CONFIG
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from racl.data import add_data_arguments
-    from racl.distributed import add_distributed_argument
-    from racl.search.config import PRESETS, STRATEGIES
-
     p = sub.add_parser("search", help="search a cell architecture (racl, darts or random search)",
                        description="Architecture search on a DARTS supernet; writes DIR/genotype.json, "
                                    "cell pictures, config.yaml, metrics.jsonl and a resumable checkpoint.")
@@ -39,9 +41,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def resolve_config(args: argparse.Namespace):
     """The SearchConfig the flags ask for (see the module docstring for the precedence)."""
-    from racl.search.config import apply_overrides, get_preset, load_search_config, override_top
-    from racl.search.outputs import CONFIG
-
     saved = Path(args.out) / CONFIG
     if args.resume and args.preset is None and args.config is None and saved.exists():
         config = load_search_config(saved)
@@ -54,10 +53,6 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from racl.data import data_from_args
-    from racl.distributed import session
-    from racl.search import run_search
-
     config = resolve_config(args)
     data = data_from_args(args)
     with session(args.distributed, args.device) as device:  # torchrun: one process per device

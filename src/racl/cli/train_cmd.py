@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     with session(args.distributed, args.device) as device:  # torchrun: one process per device
         print(data.describe())
         summary = train(model, data, config, out, resume=bool(args.resume), overwrite=args.overwrite,
-                        device=device, sync_bn=args.sync_bn, tensorboard=args.tensorboard)
+                        device=device, sync_bn=args.sync_bn, tensorboard=args.tensorboard, log=print)
         _print_summary(summary)
     return 0
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from racl.models import build_model, count_parameters
+from racl.search_space import list_genotypes, resolve_genotype
+from racl.search_space.draw import draw_genotype
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("zoo", help="published genotypes: list, show, draw")
@@ -21,17 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from racl.search_space import list_genotypes
-
     print("\n".join(list_genotypes()))
     return 0
 
 
 def describe(name: str) -> dict:
     """Name, genotype, and parameters of the standard CIFAR-10 network (C = 36, 20 cells, no aux head)."""
-    from racl.models import build_model, count_parameters
-    from racl.search_space import resolve_genotype
-
     genotype = resolve_genotype(name)
     model = build_model(genotype, num_classes=10, channels=36, layers=20, auxiliary=False)
     return {"name": name, "genotype": genotype.to_dict(), "params": count_parameters(model),
@@ -53,9 +52,6 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _draw(args: argparse.Namespace) -> int:
-    from racl.search_space import resolve_genotype
-    from racl.search_space.draw import draw_genotype
-
     for path in draw_genotype(resolve_genotype(args.name), args.out, label=args.name):
         print(path)
     return 0

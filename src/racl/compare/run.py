@@ -64,16 +64,16 @@ def _train_seconds(records: list[dict]) -> float:
 
 
 def _train(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, path: Path, device: Any,
-           tensorboard: bool, log: Log) -> dict:
+           tensorboard: bool, log: Log | None) -> dict:
     resume = run_folder(path).state.is_file()
-    if resume:
+    if resume and log is not None:
         log(f"resuming training in {path}")
     return racl.training.train(arch.train_spec(), data, plan.run_config(seed), path, resume=resume,
                                overwrite=not resume, device=device, log=log, tensorboard=tensorboard)
 
 
 def run_cell(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, out: str | Path, *,
-             device: Any = "cpu", tensorboard: bool = False, log: Log = print) -> dict:
+             device: Any = "cpu", tensorboard: bool = False, log: Log | None = None) -> dict:
     """Train and evaluate one (architecture, seed); return (and write) its result.json. A finished
     cell is reused; one finished with fewer (or more) `epochs` is continued to the plan's and re-evaluated."""
     base = cell_dir(out, arch, seed)
@@ -104,7 +104,7 @@ def run_cell(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, out: st
 
 def run_comparison(plan: ComparePlan, data: DataSplits, out: str | Path, *, resume: bool = False,
                    overwrite: bool = False, device: Any = "cpu", tensorboard: bool = False,
-                   log: Log | None = print, progress: bool | None = None) -> dict:
+                   log: Log | None = None, progress: bool | None = None) -> dict:
     """Run every cell of the plan (skipping finished ones), then write results.json/.md and comparison.png."""
     out, say = Path(out), (log or (lambda _m: None))
     if jsonable(data.spec()) != jsonable(plan.data):

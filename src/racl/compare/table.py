@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from racl.compare.plan import ComparePlan
+from racl.compare.plot import plot_comparison
 from racl.io import write_json, write_text
 
 
@@ -121,8 +122,6 @@ def _problems(summary: dict[str, Any]) -> list[str]:
 
 def write_outputs(out: str | Path, summary: dict[str, Any]) -> None:
     """results.json, results.md and comparison.png in `out`."""
-    from racl.compare.plot import plot_comparison
-
     out = Path(out)
     write_json(out / "results.json", summary)
     write_text(out / "results.md", results_markdown(summary))

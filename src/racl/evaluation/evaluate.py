@@ -11,7 +11,6 @@ attacks whole batches r, r + W, ... and the summed counts equal a one-process ru
 """
 from __future__ import annotations
 
-import sys
 import time
 from contextlib import contextmanager, nullcontext
 from typing import Any, Callable, Iterator, Sequence
@@ -20,9 +19,10 @@ import torch
 from torch import nn
 
 from racl import distributed
-from racl.attacks import build_attack, format_eps
+from racl.attacks import build_attack, format_eps, transfer_attack
 from racl.attacks.base import check_eps
 from racl.errors import RaclError
+from racl.lifecycle import progress_bar
 
 
 @contextmanager
@@ -67,20 +67,27 @@ def attack_correct(attack: Any, model: nn.Module, images: torch.Tensor, labels: 
     """(N,) bool on CPU: the model still classifies the attacked image correctly.
 
     With `seed`, the i-th batch runs under batch_seed(seed, batch_ids[i]) (default ids 0, 1, ...)."""
-    from tqdm import tqdm
-
     out = []
     starts = range(0, images.shape[0], batch_size)
-    bar = tqdm(starts, desc=getattr(attack, "name", "attack"), unit="batch", leave=False, file=sys.stderr,
-               disable=not sys.stderr.isatty() or len(starts) < 2, dynamic_ncols=True)  # quiet unless a terminal
-    for b, i in enumerate(bar):
-        x, y = images[i:i + batch_size].to(device), labels[i:i + batch_size].to(device)
-        k = b if batch_ids is None else batch_ids[b]
-        with seeded(distributed.batch_seed(seed, k), device) if seed is not None else nullcontext():
-            adv = attack(x, y)
-        with torch.no_grad():
-            out.append((_logits(model, adv).argmax(1) == y).cpu())
+    enabled = None if len(starts) >= 2 else False  # a bar on a terminal, for more than one batch
+    with progress_bar(len(starts), getattr(attack, "name", "attack"), enabled, unit="batch") as bar:
+        for b, i in enumerate(starts):
+            k = b if batch_ids is None else batch_ids[b]
+            batch_seed = None if seed is None else distributed.batch_seed(seed, k)
+            out.append(_attacked_correct(attack, model, images[i:i + batch_size], labels[i:i + batch_size],
+                                         device, batch_seed))
+            bar.update(1)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
+
+
+def _attacked_correct(attack: Any, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                      device: str | torch.device, seed: int | None) -> torch.Tensor:
+    """One batch: (B,) bool, attacked under its own `seed` when one is given."""
+    x, y = images.to(device), labels.to(device)
+    with seeded(seed, device) if seed is not None else nullcontext():
+        adv = attack(x, y)
+    with torch.no_grad():
+        return (_logits(model, adv).argmax(1) == y).cpu()
 
 
 def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
@@ -169,8 +176,6 @@ def transfer_matrix(models: dict[str, nn.Module], images: torch.Tensor, labels: 
 
     The diagonal is the white-box attack. Returns {"sources": names, "targets": names, "accuracy": rows}.
     """
-    from racl.attacks import transfer_attack
-
     images, labels = as_float_images(images), labels.long()
     for model in models.values():
         model.to(device).eval()

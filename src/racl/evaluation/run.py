@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from racl import distributed
+from racl.checkpoint import load_model_checkpoint
+from racl.data import load_data_from_spec
 from racl.errors import RaclError
 from racl.evaluation.checks import check_transfer_vs_whitebox, run_model_checks, run_result_checks, warnings_from
 from racl.evaluation.evaluate import as_float_images, eps_sweep, evaluate_robustness, transfer_matrix
@@ -28,7 +30,6 @@ def load_split(meta: dict, split: str, load: DataLoader | None = None) -> tuple[
     if load is None:
         if not isinstance(meta.get("data"), dict):
             raise RaclError("checkpoint sidecar has no 'data' entry; pass --dataset to say what to evaluate on")
-        from racl.data import load_data_from_spec
 
         splits = load_data_from_spec(meta["data"])
     else:
@@ -65,8 +66,6 @@ def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: flo
                         split: str = "test", seed: int = 0, device: str = "cpu",
                         load: DataLoader | None = None, progress: Progress | None = None) -> dict[str, Any]:
     """Evaluate one checkpoint on its data (sidecar's spec or `load`); write results.json/.md (+ png)."""
-    from racl.checkpoint import load_model_checkpoint
-
     model, meta = load_model_checkpoint(checkpoint, device=device)
     data, spec = load_split(meta, split, load)
     images, labels = pick_images(data, n_images, seed)
@@ -104,8 +103,6 @@ def evaluate_transfer(checkpoints: Sequence[str | Path], attacks: Sequence[str],
                       device: str = "cpu", load: DataLoader | None = None,
                       progress: Progress | None = None) -> dict[str, Any]:
     """Source-by-target robust accuracy matrices (one per attack) between checkpoints on shared images."""
-    from racl.checkpoint import load_model_checkpoint
-
     if len(checkpoints) < 2:
         raise RaclError("--transfer needs at least two checkpoints")
     names = _names(checkpoints)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from racl.errors import RaclError, shown
+from racl.io import read_json, write_json
 from racl.search_space.ops import PRIMITIVES
 
 Edge = tuple[str, int]  # (op name, input node index: 0, 1 = cell inputs, 2.. = intermediate nodes)
@@ -68,14 +69,10 @@ class Genotype:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
-        from racl.io import write_json
-
         return write_json(path, self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "Genotype":
-        from racl.io import read_json
-
         return cls.from_dict(read_json(path, "genotype file"))
 
 

@@ -29,6 +29,9 @@ VARIANTS = {
     "reference-eval": ["lbar_mode=reference", "bn=eval", "normalize=true"],
     "reference-none-mixture": ["lbar_mode=reference", "bn=none", "normalize=false"],
     "default": [],  # reference threshold, BN not counted, expected-cell weights, gamma 0.1
+    "default-k4": ["lbar=4"],
+    "unconstrained": ["rho=0", "nu0=0"],
+    "darts": ["strategy=darts"],
 }
 
 

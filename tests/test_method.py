@@ -220,3 +220,31 @@ def test_gradient_norm_term_is_on_for_racl_by_default():
     assert apply_overrides(get_preset("paper"), ["strategy=darts"]).gamma == 0
     assert apply_overrides(get_preset("paper"), ["gamma=0"]).gamma == 0
     assert apply_overrides(get_preset("paper"), ["strategy=darts", "gamma=0.3"]).gamma == 0.3
+
+
+# ------------------------------------------------------------------ the ablation command
+def test_ablate_runs_resumes_and_tabulates(tmp_path, capsys):
+    from racl.cli import main
+    from racl.search.outputs import read_metrics
+
+    out = tmp_path / "abl"
+    cli = ["ablate", "--variants", "full", "point", "--search-preset", "tiny", "--search-seeds", "0",
+           "--seeds", "0", "--dataset", "synthetic", "--limit", "8", "--image-size", "16", "--val-fraction", "0.2",
+           "--test-fraction", "0.2", "--epochs", "1", "--channels", "4", "--layers", "3", "--batch-size", "8",
+           "--steps", "2", "--val-images", "8", "--drop-path", "0", "--attacks", "pgd2", "--eval-limit", "8",
+           "--out", str(out)]
+    assert main(cli) == 0
+    table = (out / "ablation.md").read_text()
+    assert "| full (defaults)" in table and "| point (init_sigma=0.0001, learn_sigma=false)" in table
+    rows = {r["variant"]: r for r in __import__("json").loads((out / "ablation.json").read_text())["rows"]}
+    assert rows["full"]["runs"] == 1 and rows["point"]["pgd2"]["n"] == 1
+    # point weights: the log-stds never move from their tiny start, so sigma_F stays ~0
+    assert read_metrics(out / "search" / "point-s0")[-1]["sigma_F"] < 1e-2
+    assert read_metrics(out / "search" / "full-s0")[-1]["sigma_F"] > 1e-2
+    mtime = (out / "search" / "full-s0" / "genotype.json").stat().st_mtime
+    assert main(cli) == 0  # everything finished: nothing is searched or trained again
+    assert (out / "search" / "full-s0" / "genotype.json").stat().st_mtime == mtime
+    assert "[search" not in capsys.readouterr().out.split("table:")[-1]
+    with pytest.raises(SystemExit) as bad:  # argparse: one line, exit 2
+        main(cli[:2] + ["nope"] + cli[3:])
+    assert bad.value.code == 2

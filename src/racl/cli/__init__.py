@@ -13,7 +13,7 @@ from typing import NoReturn, Sequence
 from racl.errors import RaclError
 
 # subcommand -> module under racl.cli; modules that do not exist yet are skipped.
-SUBCOMMANDS = ("zoo", "search", "train", "evaluate", "lipschitz", "report", "compare", "bench", "demo")
+SUBCOMMANDS = ("zoo", "search", "train", "evaluate", "lipschitz", "report", "compare", "ablate", "bench", "demo")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -21,6 +21,7 @@ from typing import Mapping
 
 import torch
 
+from racl.distributions.arch import log_score
 from racl.distributions.lognormal import LogGaussian
 from racl.errors import RaclError
 from racl.search_space.genotype import Edge, Genotype
@@ -90,41 +91,43 @@ def discretize(scores: Mapping[str, torch.Tensor], steps: int = 4, seed: int = 0
     return Genotype(cells["normal"], concat, cells["reduce"], concat)
 
 
-def _gap(g: LogGaussian, a: tuple, b: tuple) -> float:
-    """(X_a - X_b) / std(X_a - X_b) for two entries of a LogGaussian (correlations included)."""
+def _gap(g: LogGaussian, score: torch.Tensor, a: tuple, b: tuple) -> float:
+    """(score_a - score_b) / std(X_a - X_b) for two entries of a LogGaussian (correlations included)."""
     var = float((g.b[a] - g.b[b]).pow(2).sum() + g.r2[a] + g.r2[b])
-    return round(float(g.m[a] - g.m[b]) / max(var, 1e-30) ** 0.5, 4)
+    return round(float(score[a] - score[b]) / max(var, 1e-30) ** 0.5, 4)
 
 
-def decision_margins(alpha: LogGaussian, edge: LogGaussian, cell: tuple[Edge, ...],
-                     primitives: tuple[str, ...] = PRIMITIVES) -> dict[str, list[float | None]]:
-    """How decided a discretised cell is, in units of the distribution's std of the difference.
+def decision_margins(alpha: LogGaussian, edge: LogGaussian, cell: tuple[Edge, ...], kind: str = "quantile",
+                     eta: float = 0.9, primitives: tuple[str, ...] = PRIMITIVES) -> dict[str, list[float | None]]:
+    """How decided a discretised cell is: score differences in units of the std of the difference
+    of the two log-weights (scores as the discretisation computes them: `kind`, `eta`).
 
-    op: per kept edge, ln alpha of the chosen op minus ln alpha of the runner-up real op on that
-    edge; edge: per node, ln(beta alpha) of the weaker kept edge minus that of the best dropped edge
-    (each at its best op; None for a node with only two inputs, which keeps both). Means of the logs; a margin below
-    ~1 means the choice would flip in a sizeable fraction of draws (noise, not a decision)."""
+    op: per kept edge, the chosen op's score minus the runner-up real op's on that edge; edge: per
+    node, the score of the weaker kept edge minus that of the best dropped edge (each at its best
+    op; None for a node with only two inputs, which keeps both). A margin below ~1 means the choice
+    would flip in a sizeable fraction of draws (noise, not a decision); > 0 always for the chosen."""
+    a_score, e_score = log_score(alpha, kind, eta), log_score(edge, kind, eta)
     steps = len(cell) // EDGES_PER_NODE
     edges = _edges(steps)
     index = {ji: e for e, ji in enumerate(edges)}
     real = [k for k, p in enumerate(primitives) if p != "none"]
-    best_op = {e: max(real, key=lambda o: float(alpha.m[e, o])) for e in range(len(edges))}
+    best_op = {e: max(real, key=lambda o: float(a_score[e, o])) for e in range(len(edges))}
     ops, nodes = [], []
     for j in range(steps):
         kept = cell[EDGES_PER_NODE * j: EDGES_PER_NODE * (j + 1)]
         for op, i in kept:
             e, o = index[(j, i)], primitives.index(op)
-            runner = max((k for k in real if k != o), key=lambda k: float(alpha.m[e, k]))
-            ops.append(_gap(alpha, (e, o), (e, runner)))
+            runner = max((k for k in real if k != o), key=lambda k: float(a_score[e, k]))
+            ops.append(_gap(alpha, a_score, (e, o), (e, runner)))
         kept_edges = [(index[(j, i)], primitives.index(op)) for op, i in kept]
         dropped = [(index[(j, i)], best_op[index[(j, i)]]) for i in range(j + 2)
                    if index[(j, i)] not in {e for e, _ in kept_edges}]
         if not dropped:
             nodes.append(None)
             continue
-        weak = min(kept_edges, key=lambda eo: float(edge.m[eo]))
-        strong = max(dropped, key=lambda eo: float(edge.m[eo]))
-        nodes.append(_gap(edge, weak, strong))
+        weak = min(kept_edges, key=lambda eo: float(e_score[eo]))
+        strong = max(dropped, key=lambda eo: float(e_score[eo]))
+        nodes.append(_gap(edge, e_score, weak, strong))
     return {"op": ops, "edge": nodes}
 
 

@@ -49,7 +49,10 @@ class RaclStrategy(SearchStrategy):
             self.dist.decay_gradients(self.config.optim.arch_wd)
 
     def arch_parameters(self) -> list[torch.nn.Parameter]:
-        return list(self.dist.parameters())
+        """The distributions' parameters (only the means with `learn_sigma: false`)."""
+        if self.config.distribution.learn_sigma:
+            return list(self.dist.parameters())
+        return [p for name, p in self.dist.named_parameters() if name.endswith("_mu")]
 
     def sample_weights(self, generator: torch.Generator) -> ArchWeights:
         with torch.no_grad():
@@ -149,9 +152,9 @@ class RaclStrategy(SearchStrategy):
         """Per cell type, how decided each choice of the genotype is (see discretize.decision_margins)."""
         with torch.no_grad():
             g = self.dist.log_gaussians()
-        genotype = self.genotype()
+        genotype, kind, eta = self.genotype(), self.config.distribution.discretize, self.config.constraint.eta
         return {t: decision_margins(g[f"{t}_alpha"], edge_products(g[f"{t}_alpha"], g[f"{t}_beta"]),
-                                    getattr(genotype, t)) for t in CELL_TYPES}
+                                    getattr(genotype, t), kind, eta) for t in CELL_TYPES}
 
     def genotype(self) -> Genotype:
         d = self.config.distribution

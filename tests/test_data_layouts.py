@@ -366,6 +366,18 @@ def test_train_and_evaluate_on_split_folders_attack_the_official_test_split(tmp_
     capsys.readouterr()
 
 
+def test_search_runs_on_a_streamed_folder(tmp_path, capsys):
+    z = zipped(tmp_path / "d.zip", split_entries({"train": 12, "test": 2}, size=16))
+    out = tmp_path / "search"
+    argv = ["search", "--preset", "tiny", "--no-draw", "--dataset", "imagefolder", "--data-dir", str(z),
+            "--image-size", "16", "--streaming", "on", "--workers", "0", "--out", str(out)]
+    assert main(argv) == 0, capsys.readouterr().err
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and records[-1]["phase"] == "search" and records[-1]["val_acc"] is not None
+    assert (out / "genotype.json").is_file()
+    capsys.readouterr()
+
+
 def test_data_flags_for_other_sets_refused(tmp_path, capsys):
     for flags, message in ((["--test-dir", "x"], "--test-dir applies to --dataset imagefolder only"),
                            (["--streaming", "on"], "--streaming applies to image folders")):

@@ -19,7 +19,7 @@ from racl.data.layout import IMAGE_EXTENSIONS, Listing, class_layout, folder_lis
 from racl.data.tinyimagenet import tinyimagenet_listing
 from racl.errors import RaclError
 
-__all__ = ["IMAGE_EXTENSIONS", "class_layout", "decode_listing", "decoded_bytes", "folder_cache_key", "list_folder",
+__all__ = ["IMAGE_EXTENSIONS", "class_layout", "decode_and_cache", "decode_listing", "decoded_bytes", "folder_cache_key", "list_folder",
            "load_folder_splits", "load_image_folder"]
 _CHUNK = 1024  # files decoded per batch
 _BATCHED_FROM = 4096  # from this many images on, torchvision's batched decoder pays for its import
@@ -94,10 +94,15 @@ def load_folder_splits(path: str | os.PathLike, layout: str = "imagefolder", *, 
     if hit is not None:
         return hit
     listing = list_folder(path, layout, limit=limit, test_dir=test_dir)
+    return decode_and_cache(listing, image_size, key, str(path)), listing.classes
+
+
+def decode_and_cache(listing: Listing, image_size: int | None, key: str | None, source: str) -> dict[str, ArrayDataset]:
+    """`decode_listing`, saved in the cache under `key` (None: not cached)."""
     splits = decode_listing(listing, image_size)
     if key:
-        cache.save(key, splits, listing.classes, source=str(path))
-    return splits, listing.classes
+        cache.save(key, splits, listing.classes, source=source)
+    return splits
 
 
 def load_image_folder(path: str | os.PathLike, *, limit: int | None = None, image_size: int | None = None,

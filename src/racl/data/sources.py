@@ -134,10 +134,7 @@ def _folder_source(layout: str, data_dir: str, image_size: int | None, limit: in
         size = image_size or (TINYIMAGENET_SIZE if layout == "tinyimagenet" else STREAM_IMAGE_SIZE)
         splits = streaming_splits(listing, size, workers)
         return _raw(splits, listing.classes)
-    splits = imagefolder.decode_listing(listing, image_size)
-    if key:
-        decode_cache.save(key, splits, listing.classes, source=str(data_dir))
-    return _raw(splits, listing.classes)
+    return _raw(imagefolder.decode_and_cache(listing, image_size, key, str(data_dir)), listing.classes)
 
 
 def _raw(splits: dict, classes: tuple[str, ...], stats: tuple | None = None) -> RawData:

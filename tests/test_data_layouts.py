@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
 from PIL import Image
 
 from racl import distributed
@@ -323,6 +326,37 @@ def test_streaming_shards_like_the_in_memory_path(tmp_path, monkeypatch):
         assert got[r] == want and len(want) == len(mem.train) // 6
     flat = [i for r in (0, 1) for batch in got[r] for i in batch[0]]
     assert len(set(flat)) == len(flat)  # the ranks never see the same image in an epoch
+
+
+def _shard_worker(rank: int, port: int, root: str, world: int) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port), OMP_NUM_THREADS="1")
+    torch.set_num_threads(1)
+    distributed.init_distributed("cpu")
+    try:
+        got = {}
+        for streaming in (True, False):
+            s = load_data("imagefolder", root, streaming=streaming, workers=0, image_size=16)
+            got[str(streaming)] = [ids(x) for x, _ in distributed.iterate_shard(
+                s.train, 3, shuffle=True, generator=torch.Generator().manual_seed(1), drop_last=True)]
+        Path(root, f"rank{rank}.json").write_text(json.dumps(got))
+    finally:
+        distributed.destroy()
+
+
+def test_streaming_shards_under_a_real_process_group(tmp_path):
+    """Two gloo processes (as torchrun starts them): the DistributedSampler gives each rank the images
+    the in-memory sharding gives it, and the ranks' images are disjoint."""
+    root = _stream_folder(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_shard_worker, args=(port, str(root), 2), nprocs=2, join=True)
+    got = [json.loads((root / f"rank{r}.json").read_text()) for r in range(2)]
+    for g in got:
+        assert g["True"] == g["False"] and len(g["True"]) == 21 // 6
+    flat = [i for g in got for batch in g["True"] for i in batch]
+    assert len(flat) == 18 and len(set(flat)) == 18
 
 
 def test_auto_streaming_above_the_threshold(tmp_path, monkeypatch):

@@ -5,6 +5,11 @@ Prints, for the freshly initialised supernet (same seed) and for the checkpoint 
 log-constant of the stem, the preprocessings, each op (normal and reduction cells), the head, the
 mean log BN factor (ln of max_c |gamma_c| / sqrt(running_var_c + eps)) of the BNs inside each kind of piece,
 and ln L_F at the strategy's point weights (racl: E[w]) -- what grew during weight training.
+BN counts with its eval-mode factor here (bound.bn = eval), and BOTH networks get real statistics
+first: `--recalibrate` batches of the weight half (default 20) through `racl.search.loop.recalibrate_bn`.
+Without that the initial network's running variances are BN's placeholder 1 (and after a short warm-up
+they still hold much of it), which once made it look as if training grew the bound from 11.4 to 49.2;
+with real statistics the untrained network's bound is already about as large.
 """
 from __future__ import annotations
 
@@ -16,9 +21,10 @@ import torch
 
 from racl.data import load_data_from_spec
 from racl.lipschitz.op_constants import bn_scale
-from racl.search.config import config_from_dict
-from racl.search.loop import _build, _restore
+from racl.search.config import apply_overrides, config_from_dict
+from racl.search.loop import _build, _restore, recalibrate_bn
 from racl.search.outputs import CHECKPOINT
+from racl.search.strategies.base import make_bound
 from racl.state import load_state
 
 
@@ -44,9 +50,14 @@ def main() -> None:
     state = load_state(Path(ARGS.run) / CHECKPOINT)
     config = config_from_dict(state["config"])
     data = load_data_from_spec(state["data_spec"])
-    init = summary(_build(config, data, Path(ARGS.run), torch.device("cpu")))
+    measured = apply_overrides(config, ["bn=eval", f"recalibrate_batches={ARGS.recalibrate}"])
+    start = _build(measured, data, Path(ARGS.run), torch.device("cpu"))
+    recalibrate_bn(start)
+    init = summary(start)
     run = _build(config, data, Path(ARGS.run), torch.device("cpu"))
     _restore(run, state)
+    run = _build_like(run, measured)
+    recalibrate_bn(run)
     trained = summary(run)
     print(f"{'piece':40s} {'init':>9s} {'epoch ' + str(run.epoch):>9s} {'change':>9s}")
     for key in init:
@@ -54,9 +65,17 @@ def main() -> None:
         print(f"{key:40s} {a:9.3f} {b:9.3f} {b - a if math.isfinite(b - a) else float('nan'):9.3f}")
 
 
+def _build_like(run, config):
+    """The restored run with the measuring config (BN counted) and its bound rebuilt on the same weights."""
+    run.config = config
+    run.strategy.attach_bound(make_bound(run.supernet, run.strategy.input_shape, config, required=True))
+    return run
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run")
     parser.add_argument("--iters", type=int, default=50)
+    parser.add_argument("--recalibrate", type=int, default=20, help="weight-half batches for the BN statistics")
     ARGS = parser.parse_args()
     main()

@@ -34,7 +34,7 @@ from racl import distributed, guards
 from racl.data import ArrayDataset, AugmentConfig, DataSplits, iterate_batches
 from racl.errors import RaclError
 from racl.search import outputs
-from racl.search.config import SearchConfig, config_to_dict, save_search_config
+from racl.search.config import SearchConfig, config_from_dict, config_to_dict, save_search_config
 from racl.search.discretize import genotype_to_weights
 from racl.search.strategies import SearchStrategy, build_strategy
 from racl.search.weight_step import weight_step
@@ -150,7 +150,9 @@ def _note(log: Callable[[str], None] | None, message: str) -> None:
 
 def _restore(run: _Run, state: dict[str, Any]) -> int:
     """Load a checkpoint into the freshly built run; returns the epochs setting it was written with."""
-    outputs.check_resumable(state, config_to_dict(run.config), run.data.spec())
+    # the saved config as this version reads it (keys added since it was written take their defaults)
+    saved = {**state, "config": config_to_dict(config_from_dict(state["config"]))}
+    outputs.check_resumable(saved, config_to_dict(run.config), run.data.spec())
     run.supernet.load_state_dict(state["supernet"])
     run.strategy.load_state_dict(state["strategy"])
     run.strategy.load_extra_state(state["strategy_extra"])

@@ -161,6 +161,24 @@ def test_bad_test_dir(tmp_path, make, message):
         load_data("imagefolder", str(root), test_dir=str(tmp_path / "nope"))
 
 
+def test_gray_majority_is_exact_and_sizes_checked_across_splits(tmp_path):
+    rng = np.random.default_rng(0)
+    grays = {}
+    for split, c, k in [("train", "a", 0), ("train", "a", 1), ("train", "b", 0), ("test", "a", 0), ("test", "b", 0)]:
+        grays[(split, c, k)] = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+        path = tmp_path / "d" / split / c / f"{k}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(grays[(split, c, k)], "L").save(path)
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(tmp_path / "d" / "train" / "b" / "rgb.png")
+    s = load_data("imagefolder", str(tmp_path / "d"), val_fraction=0.0)
+    assert s.channels == 1 and torch.equal(s.test.images[0, 0], torch.from_numpy(grays[("test", "a", 0)]))
+    assert torch.equal(s.train.images[1, 0], torch.from_numpy(grays[("train", "a", 1)]))
+    assert int(s.train.images[-1, 0, 0, 0]) == round(0.299 * 200 + 0.587 * 10 + 0.114 * 10)  # luma of the RGB one
+    Image.new("L", (12, 12)).save(tmp_path / "d" / "test" / "b" / "big.png")
+    with pytest.raises(RaclError, match=r"big.png is 12x12 but .*train/a/0.png is 8x8; pass --image-size"):
+        load_data("imagefolder", str(tmp_path / "d"))
+
+
 def test_split_zip_cache_holds_every_split(tmp_path, monkeypatch):
     z = zipped(tmp_path / "d.zip", split_entries({"train": 4, "val": 1, "test": 2}))
     first = load_data("imagefolder", str(z))

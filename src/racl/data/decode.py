@@ -1,4 +1,4 @@
-"""Decode image bytes to uint8 tensors and bring a list of them to one mode and size.
+"""Decode image bytes to uint8 tensors and stack them in one mode and size (`ImageStack`).
 
 Small loads decode with PIL (importing torchvision alone costs ~2.5 s of CPU); large ones with
 torchvision's batched `decode_jpeg`, ~3x faster per 32x32 JPEG than PIL. Both use libjpeg-turbo and
@@ -82,41 +82,43 @@ def _decode_pil(data: bytes, name: str) -> torch.Tensor:
         raise RaclError(f"cannot decode image {name} ({e}); the file is damaged or not an image") from e
 
 
-def _to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
-    if x.shape[0] == channels:
-        return x
-    if channels == 3:
-        return x.expand(3, -1, -1)
-    return (x.float() * _LUMA).sum(0, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+class ImageStack:
+    """Decoded (C, H, W) images, added in chunks, as one (N, C, S, S) uint8 tensor: the majority mode
+    (ties: RGB) and one square size. Without `image_size` every image must have the first image's size,
+    and it must be square; with it, images of another size are resized.
 
+    Images are written straight into one (N, 3, S, S) tensor as they arrive (no list of N tensors plus
+    a stacked copy), gray ones expanded to RGB; if gray images are the majority, `result` converts the
+    stack to luma (N, 1, S, S), which gives them back exactly (ITU-R 601 weights sum to 1)."""
 
-def harmonise(images: list[torch.Tensor], names: list[str], image_size: int | None) -> torch.Tensor:
-    """Stack (C, H, W) images into (N, C, S, S): the majority mode (ties: RGB) and one square size.
+    def __init__(self, n: int, image_size: int | None):
+        self.n, self.size, self.filled, self.rgb = n, image_size, 0, 0
+        self.fixed = image_size is None  # every image must then have the first one's (square) size
+        self.out: torch.Tensor | None = None
+        self.first: tuple[str, int, int] | None = None  # name, height, width of the first image
 
-    Without `image_size` every image must have the first image's size, and it must be square.
-    """
-    if not images:
-        raise RaclError("no images to load")
-    rgb = sum(x.shape[0] == 3 for x in images)
-    channels = 3 if 2 * rgb >= len(images) else 1
-    size = image_size or _common_size(images, names)
-    if all(x.shape == (channels, size, size) for x in images):  # the usual case: one stack, no loop
-        return torch.stack(images)
-    out = torch.empty(len(images), channels, size, size, dtype=torch.uint8)
-    for i, x in enumerate(images):
-        x = _to_channels(x, channels)
-        out[i] = x if x.shape[-2:] == (size, size) else resize_images(x[None], size)[0]
-    return out
+    def add(self, images: list[torch.Tensor], names: list[str]) -> None:
+        for x, name in zip(images, names):
+            h, w = (int(v) for v in x.shape[-2:])
+            if self.out is None:
+                if self.size is None and h != w:
+                    raise RaclError(f"image {name} is {w}x{h}, not square; pass --image-size N to resize all images")
+                self.first, self.size = (name, h, w), self.size or h
+                self.out = torch.empty(self.n, 3, self.size, self.size, dtype=torch.uint8)
+            elif self.fixed and (h, w) != self.first[1:]:
+                first, fh, fw = self.first
+                raise RaclError(f"image {name} is {w}x{h} but {first} is {fw}x{fh}; "
+                                "pass --image-size N to resize all images")
+            self.rgb += x.shape[0] == 3
+            x = x.expand(3, -1, -1) if x.shape[0] == 1 else x
+            self.out[self.filled] = x if (h, w) == (self.size, self.size) else resize_images(x[None], self.size)[0]
+            self.filled += 1
 
-
-def _common_size(images: list[torch.Tensor], names: list[str]) -> int:
-    h, w = images[0].shape[-2:]
-    if h != w:
-        raise RaclError(f"image {names[0]} is {w}x{h}, not square; pass --image-size N to resize all images")
-    for x, name in zip(images, names):
-        if x.shape[-2:] != (h, w):
-            raise RaclError(
-                f"image {name} is {x.shape[-1]}x{x.shape[-2]} but {names[0]} is {w}x{h}; "
-                "pass --image-size N to resize all images"
-            )
-    return int(h)
+    def result(self) -> torch.Tensor:
+        if self.out is None:
+            raise RaclError("no images to load")
+        if 2 * self.rgb >= self.n:
+            return self.out
+        luma = _LUMA[None]  # (1, 3, 1, 1)
+        return torch.cat([(self.out[i : i + 1024].float() * luma).sum(1, keepdim=True).round_().clamp_(0, 255)
+                          .to(torch.uint8) for i in range(0, self.n, 1024)])

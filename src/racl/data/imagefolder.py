@@ -13,17 +13,16 @@ import torch
 
 from racl.data import cache
 from racl.data.arrays import ArrayDataset
-from racl.data.decode import decode_many, harmonise
+from racl.data.decode import ImageStack, decode_many
 from racl.data.folder import open_folder
-from racl.data.layout import IMAGE_EXTENSIONS, Listing, class_layout, folder_listing, with_test_folder
+from racl.data.layout import Listing, folder_listing, with_test_folder
 from racl.data.tinyimagenet import tinyimagenet_listing
 from racl.errors import RaclError
 
-__all__ = ["IMAGE_EXTENSIONS", "class_layout", "decode_and_cache", "decode_listing", "decoded_bytes", "folder_cache_key", "list_folder",
+__all__ = ["decode_and_cache", "decode_listing", "decoded_bytes", "folder_cache_key", "list_folder",
            "load_folder_splits", "load_image_folder"]
 _CHUNK = 1024  # files decoded per batch
 _BATCHED_FROM = 4096  # from this many images on, torchvision's batched decoder pays for its import
-LAYOUTS = ("imagefolder", "tinyimagenet")
 
 
 def _existing(path: str | os.PathLike, what: str) -> Path:
@@ -48,14 +47,17 @@ def decode_listing(listing: Listing, image_size: int | None) -> dict[str, ArrayD
     """Decode every split of `listing` into uint8 (N, C, S, S): one mode and size across the splits."""
     chosen = [(split, fl.folder, parts, label) for split, fl in listing.splits.items()
               for parts, label in zip(fl.files, fl.labels)]
+    if not chosen:
+        raise RaclError("no images to load")
     names = [folder.name(parts) for _, folder, parts, _ in chosen]
-    images: list[torch.Tensor] = []
+    stack = ImageStack(len(chosen), image_size)
     for start in range(0, len(chosen), _CHUNK):  # chunks: raw bytes never all in memory at once
         datas = [folder.read(parts) for _, folder, parts, _ in chosen[start : start + _CHUNK]]
-        images.extend(decode_many(datas, names[start : start + _CHUNK], batched=len(chosen) >= _BATCHED_FROM))
+        chunk = names[start : start + _CHUNK]
+        stack.add(decode_many(datas, chunk, batched=len(chosen) >= _BATCHED_FROM), chunk)
     for fl in listing.splits.values():
         fl.folder.close()
-    stacked = harmonise(images, names, image_size)  # (N, C, S, S) uint8
+    stacked = stack.result()  # (N, C, S, S) uint8
     labels = torch.tensor([label for *_, label in chosen], dtype=torch.int64)
     out, start = {}, 0
     for split, fl in listing.splits.items():

@@ -1,5 +1,8 @@
 """Data: in-memory uint8 datasets, deterministic stratified splits, batched augmentation, batches in [0, 1].
 
+Image folders (class folders, split folders, Tiny-ImageNet; directory or zip) too large for memory are
+streamed from disk instead (racl.data.streaming), behind the same `load_data` and `iterate_batches`.
+
     splits = load_data("digits", seed=0)                     # DataSplits
     g = torch.Generator().manual_seed(0)
     for x, y in iterate_batches(splits.train, 64, shuffle=True, generator=g, augment=AugmentConfig()):

@@ -1,5 +1,10 @@
 """Benchmark cases, each timed in its own process so peak memory is per case.
 
+Switches shared by the cases: `bf16` (autocast to bfloat16), `channels_last` (None: what `ops` does,
+i.e. channels-last for the fast path and NCHW for the reference; True / False: force that memory
+format for weights and activations) and `compile` (False, or a torch.compile backend name such as
+"inductor": `nn.Module.compile` in place, so every call of the network goes through the compiler).
+
 supernet: one weight step + one distribution step of the RACL search (the loop's own functions);
 attack:   PGD-20 on a DARTS-space evaluation network, racl vs torchattacks with identical settings;
 train:    one PGD-7 adversarial training step (the trainer's own objective) of the C=36, 20-cell RACL net.
@@ -21,38 +26,73 @@ from racl.supernet import Supernet
 from racl.training.config import TrainConfig
 from racl.training.losses import make_objective
 
-SUPERNET_SIZES = {"default": {"channels": 16, "layers": 8}, "quick": {"channels": 8, "layers": 5}}
+SUPERNET_SIZES = {"default": {"channels": 16, "layers": 8}, "quick": {"channels": 8, "layers": 5},
+                  "tiny": {"channels": 8, "layers": 3}}  # tiny: plumbing tests only
 
 
 def _autocast(device: torch.device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
-def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: bool = False
-                  ) -> Callable[[], None]:
+def set_memory_format(model: torch.nn.Module, channels_last: bool | None) -> torch.nn.Module:
+    """Force channels-last (True) or NCHW (False) weights and activations; None leaves `ops`'s choice.
+
+    Forcing channels-last keeps NCHW on CPU for the narrow strided convolutions torch 2.14.1 crashes
+    on (racl.models.layers._crashes_channels_last)."""
+    from racl.models.layers import Normalize, _crashes_channels_last
+
+    if channels_last is None:
+        return model
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    if channels_last and on_cpu and any(_crashes_channels_last(m) for m in model.modules()):
+        channels_last = False
+    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    for m in model.modules():
+        if isinstance(m, Normalize):
+            m.channels_last = channels_last
+    return model
+
+
+def _compile(model: torch.nn.Module, compile: bool | str) -> None:
+    if compile:
+        model.compile(backend="inductor" if compile is True else str(compile))
+
+
+def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: bool = False,
+                  channels_last: bool | None = None, compile: bool | str = False, arch: bool = True,
+                  image_size: int = 32) -> Callable[[], None]:
+    """One weight step, plus (`arch`) one distribution step: a search step (arch False: a warm-up step)."""
     torch.manual_seed(0)
     cfg = config_from_dict({"supernet": SUPERNET_SIZES[size], "batch_size": batch})
     net = Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops).to(device)
-    strategy = build_strategy(cfg, net, (3, 32, 32)).to(device)
+    set_memory_format(net, channels_last)
+    _compile(net, compile)
+    strategy = build_strategy(cfg, net, (3, image_size, image_size)).to(device)
     strategy.start_arch_phase()
     w_opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     gen = torch.Generator(device=device).manual_seed(0)
-    x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
-    xv, yv = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
+    shape = (batch, 3, image_size, image_size)
+    x, y = torch.rand(shape, device=device), torch.randint(0, 10, (batch,), device=device)
+    xv, yv = torch.rand(shape, device=device), torch.randint(0, 10, (batch,), device=device)
     step = [0]
 
     def run() -> None:
         with _autocast(device, bf16):
             weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.optim.grad_clip, cfg.gamma)
-            strategy.arch_step(xv, yv, gen, step[0])
+            if arch:
+                strategy.arch_step(xv, yv, gen, step[0])
         step[0] += 1
 
     return run
 
 
-def _eval_net(ops: str, device: torch.device, channels: int, layers: int):
+def _eval_net(ops: str, device: torch.device, channels: int, layers: int, channels_last: bool | None = None,
+              compile: bool | str = False):
     torch.manual_seed(0)
-    return build_model("RACL", num_classes=10, channels=channels, layers=layers, ops=ops).to(device).eval()
+    model = build_model("RACL", num_classes=10, channels=channels, layers=layers, ops=ops).to(device).eval()
+    set_memory_format(model, channels_last)
+    _compile(model, compile)
+    return model
 
 
 def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
@@ -97,8 +137,9 @@ def _model_gflop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, param
 
 
 def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16, layers: int = 8,
-                 ops: str = "fast") -> Callable[[], None]:
-    model = _eval_net(ops, device, channels, layers)
+                 ops: str = "fast", bf16: bool = False, channels_last: bool | None = None,
+                 compile: bool | str = False) -> Callable[[], None]:
+    model = _eval_net(ops, device, channels, layers, channels_last, compile)
     x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
     if impl == "racl":
         attack = PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
@@ -108,15 +149,17 @@ def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16
         attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
 
     def run() -> None:
-        attack(x, y)
+        with _autocast(device, bf16):
+            attack(x, y)
 
     run.gflop = lambda: 20 * sum(_model_gflop(model, x, y, param_grads=False))  # 20 forward + input-grad
     return run
 
 
-def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False) -> Callable[[], None]:
+def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False, channels_last: bool | None = None,
+               compile: bool | str = False, channels: int = 36, layers: int = 20) -> Callable[[], None]:
     torch.manual_seed(0)
-    model = _eval_net(ops, device, 36, 20).train()
+    model = _eval_net(ops, device, channels, layers, channels_last, compile).train()
     cfg = TrainConfig(adv="pgd", steps=7).resolved()
     objective = make_objective(model, cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
@@ -135,6 +178,7 @@ def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False) -
         return 7 * (forward + input_grad) + sum(_model_gflop(model, x, y, param_grads=True))
 
     run.gflop = gflop
+    run.model = model
     return run
 
 

@@ -39,15 +39,25 @@ def _fraction(gflop: float | None, seconds: float, peak: float) -> float | None:
     return None if gflop is None else gflop / seconds / peak
 
 
+def switches(bf16: bool = False, channels_last: bool | None = None, compile: bool | str = False,
+             warmup: int | None = None) -> dict:
+    """The switches every benchmark takes (racl.bench.cases), as they go to the workers and the JSON.
+    warmup: untimed calls per process (default 1, 3 with compile: recompilations happen early)."""
+    return {"bf16": bool(bf16), "channels_last": channels_last, "compile": compile,
+            "warmup": (3 if compile else 1) if warmup is None else int(warmup)}
+
+
 def bench_supernet(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32,
-                   sizes: tuple[str, ...] = ("default", "quick"), bf16: bool = False) -> dict:
+                   sizes: tuple[str, ...] = ("default", "quick"), **switch) -> dict:
     dev = torch.device(device)
     peak = matmul_peak_gflops(dev)
+    sw = switches(**switch)
     result = {"benchmark": "supernet", "what": "one weight step + one distribution step (racl strategy)",
-              "batch": batch, "machine": describe_machine(dev), "matmul_peak_gflops": peak, "cases": {}}
+              "batch": batch, "switches": sw, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
+              "cases": {}}
     for size in sizes:
         common = {"case": "supernet_step", "size": size, "batch": batch, "device": device,
-                  "repeats": repeats, "bf16": bf16}
+                  "repeats": repeats, **sw}
         r = compare({"fast": {**common, "ops": "fast"}, "reference": {**common, "ops": "reference"}}, rounds)
         result["cases"][size] = _summary(r["fast"], r["reference"], peak)
     return result
@@ -63,13 +73,14 @@ def _summary(fast: dict, ref: dict, peak: float) -> dict:
             "fast_times_s": fast["times_s"], "reference_times_s": ref["times_s"]}
 
 
-def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32) -> dict:
+def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32, **switch) -> dict:
     dev = torch.device(device)
     peak = matmul_peak_gflops(dev)
-    common = {"case": "attack_pgd20", "batch": batch, "device": device, "repeats": repeats}
+    sw = switches(**switch)
+    common = {"case": "attack_pgd20", "batch": batch, "device": device, "repeats": repeats, **sw}
     r = compare({"racl": {**common, "impl": "racl"}, "torchattacks": {**common, "impl": "torchattacks"}}, rounds)
     return {"benchmark": "attack", "what": "PGD-20 (eps 8/255, step 2/255, random start) on RACL, C=16, 8 cells",
-            "batch": batch, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
+            "batch": batch, "switches": sw, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
             "racl_images_per_s": batch / r["racl"]["median_s"],
             "torchattacks_images_per_s": batch / r["torchattacks"]["median_s"],
             "ratio": r["torchattacks"]["median_s"] / r["racl"]["median_s"],
@@ -81,11 +92,12 @@ def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: 
             "racl_times_s": r["racl"]["times_s"], "torchattacks_times_s": r["torchattacks"]["times_s"]}
 
 
-def bench_train(device: str = "cpu", repeats: int = 1, rounds: int = 2, batch: int = 32, bf16: bool = False) -> dict:
+def bench_train(device: str = "cpu", repeats: int = 1, rounds: int = 2, batch: int = 32, **switch) -> dict:
     dev = torch.device(device)
     peak = matmul_peak_gflops(dev)
-    common = {"case": "train_step", "batch": batch, "device": device, "repeats": repeats, "bf16": bf16}
+    sw = switches(**switch)
+    common = {"case": "train_step", "batch": batch, "device": device, "repeats": repeats, **sw}
     r = compare({"fast": {**common, "ops": "fast"}, "reference": {**common, "ops": "reference"}}, rounds)
     return {"benchmark": "train", "what": "one PGD-7 adversarial training step, RACL C=36, 20 cells",
-            "batch": batch, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
+            "batch": batch, "switches": sw, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
             **_summary(r["fast"], r["reference"], peak)}

@@ -16,10 +16,14 @@ def main(spec: dict) -> dict:
     spec = dict(spec)
     device = torch.device(spec.pop("device", "cpu"))
     case, repeats, count = spec.pop("case"), spec.pop("repeats", 3), spec.pop("count_flops", False)
+    warmup = spec.pop("warmup", 1)
     fn = getattr(cases, case)(device=device, **spec)
-    result = cases.measure(fn, device, repeats)
+    result = cases.measure(fn, device, repeats, warmup=warmup)
     if count and hasattr(fn, "gflop"):  # the case counts its own passes
-        result["gflop"] = fn.gflop()
+        try:
+            result["gflop"] = fn.gflop()
+        except Exception as e:  # noqa: BLE001 (e.g. a compiled model under FlopCounterMode): no count
+            result["gflop"], result["gflop_error"] = None, f"{type(e).__name__}: {e}"[:300]
     elif count:  # convolutions and matrix products of one call (what the FLOP peak is measured on)
         counter = cases.flop_counter()
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+import torch
+
 from racl.bench import run
 from racl.errors import RaclError
 
@@ -17,21 +19,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions per process")
     p.add_argument("--rounds", type=int, default=2, help="alternating processes per variant")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="force channels-last (or, with --no-channels-last, NCHW) weights and activations on "
+                        "both sides (default: the fast path is channels-last, the reference NCHW)")
+    p.add_argument("--compile", nargs="?", const="inductor", default=None, metavar="BACKEND",
+                   help="torch.compile the network on both sides (backend default: inductor)")
+    p.add_argument("--warmup", type=int, default=None,
+                   help="untimed calls per process (default 1; 3 with --compile)")
+    p.add_argument("--size", choices=("default", "quick", "both"), default="both",
+                   help="supernet sizes (default: both)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     if args.batch < 1 or args.rounds < 1:
         raise RaclError("--batch and --rounds must be >= 1")
-    kw = {"device": args.device, "rounds": args.rounds, "batch": args.batch}
+    if args.warmup is not None and args.warmup < 0:
+        raise RaclError("--warmup must be >= 0")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise RaclError(f"--device {args.device}: no CUDA GPU is visible to torch {torch.__version__}")
+    kw = {"device": args.device, "rounds": args.rounds, "batch": args.batch, "bf16": args.bf16,
+          "channels_last": args.channels_last, "compile": args.compile or False, "warmup": args.warmup}
     if args.repeats:
         kw["repeats"] = args.repeats
     if args.what == "supernet":
-        result = run.bench_supernet(bf16=args.bf16, **kw)
+        sizes = ("default", "quick") if args.size == "both" else (args.size,)
+        result = run.bench_supernet(sizes=sizes, **kw)
     elif args.what == "attack":
         result = run.bench_attack(**kw)
     else:
-        result = run.bench_train(bf16=args.bf16, **kw)
+        result = run.bench_train(**kw)
     print(json.dumps(result, indent=2) if args.json else _line(result))
     return 0
 

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.racl-installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench gpu-check clean
 
 install: $(STAMP)
 
@@ -29,6 +29,12 @@ bench: $(STAMP)
 	$(VENV)/bin/racl bench attack --json --repeats 2 > runs/bench/attack.json
 	$(VENV)/bin/racl bench train --json --repeats 2 > runs/bench/train.json
 	cat runs/bench/*.json
+
+# GPU readiness on one CUDA GPU, under 8 minutes: gpu tests, benchmarks (bf16 / channels-last / compile),
+# timed slices of the paper's search and training extrapolated to full runs, torchrun + nccl.
+# Without a GPU it says so and exits 0. Results: runs/gpu-check/{gpu-check.json,summary.md,logs/}.
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py --out runs/gpu-check
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

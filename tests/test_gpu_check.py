@@ -77,6 +77,29 @@ def test_plan_fits_one_gpu_and_lists_every_part_of_the_issue(tmp_path: Path) -> 
     assert gpu_check.DEFAULT_BUDGET_S + 20 < 8 * 60
 
 
+def test_every_planned_command_line_parses(tmp_path: Path) -> None:
+    """The GPU steps cannot run here: at least their arguments must be ones the commands accept."""
+    from racl.cli import build_parser
+
+    racl_parser = build_parser()
+    for step in gpu_check.plan(tmp_path):
+        argv = step.argv[1:]
+        if argv[:2] == ["-m", "torch.distributed.run"]:
+            assert argv[2:4] == ["--nproc-per-node", "1"]
+            argv = argv[argv.index("-m", 2):]
+        if argv[:2] == ["-m", "racl"]:
+            args = racl_parser.parse_args(argv[2:])
+            assert args.device == "cuda"
+        elif argv[:2] == ["-m", "racl.bench.gpu_check"] and argv[2] == "slice":
+            if not torch.cuda.is_available():
+                with pytest.raises(SystemExit, match="no CUDA GPU"):  # parses, then refuses without a GPU
+                    gpu_check.main(argv[2:])
+        elif argv[:2] == ["-m", "racl.bench.gpu_check"]:
+            assert argv[2] == "nccl-probe"
+        else:
+            assert argv[:2] == ["-m", "pytest"], argv
+
+
 def test_extrapolation_to_the_papers_runs() -> None:
     search = gpu_check.paper_search_setting()
     assert (search["epochs"], search["warmup_epochs"], search["batch"], search["images_per_half"]) == (50, 15, 128, 25000)

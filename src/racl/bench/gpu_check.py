@@ -58,7 +58,7 @@ class Step:
     box_s: float             # time box: the step is killed after this long
     needs_cuda: bool = True
     optional: bool = False   # variants: skipped unless the whole box still fits in the budget
-    parse: str = "json"      # how to read the result: json (stdout) | junit | none
+    parse: str = "json"      # how to read the result: json (stdout) | junit | search (a run folder)
     what: str = ""
 
 
@@ -131,7 +131,7 @@ def plan(out: Path, slice_steps: int = 50) -> list[Step]:
         Step("torchrun-search", _torchrun("-m", "racl", "search", "--preset", "tiny", "--dataset", "synthetic",
                                           "--limit", "20", "--image-size", "16", "--device", "cuda",
                                           "--distributed", "--no-draw", "--overwrite",
-                                          "--out", str(out / "torchrun-search")), 120, parse="none",
+                                          "--out", str(out / "torchrun-search")), 120, parse="search",
              what="torchrun --nproc-per-node 1 -m racl search --preset tiny --distributed --device cuda (nccl)"),
     ]
     variants = [("bf16", ("--bf16",), 75), ("nchw", ("--no-channels-last",), 75),
@@ -206,8 +206,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _parse(step: Step, stdout: str) -> Any:
-    if step.parse == "none":
-        return {"stdout_tail": stdout.strip().splitlines()[-3:]}
+    if step.parse == "search":  # a search run folder: its genotype and the epochs' lines
+        folder = Path(step.argv[step.argv.index("--out") + 1])
+        genotype = folder / "genotype.json"
+        if not genotype.exists():
+            raise ValueError(f"{genotype} was not written")
+        epochs = [line.strip() for line in stdout.splitlines() if line.startswith("epoch ")]
+        return {"genotype": str(genotype), "epochs": epochs}
     if step.parse == "junit":
         xml = next(a.split("=", 1)[1] for a in step.argv if a.startswith("--junitxml="))
         return junit_counts(Path(xml))
@@ -469,6 +474,8 @@ def short_result(res: StepResult) -> str:
         if res.name.startswith("slice-train"):
             return (f"step {r['step']['mean_s']:.3f} s ({r['step']['steps_timed']} timed); "
                     f"100-epoch training {r['full']['total_h']:.2f} h")
+        if res.name == "torchrun-search":
+            return f"{len(r['epochs'])} epochs, genotype written" + (f"; {r['epochs'][-1][-60:]}" if r["epochs"] else "")
         if res.name == "nccl-probe":
             return f"backend {r['backend']}, world {r['world_size']}, all_reduce ok {r['all_reduce_ok']}"
         if res.name.startswith("bench-attack"):

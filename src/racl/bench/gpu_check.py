@@ -392,8 +392,18 @@ def probe_machine() -> tuple[bool, dict]:
         info.update(gpu=props.name, gpu_count=torch.cuda.device_count(),
                     gpu_memory_gib=round(props.total_memory / 2**30, 1),
                     capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version(),
-                    nccl=".".join(map(str, torch.cuda.nccl.version())) if hasattr(torch.cuda, "nccl") else None)
+                    nccl=_nccl_version())
     return cuda, info
+
+
+def _nccl_version() -> str | None:
+    try:
+        import torch.cuda.nccl as nccl
+
+        version = nccl.version()
+        return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
+    except (ImportError, RuntimeError, AttributeError):
+        return None
 
 
 def no_gpu_line(info: dict) -> str:

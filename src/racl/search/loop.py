@@ -21,7 +21,6 @@ candidate_acc (random), genotype, seconds.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -33,6 +32,7 @@ import torch
 from racl import distributed, guards
 from racl.data import ArrayDataset, AugmentConfig, DataSplits, iterate_batches
 from racl.errors import RaclError
+from racl.lifecycle import cosine_lr, progress_bar
 from racl.search import outputs
 from racl.search.config import SearchConfig, config_from_dict, config_to_dict, save_search_config
 from racl.search.discretize import genotype_to_weights
@@ -167,8 +167,7 @@ def _restore(run: _Run, state: dict[str, Any]) -> int:
 def learning_rate(config: SearchConfig, epoch: int, step: int, steps_per_epoch: int) -> float:
     """Cosine from w_lr to w_lr_min over all epochs, updated every step (DARTS, per step)."""
     o = config.optim
-    t = (epoch + step / max(steps_per_epoch, 1)) / config.epochs
-    return o.w_lr_min + 0.5 * (o.w_lr - o.w_lr_min) * (1 + math.cos(math.pi * t))
+    return cosine_lr(o.w_lr, o.w_lr_min, epoch, step, steps_per_epoch, config.epochs)
 
 
 def _batches(run: _Run, ds: ArrayDataset, name: str):
@@ -188,7 +187,7 @@ def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
     a_batches = _batches(run, run.arch_half, "arch_data") if arch_steps else iter(lambda: None, 0)
     sums: dict[str, float] = {"n": 0.0, "n_arch": 0.0, "lr": learning_rate(c, e, 0, steps)}
     run.supernet.train()
-    bar = _progress(steps, f"epoch {e + 1}/{c.epochs}")
+    bar = progress_bar(steps, f"epoch {e + 1}/{c.epochs}")
     for step, (x, y), arch_batch in zip(range(steps), w_batches, a_batches):
         for group in run.w_opt.param_groups:
             group["lr"] = learning_rate(c, e, step, steps)
@@ -213,13 +212,6 @@ def _reduce_sums(sums: dict[str, float]) -> dict[str, float]:
     """The logged sums over all ranks (torchrun); lr and steps are the same on every rank."""
     keys = [k for k in sorted(sums) if k not in ("lr", "steps")]
     return {**sums, **dict(zip(keys, distributed.all_reduce_sum(sums[k] for k in keys)))}
-
-
-def _progress(total: int, desc: str):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, disable=not (sys.stderr.isatty() and distributed.is_main()),
-                dynamic_ncols=True)
 
 
 def _accumulate(sums: dict[str, float], res, arch: dict[str, float], n: int, n_arch: int) -> None:

@@ -73,7 +73,7 @@ def test_a_supernet_is_attacked_as_it_is():
     """The supernet's fast path reads its ops' BN modules itself: no folding there (adv_mode eval)."""
     from racl.search.config import get_preset
     from racl.search.strategies import build_strategy
-    from racl.search.weight_step import FixedArch
+    from racl.supernet import FixedArch
     from racl.supernet import Supernet
 
     torch.manual_seed(0)

@@ -17,19 +17,7 @@ from torch import nn
 
 from racl.distributed import average_gradients
 from racl.search.config import RobustConfig
-from racl.supernet import ArchWeights, Supernet
-
-
-class FixedArch(nn.Module):
-    """The supernet with fixed architecture weights, as a plain `model(x) -> logits` (for attacks)."""
-
-    def __init__(self, supernet: Supernet, weights: ArchWeights):
-        super().__init__()
-        self.supernet = supernet
-        self.weights = weights
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.supernet(x, self.weights)
+from racl.supernet import ArchWeights, FixedArch, Supernet
 
 
 def adversarial_inputs(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from racl.supernet.network import ArchWeights, Supernet
+from racl.supernet.network import ArchWeights, FixedArch, Supernet
 
 
 def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -47,19 +47,7 @@ def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
         model.train(was_training)
 
 
-class _WithWeights(nn.Module):
-    """supernet(x, weights) as model(x), for update_bn."""
-
-    def __init__(self, supernet: Supernet, weights: ArchWeights):
-        super().__init__()
-        self.net = supernet
-        self.weights = weights
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x, self.weights)
-
-
 @torch.no_grad()
 def recalibrate(supernet: Supernet, weights: ArchWeights, batches: Iterable[torch.Tensor]) -> None:
     """Running statistics = cumulative averages over `batches` of the supernet at `weights`."""
-    update_bn(batches, _WithWeights(supernet, weights))
+    update_bn(batches, FixedArch(supernet, weights))

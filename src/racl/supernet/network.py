@@ -81,3 +81,15 @@ class Supernet(nn.Module):
             else:
                 s0, s1 = s1, cell(s0, s1, alpha, beta, active[cell.reduction])
         return self.classifier(self.global_pooling(s1).flatten(1))
+
+
+class FixedArch(nn.Module):
+    """The supernet with fixed architecture weights, as a plain `model(x) -> logits` (attacks, BN updates)."""
+
+    def __init__(self, supernet: Supernet, weights: ArchWeights):
+        super().__init__()
+        self.supernet = supernet
+        self.weights = weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.supernet(x, self.weights)

@@ -11,7 +11,7 @@ DEFAULT_TRANSFER_ATTACKS = "pgd20"
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", conflict_handler="resolve",
                        help="clean and robust accuracy of a checkpoint under attacks; transfer matrices")
-    _add_data_arguments(p)
+    add_checkpoint_data_arguments(p)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--checkpoint", help="model checkpoint (X.safetensors with its X.json sidecar)")
     which.add_argument("--transfer", nargs="+", metavar="CKPT",
@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _add_data_arguments(p: argparse.ArgumentParser) -> None:
+def add_checkpoint_data_arguments(p: argparse.ArgumentParser) -> None:
     """--dataset etc. from the data module (override the sidecar's data); a bare --dataset as fallback."""
     try:
         from racl.data import add_data_arguments
@@ -47,13 +47,13 @@ def _add_data_arguments(p: argparse.ArgumentParser) -> None:
     p.set_defaults(dataset=None)
 
 
-def _device(name: str) -> str:
+def checkpoint_device(name: str) -> str:
     import torch
 
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
-def _data_override(args: argparse.Namespace):
+def data_override(args: argparse.Namespace):
     if args.dataset is None:
         return None
     from racl.data import data_from_args
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     eps = parse_eps(args.eps)
     sweep = parse_eps_list(args.eps_sweep) if args.eps_sweep else []
 
-    with session(args.distributed, _device(args.device)) as device:  # torchrun: test set sharded over processes
+    with session(args.distributed, checkpoint_device(args.device)) as device:  # torchrun: test set sharded over processes
         return _evaluate(args, eps, sweep, device)
 
 
@@ -86,7 +86,7 @@ def _evaluate(args: argparse.Namespace, eps: float, sweep: list, device: str) ->
     from racl.evaluation.run import evaluate_checkpoint, evaluate_transfer
 
     common = dict(n_images=args.n_images, batch_size=args.batch_size, split=args.split, seed=args.seed,
-                  device=device, load=_data_override(args), progress=lambda line: print(line, flush=True))
+                  device=device, load=data_override(args), progress=lambda line: print(line, flush=True))
     if args.transfer:
         attacks = parse_attack_list(args.attacks or DEFAULT_TRANSFER_ATTACKS)
         result = evaluate_transfer(args.transfer, attacks, eps, args.out, **common)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 
+from racl.cli.evaluate_cmd import add_checkpoint_data_arguments, checkpoint_device, data_override
 from racl.errors import RaclError
 from racl.io import write_json, write_text
 from racl.lipschitz.report import lipschitz_checkpoint, lipschitz_markdown, lipschitz_table
@@ -11,9 +12,7 @@ from racl.lipschitz.report import lipschitz_checkpoint, lipschitz_markdown, lips
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("lipschitz", conflict_handler="resolve",
                        help="global Lipschitz upper bound and empirical local estimate of a trained model")
-    from racl.cli.evaluate_cmd import _add_data_arguments
-
-    _add_data_arguments(p)
+    add_checkpoint_data_arguments(p)
     p.add_argument("--checkpoint", required=True, help="model checkpoint (X.safetensors with its X.json sidecar)")
     p.add_argument("--n-images", type=int, default=64, help="images for the local estimate (default %(default)s)")
     p.add_argument("--split", choices=("test", "val"), default="test")
@@ -28,13 +27,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from racl.cli.evaluate_cmd import _data_override, _device
-
     for name in ("n_images", "iters", "local_iters", "batch_size"):
         if getattr(args, name) < 1:
             raise RaclError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
     result = lipschitz_checkpoint(args.checkpoint, n_images=args.n_images, split=args.split, seed=args.seed,
-                                  device=_device(args.device), load=_data_override(args), n_iter=args.iters,
+                                  device=checkpoint_device(args.device), load=data_override(args), n_iter=args.iters,
                                   local_iters=args.local_iters, batch_size=args.batch_size)
     print(lipschitz_table(result))
     print(f"global bound ln L = {result['log_global_bound']:.2f}; local estimate (max over "

@@ -30,8 +30,9 @@ import yaml
 
 from racl.config import from_dict, to_dict
 from racl.errors import RaclError
+from racl.search.registry import REGISTRY
 
-STRATEGIES = ("racl", "darts", "random")
+STRATEGIES = tuple(REGISTRY)  # racl, darts, random (racl/search/registry.py)
 
 
 def _check(ok: bool, message: str) -> None:

@@ -123,14 +123,14 @@ def _build(config: SearchConfig, data: DataSplits, out: Path, device: torch.devi
     s = config.supernet
     supernet = Supernet(num_classes=data.num_classes, channels=s.channels, layers=s.layers, steps=s.steps,
                         in_channels=data.channels, mean=data.mean, std=data.std).to(device)
-    strategy = build_strategy(config, supernet, (data.channels, data.image_size, data.image_size))
+    weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config))
+    evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random_eval_images,
+                        batch_size=config.eval_batch_size, device=device)
+    strategy = build_strategy(config, supernet, (data.channels, data.image_size, data.image_size), evaluator)
     o = config.optim
     w_opt = torch.optim.SGD(supernet.parameters(), lr=o.w_lr, momentum=o.w_momentum, weight_decay=o.w_wd)
     gens = {name: torch.Generator(device=device if name == "sample" else "cpu").manual_seed(config.seed * 16 + k)
             for k, name in enumerate(GENERATORS, start=1)}
-    weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config))
-    strategy.evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random_eval_images,
-                                 batch_size=config.eval_batch_size, device=device)
     return _Run(config, data, supernet, strategy, w_opt, gens, weight_half, arch_half, device, out, records=[])
 
 
@@ -138,7 +138,7 @@ def _state(run: _Run) -> dict[str, Any]:
     return {"format": outputs.STATE_FORMAT, "epoch": run.epoch, "global_step": run.global_step,
             "config": config_to_dict(run.config), "data_spec": run.data.spec(),
             "supernet": run.supernet.state_dict(), "strategy": run.strategy.state_dict(),
-            "strategy_extra": run.strategy.extra_state(), "w_opt": run.w_opt.state_dict(),
+            "w_opt": run.w_opt.state_dict(),
             "rng": get_rng_state(), "generators": {k: g.get_state() for k, g in run.generators.items()},
             "metrics": run.records}
 
@@ -154,8 +154,7 @@ def _restore(run: _Run, state: dict[str, Any]) -> int:
     saved = {**state, "config": config_to_dict(config_from_dict(state["config"]))}
     outputs.check_resumable(saved, config_to_dict(run.config), run.data.spec())
     run.supernet.load_state_dict(state["supernet"])
-    run.strategy.load_state_dict(state["strategy"])
-    run.strategy.load_extra_state(state["strategy_extra"])
+    run.strategy.load_state_dict(state["strategy"])  # with its optimiser and bound (extra state)
     run.w_opt.load_state_dict(state["w_opt"])
     set_rng_state(state["rng"])
     for name, g in run.generators.items():
@@ -327,7 +326,7 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
         _note(log, f"resuming {out} after epoch {run.epoch}" + (
             f" (epochs {saved_epochs} -> {config.epochs}: the cosine schedule follows the new length)"
             if saved_epochs != config.epochs else ""))
-    if config.warmup_epochs >= config.epochs and config.strategy != "random":
+    if config.warmup_epochs >= config.epochs and run.strategy.has_arch_step:
         _note(log, "warmup_epochs >= epochs: no architecture steps, the genotype is read off the initial state")
     main = distributed.is_main()
     if main:
@@ -364,5 +363,4 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
 def _synced_state(run: _Run) -> list[torch.Tensor]:
     """What must be identical on every rank (torchrun): supernet weights and buffers, the strategy's
     parameters and buffers (distributions, duals), the bound's power-iteration vectors and constants."""
-    bound = run.strategy.extra_state()["bound"]
-    return [*run.supernet.state_dict().values(), *run.strategy.state_dict().values(), *bound.values()]
+    return [*run.supernet.state_dict().values(), *run.strategy.synced_tensors()]

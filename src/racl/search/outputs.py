@@ -24,7 +24,7 @@ from racl.search_space.genotype import Genotype
 GENOTYPE, CHECKPOINT = "genotype.json", "checkpoint.safetensors"
 RUN_FILES = (CHECKPOINT, CONFIG, METRICS, GENOTYPE)
 PICTURES = ("normal.dot", "normal.png", "reduction.dot", "reduction.png")
-STATE_FORMAT = "racl-search-v1"
+STATE_FORMAT = "racl-search-v2"  # v2: the strategy's optimiser and bound inside its state_dict
 
 
 def search_folder(out_dir: str | Path) -> RunFolder:

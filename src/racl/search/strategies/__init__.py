@@ -1,20 +1,17 @@
-"""Search strategies on one shared supernet: racl (log-normal + Lipschitz constraint), darts, random."""
+"""Search strategies on one shared supernet, by name (racl.search.registry): racl, darts, random."""
 from __future__ import annotations
 
 from racl.search.config import SearchConfig
-from racl.search.strategies.base import BOUND_FIELDS, SearchStrategy
+from racl.search.strategies.base import BOUND_FIELDS, Evaluator, SearchStrategy
+from racl.search.registry import REGISTRY, strategy_class
 from racl.supernet import Supernet
 
 
-def build_strategy(config: SearchConfig, supernet: Supernet, input_shape: tuple[int, int, int]) -> SearchStrategy:
-    """The strategy named by `config.strategy`, on `supernet` (its device is used)."""
-    if config.strategy == "racl":
-        from racl.search.strategies.racl import RaclStrategy as cls
-    elif config.strategy == "darts":
-        from racl.search.strategies.darts import DartsStrategy as cls
-    else:
-        from racl.search.strategies.random import RandomStrategy as cls
-    return cls(supernet, config, input_shape)
+def build_strategy(config: SearchConfig, supernet: Supernet, input_shape: tuple[int, int, int],
+                   evaluator: Evaluator | None = None) -> SearchStrategy:
+    """The strategy named by `config.strategy`, on `supernet` (its device is used). `evaluator`:
+    weights -> accuracy on a fixed set of distribution-half images (needed by `random`)."""
+    return strategy_class(config.strategy)(supernet, config, input_shape, evaluator)
 
 
-__all__ = ["BOUND_FIELDS", "SearchStrategy", "build_strategy"]
+__all__ = ["BOUND_FIELDS", "Evaluator", "REGISTRY", "SearchStrategy", "build_strategy", "strategy_class"]

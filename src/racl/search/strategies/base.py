@@ -2,9 +2,12 @@
 
 The loop owns the supernet, the data and the weight steps; a strategy owns where the architecture
 weights come from: `sample_weights` for a weight step, `arch_step` on a batch of the distribution
-half, `epoch_end` (dual updates, candidate evaluation, bound metrics) and `genotype()`. A strategy
-is an nn.Module, so `state_dict()` holds its learnable state; the shared supernet is referenced, not
-registered, so it is saved once, by the loop.
+half, `epoch_end` (dual updates, candidate evaluation, bound metrics) and `genotype()`. Everything a
+strategy needs comes through its constructor (supernet, config, input shape, evaluator). A strategy
+is an nn.Module and its `state_dict()` is complete: parameters and buffers, plus (as the module's
+extra state) the optimiser's state dict and the Lipschitz bound's own buffers (power-iteration
+vectors, constants). The shared supernet is referenced, not registered: the loop saves it once.
+Register a new strategy in racl/search/registry.py.
 """
 from __future__ import annotations
 
@@ -44,18 +47,19 @@ class SearchStrategy(nn.Module):
     name = "base"
     has_arch_step = True  # False: the loop draws no distribution-half batches (random search)
 
-    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int]):
+    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int],
+                 evaluator: Evaluator | None = None):
         super().__init__()
         object.__setattr__(self, "supernet", supernet)  # referenced, not a submodule (saved by the loop)
         self.config = config
         self.input_shape = input_shape
-        self.evaluator: Evaluator | None = None  # set by the loop (used by `random`)
+        self.evaluator = evaluator  # weights -> accuracy on distribution-half images (used by `random`)
         self.optimizer: torch.optim.Optimizer | None = None
         object.__setattr__(self, "bound", None)  # LipschitzBound or None; see attach_bound
 
     def attach_bound(self, bound: nn.Module | None) -> None:
         """Keep the bound out of the submodules: it references the supernet, which the loop saves;
-        its own buffers (power-iteration vectors, op constants) are saved by `extra_state`."""
+        its own buffers (power-iteration vectors, op constants) are saved in the extra state."""
         if bound is not None:
             bound.to(next(self.supernet.parameters()).device)
         object.__setattr__(self, "bound", bound)
@@ -134,18 +138,27 @@ class SearchStrategy(nn.Module):
         return {name: round(float(logs[:, :, o].mean()), 3) for o, name in enumerate(names) if name != "none"}
 
     # ------------------------------------------------------------ resumable state
-    def extra_state(self) -> dict[str, Any]:
-        """Everything outside state_dict(): optimiser state and the bound's buffers (not the supernet)."""
+    def _bound_buffers(self) -> dict[str, torch.Tensor]:
+        """The bound's own buffers (the supernet's, which it references, are left out)."""
+        if self.bound is None:
+            return {}
         shared = {id(t) for t in self.supernet.state_dict(keep_vars=True).values()}
-        bound = {} if self.bound is None else {
-            k: v for k, v in self.bound.state_dict(keep_vars=True).items() if id(v) not in shared}
-        return {"optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
-                "bound": {k: v.detach() for k, v in bound.items()}}
+        return {k: v.detach() for k, v in self.bound.state_dict(keep_vars=True).items() if id(v) not in shared}
 
-    def load_extra_state(self, state: dict[str, Any]) -> None:
+    def get_extra_state(self) -> dict[str, Any]:
+        """Part of state_dict(): the optimiser's state dict and the bound's buffers."""
+        return {"optimizer": None if self.optimizer is None else self.optimizer.state_dict(),
+                "bound": self._bound_buffers()}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
         if self.optimizer is not None and state.get("optimizer") is not None:
             self.optimizer.load_state_dict(state["optimizer"])
         if self.bound is not None and state.get("bound"):
             result = self.bound.load_state_dict(state["bound"], strict=False)
             if result.unexpected_keys:
                 raise RaclError(f"checkpoint's Lipschitz state does not match: {result.unexpected_keys[:3]}")
+
+    def synced_tensors(self) -> list[torch.Tensor]:
+        """What must be identical on every rank (torchrun): parameters, buffers, the bound's buffers."""
+        return [*(v for v in self.state_dict(keep_vars=False).values() if isinstance(v, torch.Tensor)),
+                *self._bound_buffers().values()]

@@ -14,7 +14,7 @@ from torch import nn
 
 from racl.search.config import SearchConfig
 from racl.search.discretize import discretize
-from racl.search.strategies.base import SearchStrategy, make_bound
+from racl.search.strategies.base import Evaluator, SearchStrategy, make_bound
 from racl.search_space.genotype import Genotype
 from racl.supernet import ArchWeights, Supernet
 
@@ -22,8 +22,9 @@ from racl.supernet import ArchWeights, Supernet
 class DartsStrategy(SearchStrategy):
     name = "darts"
 
-    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int]):
-        super().__init__(supernet, config, input_shape)
+    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int],
+                 evaluator: Evaluator | None = None):
+        super().__init__(supernet, config, input_shape, evaluator)
         device = next(supernet.parameters()).device
         g = torch.Generator().manual_seed(config.seed)
         shape = (supernet.num_edges, supernet.num_ops)

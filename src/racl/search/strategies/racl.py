@@ -26,7 +26,7 @@ from racl.search.config import SearchConfig
 from racl.search.constraint import ConfidenceConstraint
 from racl.distributions.arch import CELL_TYPES, EDGES_PER_NODE, edge_products
 from racl.search.discretize import decision_margins, discretize
-from racl.search.strategies.base import SearchStrategy, make_bound
+from racl.search.strategies.base import Evaluator, SearchStrategy, make_bound
 from racl.search_space.genotype import Genotype
 from racl.supernet import ArchWeights, Supernet
 
@@ -34,8 +34,9 @@ from racl.supernet import ArchWeights, Supernet
 class RaclStrategy(SearchStrategy):
     name = "racl"
 
-    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int]):
-        super().__init__(supernet, config, input_shape)
+    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int],
+                 evaluator: Evaluator | None = None):
+        super().__init__(supernet, config, input_shape, evaluator)
         d, c = config.distribution, config.constraint
         self.dist = ArchDistribution(supernet.num_edges, supernet.num_ops, supernet.steps, cov=d.cov,
                                      init_sigma=d.init_sigma, normalize=d.normalize)

@@ -14,7 +14,7 @@ import torch
 
 from racl.search.config import SearchConfig
 from racl.search.discretize import genotype_to_weights
-from racl.search.strategies.base import SearchStrategy, make_bound
+from racl.search.strategies.base import Evaluator, SearchStrategy, make_bound
 from racl.search_space.genotype import Genotype
 from racl.search_space.ops import PRIMITIVES
 from racl.supernet import ArchWeights, Supernet
@@ -41,8 +41,9 @@ class RandomStrategy(SearchStrategy):
     name = "random"
     has_arch_step = False
 
-    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int]):
-        super().__init__(supernet, config, input_shape)
+    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int],
+                 evaluator: Evaluator | None = None):
+        super().__init__(supernet, config, input_shape, evaluator)
         pool = torch.Generator().manual_seed(config.seed + POOL_SEED_OFFSET)
         self.candidates = [random_genotype(supernet.steps, pool) for _ in range(config.random_candidates)]
         self.register_buffer("candidate_acc", torch.full((len(self.candidates),), float("nan")))
@@ -64,7 +65,7 @@ class RandomStrategy(SearchStrategy):
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
         """Score the candidate pool with the shared weights; keep the best (first on ties)."""
         if self.evaluator is None:
-            raise RuntimeError("RandomStrategy needs an evaluator (set by the search loop)")
+            raise RuntimeError("RandomStrategy needs an evaluator (give one to its constructor)")
         accs = [self.evaluator(self._to_weights(g)) for g in self.candidates]
         self.candidate_acc.copy_(torch.tensor(accs))
         self.best_index.fill_(int(torch.tensor(accs).argmax()))

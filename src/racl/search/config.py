@@ -11,6 +11,8 @@ YAML layout (every key optional; unknown keys are errors):
                    lipschitz_refresh_every: 10, power_iters: 1, measure_power_iters: 20}
     optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3}
     robust:       {gamma: null, adv: none, adv_eps: 8/255, adv_steps: 3}
+    darts:        {init_scale: 1.0e-3}                       # the darts strategy's own section
+    random:       {candidates: 20, candidate_images: 500}    # the random strategy's own section
 
 Defaults are the paper's settings where the paper states them (8 cells, C = 16, batch 128, 50
 epochs, eta 0.9, Adam 6e-4 / 1e-3 for the distributions; method.md sections 1 and 5) and DARTS's
@@ -177,12 +179,34 @@ class RobustConfig:
         return 1.25 * self.adv_eps if self.adv == "fgsm_rs" else 2.5 * self.adv_eps / self.adv_steps
 
 
+@dataclass(frozen=True)
+class DartsConfig:
+    """The darts strategy's own settings (the racl strategy's are distribution/constraint/bound)."""
+
+    init_scale: float = 1e-3  # [DARTS] alpha ~ N(0, init_scale^2)
+
+    def __post_init__(self) -> None:
+        _check(self.init_scale >= 0, f"init_scale must be >= 0, got {self.init_scale}")
+
+
+@dataclass(frozen=True)
+class RandomConfig:
+    """The random strategy's own settings."""
+
+    candidates: int = 20         # [design] genotypes compared at each epoch's end ...
+    candidate_images: int = 500  # ... on this many images of the distribution half
+
+    def __post_init__(self) -> None:
+        _check(self.candidates >= 1 and self.candidate_images >= 1,
+               "need random.candidates >= 1 and random.candidate_images >= 1")
+
+
 GAMMA_DEFAULT = 0.1  # [design] robust.gamma of the racl strategy when not set (see docs/method.md)
 
 
 SECTIONS: dict[str, type] = {"supernet": SupernetConfig, "distribution": DistributionConfig,
                              "constraint": ConstraintConfig, "bound": BoundConfig, "optim": OptimConfig,
-                             "robust": RobustConfig}
+                             "robust": RobustConfig, "darts": DartsConfig, "random": RandomConfig}
 
 
 @dataclass(frozen=True)
@@ -198,15 +222,14 @@ class SearchConfig:
     crop_padding: int = 4
     eval_images: int = 1000      # held-out val images for the per-epoch val_acc; 0 = skip
     eval_batch_size: int = 256
-    random_candidates: int = 20  # [design] random strategy: genotypes compared at each epoch's end ...
-    random_eval_images: int = 500  # ... on this many images of the distribution half
-    darts_init_scale: float = 1e-3  # [DARTS] darts strategy: alpha ~ N(0, scale^2)
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     distribution: DistributionConfig = field(default_factory=DistributionConfig)
     constraint: ConstraintConfig = field(default_factory=ConstraintConfig)
     bound: BoundConfig = field(default_factory=BoundConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     robust: RobustConfig = field(default_factory=RobustConfig)
+    darts: DartsConfig = field(default_factory=DartsConfig)
+    random: RandomConfig = field(default_factory=RandomConfig)
 
     def __post_init__(self) -> None:
         _one_of("strategy", self.strategy, STRATEGIES)
@@ -216,8 +239,6 @@ class SearchConfig:
         _check(self.train_limit is None or self.train_limit >= 4, "train_limit must be >= 4 or null")
         _check(self.eval_images >= 0 and self.eval_batch_size >= 1 and self.crop_padding >= 0,
                "need eval_images >= 0, eval_batch_size >= 1 and crop_padding >= 0")
-        _check(self.random_candidates >= 1 and self.random_eval_images >= 1,
-               "need random_candidates >= 1 and random_eval_images >= 1")
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
@@ -314,14 +335,14 @@ def apply_overrides(config: SearchConfig, items: list[str] | tuple[str, ...]) ->
 PRESETS: dict[str, dict[str, Any]] = {
     # tests: seconds on one CPU core (16x16 synthetic images, a few steps per epoch)
     "tiny": {"epochs": 2, "warmup_epochs": 1, "batch_size": 8, "augment": False, "eval_images": 16,
-             "eval_batch_size": 16, "random_candidates": 3, "random_eval_images": 16,
+             "eval_batch_size": 16, "random": {"candidates": 3, "candidate_images": 16},
              "supernet": {"channels": 4, "layers": 3},
              "bound": {"mc_samples": 16, "lipschitz_refresh_every": 2, "measure_power_iters": 2}},
     # CPU: a CIFAR-10 subset, e.g. `--dataset imagefolder --data-dir cifar10-train-jpg.zip --limit 200
     # --image-size 16` (1600 train images: 25 steps of 32 per epoch). Measured on the shared 2-core
     # machine, one thread: 25 s per warm-up epoch and 45 s per search epoch (racl) when it was quiet.
     "quick": {"epochs": 4, "warmup_epochs": 1, "batch_size": 32, "eval_images": 500,
-              "random_candidates": 10, "random_eval_images": 256,
+              "random": {"candidates": 10, "candidate_images": 256},
               "supernet": {"channels": 8, "layers": 5}, "bound": {"mc_samples": 64},
               # [design] 75 architecture steps instead of the paper's ~10k: a larger Adam step (measured:
               # at 6e-4 the distributions move ~0.02 nats and Pr(L_F <= L_bar) stays 0)

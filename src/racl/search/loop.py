@@ -124,7 +124,7 @@ def _build(config: SearchConfig, data: DataSplits, out: Path, device: torch.devi
     supernet = Supernet(num_classes=data.num_classes, channels=s.channels, layers=s.layers, steps=s.steps,
                         in_channels=data.channels, mean=data.mean, std=data.std).to(device)
     weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config))
-    evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random_eval_images,
+    evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random.candidate_images,
                         batch_size=config.eval_batch_size, device=device)
     strategy = build_strategy(config, supernet, (data.channels, data.image_size, data.image_size), evaluator)
     o = config.optim

@@ -28,8 +28,8 @@ class DartsStrategy(SearchStrategy):
         device = next(supernet.parameters()).device
         g = torch.Generator().manual_seed(config.seed)
         shape = (supernet.num_edges, supernet.num_ops)
-        self.normal_alpha = nn.Parameter(config.darts_init_scale * torch.randn(shape, generator=g).to(device))
-        self.reduce_alpha = nn.Parameter(config.darts_init_scale * torch.randn(shape, generator=g).to(device))
+        self.normal_alpha = nn.Parameter(config.darts.init_scale * torch.randn(shape, generator=g).to(device))
+        self.reduce_alpha = nn.Parameter(config.darts.init_scale * torch.randn(shape, generator=g).to(device))
         self.attach_bound(make_bound(supernet, input_shape, config, required=False))
         self._make_optimizer()
 

@@ -3,8 +3,8 @@
 Weight steps train the supernet on uniformly sampled single-path architectures: per node two
 distinct random incoming edges, on each one random op other than `none`, given to the supernet as
 0/1 weights. There are no architecture steps. At each epoch's end a fixed pool of
-`random_candidates` random genotypes (drawn once from the seed) is scored with the shared weights on
-`random_eval_images` images of the distribution half; the best one is the result.
+`random.candidates` random genotypes (drawn once from the seed) is scored with the shared weights on
+`random.candidate_images` images of the distribution half; the best one is the result.
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ class RandomStrategy(SearchStrategy):
                  evaluator: Evaluator | None = None):
         super().__init__(supernet, config, input_shape, evaluator)
         pool = torch.Generator().manual_seed(config.seed + POOL_SEED_OFFSET)
-        self.candidates = [random_genotype(supernet.steps, pool) for _ in range(config.random_candidates)]
+        self.candidates = [random_genotype(supernet.steps, pool) for _ in range(config.random.candidates)]
         self.register_buffer("candidate_acc", torch.full((len(self.candidates),), float("nan")))
         self.register_buffer("best_index", torch.tensor(0))
         self.device = next(supernet.parameters()).device

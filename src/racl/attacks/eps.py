@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-from racl.config import NUMBER_TEXT as _FRACTION  # noqa: F401  for racl.search.config, until it uses racl.config
 from racl.config import read_number
 from racl.errors import RaclError
 

@@ -22,15 +22,11 @@ bare key (all keys are unique across sections).
 """
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from racl.config import from_dict, to_dict
+from racl import config as configs
 from racl.errors import RaclError
 from racl.search.registry import REGISTRY
 
@@ -204,11 +200,6 @@ class RandomConfig:
 GAMMA_DEFAULT = 0.1  # [design] robust.gamma of the racl strategy when not set (see docs/method.md)
 
 
-SECTIONS: dict[str, type] = {"supernet": SupernetConfig, "distribution": DistributionConfig,
-                             "constraint": ConstraintConfig, "bound": BoundConfig, "optim": OptimConfig,
-                             "robust": RobustConfig, "darts": DartsConfig, "random": RandomConfig}
-
-
 @dataclass(frozen=True)
 class SearchConfig:
     strategy: str = "racl"       # racl | darts | random (same supernet, data and budget)
@@ -251,84 +242,27 @@ class SearchConfig:
         return GAMMA_DEFAULT if self.strategy == "racl" else 0.0
 
 
-# ---------------------------------------------------------------- dict / YAML round trip
+# ---------------------------------------------------------------- dict / YAML round trip (racl.config)
+WHERE = "search config"
+
+
 def config_to_dict(config: SearchConfig) -> dict[str, Any]:
     """Nested plain dict (what `config.yaml` holds)."""
-    out = {k: v for k, v in to_dict(config).items() if k not in SECTIONS}
-    out.update({name: to_dict(getattr(config, name)) for name in SECTIONS})
-    return out
-
-
-def _coerce_numbers(cls: type, data: dict[str, Any]) -> dict[str, Any]:
-    """Accept numbers written as strings ("8/255", "1e12": YAML 1.1 reads those as text) for float keys."""
-    from racl.attacks.eps import _FRACTION
-
-    hints = typing.get_type_hints(cls)
-    out = dict(data)
-    for key, value in data.items():
-        if isinstance(value, str) and key in hints and float in (hints[key], *typing.get_args(hints[key])):
-            match = _FRACTION.match(value)
-            if match and float(match.group(2) or 1.0) != 0:  # "1/0" stays text: from_dict names it
-                out[key] = float(match.group(1)) / float(match.group(2) or 1.0)
-    return out
+    return configs.config_to_dict(config)
 
 
 def config_from_dict(data: dict[str, Any] | None, base: SearchConfig | None = None) -> SearchConfig:
-    """SearchConfig from a nested dict, on top of `base` (default: the defaults); unknown keys are errors."""
-    if data is not None and not isinstance(data, dict):
-        raise RaclError("a search config must be a YAML mapping of key: value")
-    merged = config_to_dict(base or SearchConfig())
-    for key, value in (data or {}).items():
-        if key in SECTIONS:
-            if not isinstance(value, dict):
-                raise RaclError(f"search config section {key!r} must be a mapping, got {value!r}")
-            merged[key] = {**merged[key], **value}
-        else:
-            merged[key] = value
-    sections = {name: from_dict(cls, _coerce_numbers(cls, merged.pop(name)), f"search config {name}")
-                for name, cls in SECTIONS.items()}
-    top = from_dict(SearchConfig, _coerce_numbers(SearchConfig, merged), "search config")
-    return dataclasses.replace(top, **sections)
+    """SearchConfig from a nested (or bare-key) dict, on top of `base` (default: the defaults)."""
+    return configs.config_from_dict(SearchConfig, data, base, WHERE)
 
 
 def load_search_config(path: str | Path, base: SearchConfig | None = None) -> SearchConfig:
-    from racl.io import read_yaml
-
-    return config_from_dict(read_yaml(path, "search config"), base)
-
-
-def _key_path(key: str) -> tuple[str, ...]:
-    """'eta' -> ('constraint', 'eta'); 'optim.w_lr' -> ('optim', 'w_lr'); 'epochs' -> ('epochs',)."""
-    if "." in key:
-        return tuple(key.split(".", 1))
-    top = {f.name for f in dataclasses.fields(SearchConfig)} - set(SECTIONS)
-    if key in top:
-        return (key,)
-    owners = [name for name, cls in SECTIONS.items() if key in {f.name for f in dataclasses.fields(cls)}]
-    if not owners:
-        raise RaclError(f"unknown search config key {key!r}; see the keys of config.yaml in a run folder")
-    return (owners[0], key)
+    return configs.load_config(SearchConfig, path, base, WHERE)
 
 
 def apply_overrides(config: SearchConfig, items: list[str] | tuple[str, ...]) -> SearchConfig:
     """Apply `key=value` strings (value read as YAML: 0.5, true, null, [0.5, 0.999], 8/255)."""
-    data: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise RaclError(f"--set expects key=value, got {item!r}")
-        path = _key_path(key.strip())
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as e:
-            raise RaclError(f"--set {item!r}: cannot read the value ({str(e).splitlines()[0]})") from e
-        except RecursionError as e:
-            raise RaclError(f"--set {key.strip()}: the value is nested too deeply") from e
-        if len(path) == 2:
-            data.setdefault(path[0], {})[path[1]] = value
-        else:
-            data[path[0]] = value
-    return config_from_dict(data, config)
+    return configs.apply_overrides(config, items, WHERE)
 
 
 # ---------------------------------------------------------------- presets
@@ -353,15 +287,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def get_preset(name: str) -> SearchConfig:
-    if name not in PRESETS:
-        raise RaclError(f"unknown search preset {name!r}; use one of {', '.join(PRESETS)}")
-    return config_from_dict(PRESETS[name])
+    return configs.get_preset(SearchConfig, PRESETS, name, WHERE)
 
 
 def save_search_config(path: str | Path, config: SearchConfig) -> Path:
-    from racl.io import write_yaml
-
-    return write_yaml(path, config_to_dict(config))
+    return configs.save_config(path, config)
 
 
 def override_top(config: SearchConfig, **changes: Any) -> SearchConfig:

@@ -14,9 +14,11 @@ step), train_loss (total weight loss), train_ce, train_acc (on the inputs traine
 half CE and accuracy of the architecture steps, null in warm-up), penalty (racl), mu_F, sigma_F,
 prob_within_bound, constraint_g, dual_nu (after this epoch's dual update), rho, ln_lbar (racl: of the
 distribution; darts/random: mu_F = ln L_F of the point weights, sigma_F = 0, the rest null),
-val_acc (held-out val split, the strategy's point weights: racl E[w], darts softmax, random best
-candidate), genotype_val_acc (the current genotype as 0/1 weights on the shared supernet),
-candidate_acc (random), genotype, seconds.
+ln_l_ref, ln_l_min, ln_l_genotype, constraint_regime, ln_lambda_by_op, decision_margins and
+decision_margin (racl; see docs/method.md section 8), val_acc (held-out val split, the strategy's
+point weights: racl E[w], darts softmax, random best candidate), genotype_val_acc (the current
+genotype as 0/1 weights on the shared supernet), both with each batch's own BN statistics,
+candidate_acc (random), genotype, parameter_free_normal, seconds.
 """
 from __future__ import annotations
 

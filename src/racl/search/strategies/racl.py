@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from racl.distributions import ArchDistribution
+from racl.distributions.arch import CELL_TYPES, EDGES_PER_NODE, edge_products
 from racl.search.config import SearchConfig
 from racl.search.constraint import ConfidenceConstraint
-from racl.distributions.arch import CELL_TYPES, EDGES_PER_NODE, edge_products
 from racl.search.discretize import decision_margins, discretize
 from racl.search.strategies.base import Evaluator, SearchStrategy, make_bound
 from racl.search_space.genotype import Genotype

@@ -152,9 +152,9 @@ def _note(log: Callable[[str], None] | None, message: str) -> None:
 
 def _restore(run: _Run, state: dict[str, Any]) -> int:
     """Load a checkpoint into the freshly built run; returns the epochs setting it was written with."""
-    # the saved config as this version reads it (keys added since it was written take their defaults)
-    saved = {**state, "config": config_to_dict(config_from_dict(state["config"]))}
-    outputs.check_resumable(saved, config_to_dict(run.config), run.data.spec())
+    if state.get("format") == outputs.STATE_FORMAT:  # the saved config as this version reads it (keys
+        state = {**state, "config": config_to_dict(config_from_dict(state["config"]))}  # added since: defaults
+    outputs.check_resumable(state, config_to_dict(run.config), run.data.spec())
     run.supernet.load_state_dict(state["supernet"])
     run.strategy.load_state_dict(state["strategy"])  # with its optimiser and bound (extra state)
     run.w_opt.load_state_dict(state["w_opt"])

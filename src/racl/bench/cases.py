@@ -60,8 +60,11 @@ def _compile(model: torch.nn.Module, compile: bool | str) -> None:
 
 def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: bool = False,
                   channels_last: bool | None = None, compile: bool | str = False, arch: bool = True,
-                  image_size: int = 32) -> Callable[[], None]:
-    """One weight step, plus (`arch`) one distribution step: a search step (arch False: a warm-up step)."""
+                  image_size: int = 32, gamma: float = 0.0) -> Callable[[], None]:
+    """One weight step, plus (`arch`) one distribution step: a search step (arch False: a warm-up step).
+    gamma: the weight step's input-gradient-norm term, 0 here (as in every published figure of this
+    benchmark) although the racl strategy's default is 0.1: its cost, ~4x the weight step, is measured
+    on its own by benchmarks/gradnorm_cost.py."""
     torch.manual_seed(0)
     cfg = config_from_dict({"supernet": SUPERNET_SIZES[size], "batch_size": batch})
     net = Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops).to(device)
@@ -78,7 +81,7 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
 
     def run() -> None:
         with _autocast(device, bf16):
-            weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.optim.grad_clip, cfg.gamma)
+            weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.optim.grad_clip, gamma)
             if arch:
                 strategy.arch_step(xv, yv, gen, step[0])
         step[0] += 1

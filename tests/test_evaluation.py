@@ -189,3 +189,38 @@ def test_data_override_and_val_split(checkpoints, tmp_path):
     res = evaluate_checkpoint(checkpoints[0], ["fgsm"], 8 / 255, tmp_path, split="val",
                               load=lambda meta: other)
     assert res["n_images"] == len(other.val) and res["data"]["options"]["synthetic_seed"] == 5
+
+
+def test_interrupted_evaluation_resumes_with_finished_batches(checkpoints, tmp_path, monkeypatch):
+    # a kill in the middle of the second attack: --resume attacks only the batches not yet done and
+    # ends with exactly the numbers of an uninterrupted run; the partial file goes once it is complete
+    import racl.evaluation.evaluate as ev
+    from racl.evaluation.run import evaluate_checkpoint
+
+    kw = dict(batch_size=4, device="cpu")  # the 20 test images: 5 batches per attack
+    full = evaluate_checkpoint(checkpoints[0], ["fgsm", "pgd2"], 8 / 255, tmp_path / "full", **kw)
+    assert full["batches_reused"] == 0 and not (tmp_path / "full" / ".partial").exists()
+    calls = {"n": 0}
+    original = ev._attacked_correct
+
+    def dying(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 8:  # fgsm's 5 batches done, pgd2's first 2 done, killed in the third
+            raise KeyboardInterrupt
+        return original(*a, **k)
+
+    monkeypatch.setattr(ev, "_attacked_correct", dying)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_checkpoint(checkpoints[0], ["fgsm", "pgd2"], 8 / 255, tmp_path / "cut", **kw)
+    assert list((tmp_path / "cut" / ".partial").glob("*.safetensors"))
+    calls["n"] = -100  # no more kills
+    resumed = evaluate_checkpoint(checkpoints[0], ["fgsm", "pgd2"], 8 / 255, tmp_path / "cut", resume=True, **kw)
+    assert resumed["batches_reused"] == 7 and calls["n"] == -100 + 3  # only pgd2's last 3 batches attacked
+    for key in ("clean_accuracy", "robust_accuracy", "worst_case_accuracy"):
+        assert resumed[key] == full[key]
+    assert not (tmp_path / "cut" / ".partial").exists()
+    # without --resume, or with other settings, nothing is reused
+    calls["n"] = -100
+    again = evaluate_checkpoint(checkpoints[0], ["fgsm", "pgd2"], 8 / 255, tmp_path / "cut", resume=True,
+                                seed=1, **kw)
+    assert again["batches_reused"] == 0 and calls["n"] == -100 + 10

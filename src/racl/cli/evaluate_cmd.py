@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("test", "val"), default="test")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda if available)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted evaluation in --out: its finished attack batches are kept "
+                        "(same checkpoint, images and settings)")
     from racl.distributed import add_distributed_argument
 
     add_distributed_argument(p)
@@ -96,8 +99,10 @@ def _evaluate(args: argparse.Namespace, eps: float, sweep: list, device: str) ->
         attacks = parse_attack_list(args.attacks or DEFAULT_ATTACKS)
         sweep_attacks = parse_attack_list(args.sweep_attacks) if args.sweep_attacks else attacks
         result = evaluate_checkpoint(args.checkpoint, attacks, eps, args.out, sweep=sweep,
-                                     sweep_attacks=sweep_attacks, **common)
+                                     sweep_attacks=sweep_attacks, resume=args.resume, **common)
         print(console_table(result))
+        if args.resume:
+            print(f"resumed: {result['batches_reused']} attacked batch(es) reused from the interrupted run")
         written = ["results.json", "results.md"] + (["eps_sweep.png"] if sweep else [])
     for warning in result["warnings"]:
         print(f"WARNING: {warning}")

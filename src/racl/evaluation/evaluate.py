@@ -63,10 +63,13 @@ def predict_correct(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
 
 def attack_correct(attack: Any, model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                    batch_size: int, device: str | torch.device, seed: int | None = None,
-                   batch_ids: Sequence[int] | None = None) -> torch.Tensor:
+                   batch_ids: Sequence[int] | None = None, store: Any = None, store_key: str = ""
+                   ) -> torch.Tensor:
     """(N,) bool on CPU: the model still classifies the attacked image correctly.
 
-    With `seed`, the i-th batch runs under batch_seed(seed, batch_ids[i]) (default ids 0, 1, ...)."""
+    With `seed`, the i-th batch runs under batch_seed(seed, batch_ids[i]) (default ids 0, 1, ...).
+    `store` (evaluation.resume.BatchStore): batches already in it are not attacked again, and each
+    newly attacked batch is added under "store_key/batch id"."""
     out = []
     starts = range(0, images.shape[0], batch_size)
     enabled = None if len(starts) >= 2 else False  # a bar on a terminal, for more than one batch
@@ -74,8 +77,13 @@ def attack_correct(attack: Any, model: nn.Module, images: torch.Tensor, labels: 
         for b, i in enumerate(starts):
             k = b if batch_ids is None else batch_ids[b]
             batch_seed = None if seed is None else distributed.batch_seed(seed, k)
-            out.append(_attacked_correct(attack, model, images[i:i + batch_size], labels[i:i + batch_size],
-                                         device, batch_seed))
+            saved = None if store is None else store.get(f"{store_key}/{k}")
+            if saved is None:
+                saved = _attacked_correct(attack, model, images[i:i + batch_size], labels[i:i + batch_size],
+                                          device, batch_seed)
+                if store is not None:
+                    store.put(f"{store_key}/{k}", saved)
+            out.append(saved)
             bar.update(1)
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
 
@@ -92,8 +100,8 @@ def _attacked_correct(attack: Any, model: nn.Module, images: torch.Tensor, label
 
 def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
                batch_size: int, device: str | torch.device, seed: int,
-               attack_kw: dict | None = None,
-               batch_ids: Sequence[int] | None = None) -> tuple[torch.Tensor, float, list[str]]:
+               attack_kw: dict | None = None, batch_ids: Sequence[int] | None = None,
+               store: Any = None) -> tuple[torch.Tensor, float, list[str]]:
     """One named attack on every image: (adversarially correct (N,), seconds, the attack's warnings).
 
     `batch_ids`: the global indices of the batches `images` holds (a torchrun shard); default 0, 1, ..."""
@@ -102,7 +110,8 @@ def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.
         kw.setdefault("seed", seed)
     attack = build_attack(name, model, eps, **kw)
     start = time.perf_counter()  # every batch starts from its own seeded RNG state: reruns agree
-    correct = attack_correct(attack, model, images, labels, batch_size, device, seed, batch_ids)
+    correct = attack_correct(attack, model, images, labels, batch_size, device, seed, batch_ids, store,
+                             f"{name}@{eps!r}")
     seconds = time.perf_counter() - start
     return correct, seconds, list(getattr(attack, "warnings", []))
 
@@ -110,8 +119,9 @@ def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.
 def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
                         eps: float, batch_size: int = 128, device: str | torch.device = "cpu", seed: int = 0,
                         attack_kw: dict[str, dict] | None = None,
-                        progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                        progress: Callable[[str], None] | None = None, store: Any = None) -> dict[str, Any]:
     """Clean accuracy, robust accuracy and seconds per attack, and the per-image worst case.
+    `store`: finished batches kept for a resumed evaluation (evaluation.resume.BatchStore).
 
     images (N, C, H, W) uint8 or float in [0, 1]; labels (N,). The model is put in eval mode on
     `device` and left there. Accuracies are fractions in [0, 1]; `progress` gets one line per attack.
@@ -131,7 +141,7 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
     robust, seconds, warnings = {}, {}, {}
     for name in attacks:
         correct, secs, attack_warnings = run_attack(name, model, images, labels, eps, batch_size, device,
-                                                    seed, attack_kw, ids)
+                                                    seed, attack_kw, ids, store)
         correct &= clean
         worst &= correct
         robust[name], seconds[name] = _fraction(correct, n), round(secs, 3)
@@ -155,13 +165,13 @@ def _fraction(correct: torch.Tensor, n: int) -> float:
 def eps_sweep(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
               eps_values: Sequence[float], batch_size: int = 128, device: str | torch.device = "cpu",
               seed: int = 0, attack_kw: dict[str, dict] | None = None,
-              progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None, store: Any = None) -> dict[str, Any]:
     """Robust accuracy of every attack at every eps: {"eps": [...], "robust_accuracy": {name: [...]}}."""
     curves: dict[str, list[float]] = {name: [] for name in attacks}
     clean = None
     for eps in eps_values:
         res = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed, attack_kw,
-                                  progress)
+                                  progress, store)
         clean = res["clean_accuracy"]
         for name in attacks:
             curves[name].append(res["robust_accuracy"][name])

@@ -19,6 +19,7 @@ from racl.evaluation.checks import check_transfer_vs_whitebox, run_model_checks,
 from racl.evaluation.evaluate import as_float_images, eps_sweep, evaluate_robustness, transfer_matrix
 from racl.evaluation.plots import plot_eps_sweep
 from racl.evaluation.report import results_markdown, transfer_markdown
+from racl.evaluation.resume import BatchStore, fingerprint
 from racl.io import write_json, write_text
 
 Progress = Callable[[str], None]
@@ -64,21 +65,28 @@ def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: flo
                         n_images: int | None = None, batch_size: int = 128, sweep: Sequence[float] = (),
                         sweep_attacks: Sequence[str] | None = None,
                         split: str = "test", seed: int = 0, device: str = "cpu",
-                        load: DataLoader | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Evaluate one checkpoint on its data (sidecar's spec or `load`); write results.json/.md (+ png)."""
+                        load: DataLoader | None = None, progress: Progress | None = None,
+                        resume: bool = False) -> dict[str, Any]:
+    """Evaluate one checkpoint on its data (sidecar's spec or `load`); write results.json/.md (+ png).
+
+    Finished attack batches are kept in OUT/.partial while it runs; `resume` reuses those of an
+    interrupted run with the same checkpoint, images and settings (evaluation.resume)."""
     model, meta = load_model_checkpoint(checkpoint, device=device)
     data, spec = load_split(meta, split, load)
     images, labels = pick_images(data, n_images, seed)
+    key = fingerprint(checkpoint, images, labels, split=split, seed=seed, batch_size=batch_size,
+                      world=distributed.world_size())
+    store = BatchStore(out, key, resume)
     result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed,
-                                 progress=progress)
+                                 progress=progress, store=store)
     result.update(checkpoint=str(checkpoint), split=split, device=str(device), data=spec,
                   model={"model": meta.get("model"), "model_args": meta.get("model_args", {})})
     if sweep:
         result["eps_sweep"] = eps_sweep(model, images, labels, sweep_attacks or attacks, sweep, batch_size,
-                                        device, seed, progress=progress)
+                                        device, seed, progress=progress, store=store)
         result["eps_sweep"]["n_images"] = result["n_images"]
     checks = {**_model_checks(model, images, labels, batch_size, device), **run_result_checks(result)}
-    result.update(checks=checks, warnings=warnings_from(checks))
+    result.update(checks=checks, warnings=warnings_from(checks), batches_reused=store.reused)
     out = Path(out)
     if distributed.is_main():  # torchrun: the test set was sharded, every rank holds the summed result
         write_json(out / "results.json", result)
@@ -86,6 +94,7 @@ def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: flo
         if sweep:
             plot_eps_sweep(result["eps_sweep"], out / "eps_sweep.png")
     distributed.barrier()
+    store.finish()
     return result
 
 

@@ -8,9 +8,9 @@ OUT=${1:-runs/ablation-demo}
 mkdir -p "$OUT"
 .venv/bin/python - "$OUT/search-config.yaml" <<'PY'
 import sys
-from racl.demo import DemoConfig, _search_config
+from racl.demo import search_config
 from racl.search.config import save_search_config
-save_search_config(sys.argv[1], _search_config(DemoConfig()))
+save_search_config(sys.argv[1], search_config())
 PY
 .venv/bin/racl ablate --out "$OUT" --variants full point no_gradnorm eta0.5 eta0.99 \
   --search-preset paper --search-config "$OUT/search-config.yaml" --search-seeds 0 --seeds 0 \

@@ -2,8 +2,9 @@
 
 Each variant is a set of `--set` overrides on top of a base search config; every (variant, seed)
 is one search written to OUT/<variant>/seed<k> (skipped when its genotype.json exists: resumable).
-Then one table: per epoch g, Pr(L_F <= L_bar), nu and the regime; the found cells, their
-parameter-free ops, the bound of the found genotype's own network, and the per-op constants.
+benchmarks/method_table.py then tabulates them: per epoch g, Pr(L_F <= L_bar), nu and the regime;
+the found cells, their parameter-free ops, the bound of the found genotype's own network, the per-op
+constants and the agreement across seeds.
 
     .venv/bin/python benchmarks/method_variants.py --data demo --seeds 0 1 2 --out runs/method
     .venv/bin/python benchmarks/method_variants.py --data cifar --seeds 0 1 2 --variants default
@@ -11,15 +12,13 @@ parameter-free ops, the bound of the found genotype's own network, and the per-o
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from racl.data import load_data
-from racl.demo import DemoConfig, _search_config
+from racl.demo import search_config
 from racl.search.config import apply_overrides, get_preset, override_top
-from racl.search.loop import parameter_free, run_search
-from racl.search_space.genotype import Genotype
+from racl.search.loop import run_search
 
 VARIANTS = {
     # the method as it was before this change: threshold fixed once, eval-mode BN, raw weights, no gamma
@@ -37,7 +36,7 @@ VARIANTS = {
 
 def base_config(data: str, seed: int):
     if data == "demo":
-        return override_top(_search_config(DemoConfig()), seed=seed)
+        return override_top(search_config(), seed=seed)
     return override_top(get_preset("quick"), seed=seed)
 
 
@@ -45,24 +44,6 @@ def load(data: str):
     if data == "demo":
         return load_data("digits", image_size=16, seed=0)
     return load_data("imagefolder", "../shared/data/cifar10-train-jpg.zip", image_size=16, limit=200, seed=0)
-
-
-def summary(run_dir: Path) -> dict:
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-    last = records[-1]
-    g = Genotype.load(run_dir / "genotype.json")
-    search = [r for r in records if r["phase"] == "search"]
-    return {
-        "trajectory": [(r["epoch"], r.get("constraint_g"), r.get("prob_within_bound"), r.get("dual_nu"),
-                        r.get("constraint_regime")) for r in search],
-        "reached_eta": any((r.get("prob_within_bound") or 0) >= 0.9 for r in search),
-        "normal": g.normal, "reduce": g.reduce, "parameter_free_normal": parameter_free(g.normal),
-        "parameter_free_reduce": parameter_free(g.reduce), "ln_l_genotype": last.get("ln_l_genotype"),
-        "ln_l_ref": last.get("ln_l_ref"), "ln_l_min": last.get("ln_l_min"), "ln_lbar": last.get("ln_lbar"),
-        "mu_F": last.get("mu_F"), "ln_lambda_by_op": last.get("ln_lambda_by_op"),
-        "decision_margin": last.get("decision_margin"), "genotype_val_acc": last.get("genotype_val_acc"),
-        "seconds": sum(r["seconds"] for r in records),
-    }
 
 
 def main() -> None:
@@ -74,7 +55,6 @@ def main() -> None:
     p.add_argument("--out", default="runs/method")
     args = p.parse_args()
     data = load(args.data)
-    results = {}
     for variant in args.variants:
         for seed in args.seeds:
             run_dir = Path(args.out) / args.data / variant / f"seed{seed}"
@@ -83,11 +63,7 @@ def main() -> None:
                 start = time.perf_counter()
                 run_search(cfg, data, run_dir, overwrite=True, log=lambda m: print(f"[{variant} s{seed}] {m}", flush=True))
                 print(f"[{variant} s{seed}] {time.perf_counter() - start:.0f} s", flush=True)
-            results[f"{variant}/seed{seed}"] = summary(run_dir)
-    out = Path(args.out) / args.data / "summary.json"
-    out.write_text(json.dumps(results, indent=1))
-    for key, r in results.items():
-        print(key, json.dumps(r))
+    print(f"tables: .venv/bin/python benchmarks/method_table.py {Path(args.out) / args.data}")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@ regime, the tie-break, decision margins, sub-architecture evaluation with the ar
 statistics, recalibration, and the gradient-norm default. Invariants, not golden numbers."""
 from __future__ import annotations
 
+import json
 import math
+import tempfile
 from collections import Counter
 
 import pytest
@@ -12,10 +14,19 @@ import torch
 from racl.data import load_data
 from racl.distributions import ArchDistribution
 from racl.lipschitz import LipschitzBound
+from racl.cli import main
+from racl.data import iterate_batches
+from racl.distributions.arch import edge_products
+from racl.lipschitz.propagation import propagate_samples
 from racl.search import apply_overrides, get_preset, run_search
+from racl.search.config import STRATEGIES
 from racl.search.discretize import decision_margins, discretize, discretize_cell, genotype_to_weights
 from racl.search.loop import accuracy, warnings_for
-from racl.search.strategies import build_strategy
+from racl.search.outputs import read_metrics
+from racl.search.strategies import REGISTRY, SearchStrategy, build_strategy, strategy_class
+from racl.search.strategies.random import random_genotype
+from racl.search_space.genotype import Genotype
+from racl.state import load_state, save_state
 from racl.search_space.ops import PRIMITIVES
 from racl.supernet import ArchWeights, Supernet
 from racl.supernet.batchnorm import batch_statistics, bn_layers, recalibrate
@@ -102,16 +113,12 @@ def test_lowest_bound_lies_below_every_genotype_and_sample():
     lowest = float(bound.lowest_log_bound(2.0))
     dist = ArchDistribution(normalize=True, init_sigma=1.0)
     samples = dist.sample_log(200, torch.Generator().manual_seed(0))
-    from racl.lipschitz.propagation import propagate_samples
     per_sample = propagate_samples(bound.constants(), bound.graph, samples)
     assert lowest <= float(per_sample.min()) + 1e-5
     pool = torch.Generator().manual_seed(1)
-    from racl.search.strategies.random import random_genotype
     for _ in range(20):
         w = genotype_to_weights(random_genotype(4, pool))
         assert lowest <= float(bound.log_bound(ArchWeights(*(w[k] for k in ArchWeights._fields)))) + 1e-5
-    # and it is attained: all weight on the cheapest op and edge is a point of the simplex (one cell
-    # type per cell here, so per-cell minimisation is exact when each cell type appears once)
 
 
 def test_an_unreachable_threshold_is_reported_and_warned(tmp_path):
@@ -151,7 +158,6 @@ def test_tie_break_favours_no_op_and_no_input():
 def test_decision_margins_grow_with_the_evidence():
     dist = ArchDistribution(normalize=True, init_sigma=0.1)
     g = dist.log_gaussians()
-    from racl.distributions.arch import edge_products
     genotype = discretize(dist.scores())
     flat = decision_margins(g["normal_alpha"], edge_products(g["normal_alpha"], g["normal_beta"]), genotype.normal)
     assert all(abs(m) < 1e-6 for m in flat["op"])  # undecided at the uniform start
@@ -171,14 +177,12 @@ def test_recalibration_equals_a_full_data_pass():
     weights = ArchDistribution(normalize=True).reference_weights()
     x = torch.rand(24, *SHAPE, generator=torch.Generator().manual_seed(0))
     recalibrate(net, weights, [x])
-    stem_out = net.stem(net.normalize(x))  # the stem's BN input is the conv's output
-    conv = net.stem[0](net.normalize(x))
+    conv = net.stem[0](net.normalize(x))  # the stem's BN input
     torch.testing.assert_close(net.stem[1].running_mean, conv.mean((0, 2, 3)))
     torch.testing.assert_close(net.stem[1].running_var, conv.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-6)
     # several equal batches: the means are the full-data means (cumulative average)
     recalibrate(net, weights, list(x.split(8)))
     torch.testing.assert_close(net.stem[1].running_mean, conv.mean((0, 2, 3)), rtol=1e-4, atol=1e-6)
-    assert stem_out.shape[0] == 24
 
 
 def test_architecture_accuracy_uses_its_own_bn_statistics():
@@ -189,7 +193,6 @@ def test_architecture_accuracy_uses_its_own_bn_statistics():
     net = Supernet(num_classes=4, channels=4, layers=3)
     w = ArchDistribution(normalize=True).reference_weights()
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-    from racl.data import iterate_batches
     net.train()
     for _ in range(4):
         for x, y in iterate_batches(data.train, 32, shuffle=True, generator=torch.Generator().manual_seed(0)):
@@ -224,9 +227,6 @@ def test_gradient_norm_term_is_on_for_racl_by_default():
 
 # ------------------------------------------------------------------ the ablation command
 def test_ablate_runs_resumes_and_tabulates(tmp_path, capsys):
-    from racl.cli import main
-    from racl.search.outputs import read_metrics
-
     out = tmp_path / "abl"
     cli = ["ablate", "--variants", "full", "point", "--search-preset", "tiny", "--search-seeds", "0",
            "--seeds", "0", "--dataset", "synthetic", "--limit", "8", "--image-size", "16", "--val-fraction", "0.2",
@@ -236,7 +236,7 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path, capsys):
     assert main(cli) == 0
     table = (out / "ablation.md").read_text()
     assert "| full (defaults)" in table and "| point (init_sigma=0.0001, learn_sigma=false)" in table
-    rows = {r["variant"]: r for r in __import__("json").loads((out / "ablation.json").read_text())["rows"]}
+    rows = {r["variant"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
     assert rows["full"]["runs"] == 1 and rows["point"]["pgd2"]["n"] == 1
     # point weights: the log-stds never move from their tiny start, so sigma_F stays ~0
     assert read_metrics(out / "search" / "point-s0")[-1]["sigma_F"] < 1e-2
@@ -251,14 +251,10 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ strategies as plugins
-@pytest.mark.parametrize("name", sorted(__import__("racl.search.strategies", fromlist=["REGISTRY"]).REGISTRY))
+@pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_every_registered_strategy_samples_steps_discretises_and_round_trips(name):
-    from racl.search.strategies import REGISTRY, SearchStrategy, strategy_class
-    from racl.search_space.genotype import Genotype
-    from racl.state import load_state, save_state
-
-    assert name in REGISTRY and issubclass(strategy_class(name), SearchStrategy)
-    assert name in __import__("racl.search.config", fromlist=["STRATEGIES"]).STRATEGIES  # the config knows it
+    assert issubclass(strategy_class(name), SearchStrategy)
+    assert name in STRATEGIES  # the config accepts every registered name
     config = _config(strategy=name)
     net = _supernet().train()
     evaluator = lambda w: float(w.normal_alpha.sum())  # noqa: E731 - any weights -> number
@@ -275,7 +271,6 @@ def test_every_registered_strategy_samples_steps_discretises_and_round_trips(nam
     assert set(record) >= {"mu_F", "sigma_F", "ln_l_genotype"}
     assert isinstance(strategy.genotype(), Genotype)
     # the state_dict is complete: optimiser state and bound buffers come back through it alone
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         save_state(f"{tmp}/s.safetensors", {"s": strategy.state_dict()})
         saved = load_state(f"{tmp}/s.safetensors")["s"]

@@ -36,6 +36,16 @@ T = TypeVar("T")
 NUMBER_TEXT = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(?:/\s*([0-9]*\.?[0-9]+))?\s*$", re.I)
 
 
+def check(ok: bool, message: str) -> None:
+    """RaclError(message) unless ok: the configs' validation."""
+    if not ok:
+        raise RaclError(message)
+
+
+def check_one_of(name: str, value: str, options: tuple[str, ...]) -> None:
+    check(value in options, f"{name} must be one of {', '.join(options)}, got {value!r}")
+
+
 def read_number(text: str) -> float | None:
     """'8/255' -> 0.0313..., '1e-3' -> 0.001, '0.5' -> 0.5; None for anything else (also 'x/0')."""
     match = NUMBER_TEXT.match(text)

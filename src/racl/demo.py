@@ -31,7 +31,7 @@ class DemoConfig:
     attacks: tuple[str, ...] = ("fgsm", "pgd20", "apgd-ce")
 
 
-def _search_config(cfg: DemoConfig):
+def search_config(cfg: DemoConfig = DemoConfig()):
     from racl.search.config import config_from_dict
 
     return config_from_dict({
@@ -66,7 +66,7 @@ def run_demo(out_dir: str | Path, *, overwrite: bool = False, device: str = "cpu
         raise RaclError(f"{out} already holds a demo; pass --overwrite to run it again")
     data = load_data("digits", image_size=config.image_size, seed=config.seed)
     log(f"[1/4] RACL search on digits ({len(data.train)} train images, {config.image_size}x{config.image_size})")
-    found = run_search(_search_config(config), data, out / "search", overwrite=True, device=device, log=log)
+    found = run_search(search_config(config), data, out / "search", overwrite=True, device=device, log=log)
     log(f"[2/4] PGD adversarial training of the found genotype ({config.train_epochs} epochs)")
     train(found.genotype, data, _train_config(config), out / "train", overwrite=True, device=device, log=log)
     log(f"[3/4] evaluation: clean, {', '.join(config.attacks)} at eps {config.eps:.4f}")

@@ -27,19 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from racl import config as configs
-from racl.errors import RaclError
+from racl.config import check, check_one_of
 from racl.search.registry import REGISTRY
 
 STRATEGIES = tuple(REGISTRY)  # racl, darts, random (racl/search/registry.py)
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise RaclError(message)
-
-
-def _one_of(name: str, value: str, options: tuple[str, ...]) -> None:
-    _check(value in options, f"{name} must be one of {', '.join(options)}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -49,7 +40,7 @@ class SupernetConfig:
     steps: int = 4      # [paper] intermediate nodes per cell
 
     def __post_init__(self) -> None:
-        _check(self.channels >= 1 and self.layers >= 3 and self.steps >= 2,
+        check(self.channels >= 1 and self.layers >= 3 and self.steps >= 2,
                "supernet needs channels >= 1, layers >= 3 and steps >= 2")
 
 
@@ -66,10 +57,10 @@ class DistributionConfig:
     # weights, the ablation "no confidence learning"
 
     def __post_init__(self) -> None:
-        _one_of("cov", self.cov, ("full", "diag"))
-        _one_of("decay_to", self.decay_to, ("init", "zero"))
-        _one_of("discretize", self.discretize, ("quantile", "mean", "median"))
-        _check(self.init_sigma > 0, f"init_sigma must be > 0, got {self.init_sigma}")
+        check_one_of("cov", self.cov, ("full", "diag"))
+        check_one_of("decay_to", self.decay_to, ("init", "zero"))
+        check_one_of("discretize", self.discretize, ("quantile", "mean", "median"))
+        check(self.init_sigma > 0, f"init_sigma must be > 0, got {self.init_sigma}")
 
 
 @dataclass(frozen=True)
@@ -90,11 +81,11 @@ class ConstraintConfig:
     dual_update: str = "epoch"   # [design] epoch (g at the epoch's end) | step (g of every arch step)
 
     def __post_init__(self) -> None:
-        _check(0 < self.eta < 1, f"eta must be in (0, 1), got {self.eta}")
-        _one_of("lbar_mode", self.lbar_mode, ("reference", "initial", "absolute"))
-        _one_of("dual_update", self.dual_update, ("epoch", "step"))
-        _check(self.lbar > 0, f"lbar must be > 0 (a factor k or a bound L_bar), got {self.lbar}")
-        _check(self.rho >= 0 and self.nu0 >= 0 and self.rho_growth >= 1,
+        check(0 < self.eta < 1, f"eta must be in (0, 1), got {self.eta}")
+        check_one_of("lbar_mode", self.lbar_mode, ("reference", "initial", "absolute"))
+        check_one_of("dual_update", self.dual_update, ("epoch", "step"))
+        check(self.lbar > 0, f"lbar must be > 0 (a factor k or a bound L_bar), got {self.lbar}")
+        check(self.rho >= 0 and self.nu0 >= 0 and self.rho_growth >= 1,
                "constraint needs rho >= 0, nu0 >= 0 and rho_growth >= 1")
 
 
@@ -122,10 +113,10 @@ class BoundConfig:
     # Power iteration converges from below; 1 iteration after a weight change underestimates ln L_F.
 
     def __post_init__(self) -> None:
-        _one_of("bound_method", self.bound_method, ("analytic", "mc", "delta", "independent"))
-        _one_of("bn", self.bn, ("none", "eval"))
-        _check(self.recalibrate_batches >= 0, "recalibrate_batches must be >= 0")
-        _check(self.mc_samples >= 2 and self.lipschitz_refresh_every >= 1 and self.power_iters >= 1
+        check_one_of("bound_method", self.bound_method, ("analytic", "mc", "delta", "independent"))
+        check_one_of("bn", self.bn, ("none", "eval"))
+        check(self.recalibrate_batches >= 0, "recalibrate_batches must be >= 0")
+        check(self.mc_samples >= 2 and self.lipschitz_refresh_every >= 1 and self.power_iters >= 1
                and self.measure_power_iters >= 1, "bound needs mc_samples >= 2 and the refresh counts >= 1")
 
 
@@ -141,11 +132,11 @@ class OptimConfig:
     arch_wd: float = 1e-3     # [paper]
 
     def __post_init__(self) -> None:
-        _check(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
-        _check(0 <= self.w_momentum < 1 and self.w_wd >= 0 and self.grad_clip >= 0,
+        check(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
+        check(0 <= self.w_momentum < 1 and self.w_wd >= 0 and self.grad_clip >= 0,
                "need w_momentum in [0, 1), w_wd >= 0 and grad_clip >= 0")
-        _check(self.arch_lr > 0 and self.arch_wd >= 0, "need arch_lr > 0 and arch_wd >= 0")
-        _check(len(self.arch_betas) == 2 and all(0 <= b < 1 for b in self.arch_betas),
+        check(self.arch_lr > 0 and self.arch_wd >= 0, "need arch_lr > 0 and arch_wd >= 0")
+        check(len(self.arch_betas) == 2 and all(0 <= b < 1 for b in self.arch_betas),
                f"arch_betas must be two numbers in [0, 1), got {list(self.arch_betas)}")
 
 
@@ -163,11 +154,11 @@ class RobustConfig:
     adv_mode: str = "train"   # [design] BN mode while crafting x' (train, as in Madry's training)
 
     def __post_init__(self) -> None:
-        _one_of("adv", self.adv, ("none", "fgsm_rs", "pgd"))
-        _one_of("adv_mode", self.adv_mode, ("train", "eval"))
-        _check((self.gamma is None or self.gamma >= 0) and 0 <= self.adv_eps <= 1 and self.adv_steps >= 1,
+        check_one_of("adv", self.adv, ("none", "fgsm_rs", "pgd"))
+        check_one_of("adv_mode", self.adv_mode, ("train", "eval"))
+        check((self.gamma is None or self.gamma >= 0) and 0 <= self.adv_eps <= 1 and self.adv_steps >= 1,
                "need gamma >= 0, adv_eps in [0, 1] and adv_steps >= 1")
-        _check(self.adv_alpha is None or 0 < self.adv_alpha <= 1, "adv_alpha must be in (0, 1]")
+        check(self.adv_alpha is None or 0 < self.adv_alpha <= 1, "adv_alpha must be in (0, 1]")
 
     def step_size(self) -> float:
         if self.adv_alpha is not None:
@@ -182,7 +173,7 @@ class DartsConfig:
     init_scale: float = 1e-3  # [DARTS] alpha ~ N(0, init_scale^2)
 
     def __post_init__(self) -> None:
-        _check(self.init_scale >= 0, f"init_scale must be >= 0, got {self.init_scale}")
+        check(self.init_scale >= 0, f"init_scale must be >= 0, got {self.init_scale}")
 
 
 @dataclass(frozen=True)
@@ -193,7 +184,7 @@ class RandomConfig:
     candidate_images: int = 500  # ... on this many images of the distribution half
 
     def __post_init__(self) -> None:
-        _check(self.candidates >= 1 and self.candidate_images >= 1,
+        check(self.candidates >= 1 and self.candidate_images >= 1,
                "need random.candidates >= 1 and random.candidate_images >= 1")
 
 
@@ -223,12 +214,12 @@ class SearchConfig:
     random: RandomConfig = field(default_factory=RandomConfig)
 
     def __post_init__(self) -> None:
-        _one_of("strategy", self.strategy, STRATEGIES)
-        _check(self.epochs >= 1 and 0 <= self.warmup_epochs, "need epochs >= 1 and warmup_epochs >= 0")
-        _check(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
-        _check(0 < self.weight_fraction < 1, f"weight_fraction must be in (0, 1), got {self.weight_fraction}")
-        _check(self.train_limit is None or self.train_limit >= 4, "train_limit must be >= 4 or null")
-        _check(self.eval_images >= 0 and self.eval_batch_size >= 1 and self.crop_padding >= 0,
+        check_one_of("strategy", self.strategy, STRATEGIES)
+        check(self.epochs >= 1 and 0 <= self.warmup_epochs, "need epochs >= 1 and warmup_epochs >= 0")
+        check(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
+        check(0 < self.weight_fraction < 1, f"weight_fraction must be in (0, 1), got {self.weight_fraction}")
+        check(self.train_limit is None or self.train_limit >= 4, "train_limit must be >= 4 or null")
+        check(self.eval_images >= 0 and self.eval_batch_size >= 1 and self.crop_padding >= 0,
                "need eval_images >= 0, eval_batch_size >= 1 and crop_padding >= 0")
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,18 +28,13 @@ from pathlib import Path
 from typing import Any
 
 from racl import config as configs
+from racl.config import check
 from racl.attacks import AttackSpec, parse_eps
-from racl.errors import RaclError
 
 ADV_METHODS = ("pgd", "trades", "fgsm_rs", "none")
 SCHEDULES = ("cosine", "step")
 MODEL_MODES = ("train", "eval")
 WHERE = "training config"
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise RaclError(message)
 
 
 @dataclass(frozen=True)
@@ -51,9 +46,9 @@ class ObjectiveConfig:
     attack_mode: str | None = None  # model mode while crafting: pgd/fgsm_rs "train" (Madry), trades "eval"
 
     def __post_init__(self) -> None:
-        _check(self.adv in ADV_METHODS, f"adv must be one of {', '.join(ADV_METHODS)}, got {self.adv!r}")
-        _check(self.trades_beta >= 0, f"trades_beta must be >= 0, got {self.trades_beta}")
-        _check(self.attack_mode is None or self.attack_mode in MODEL_MODES,
+        check(self.adv in ADV_METHODS, f"adv must be one of {', '.join(ADV_METHODS)}, got {self.adv!r}")
+        check(self.trades_beta >= 0, f"trades_beta must be >= 0, got {self.trades_beta}")
+        check(self.attack_mode is None or self.attack_mode in MODEL_MODES,
                f"attack_mode must be train or eval, got {self.attack_mode!r}")
 
 
@@ -69,15 +64,15 @@ class OptimConfig:
     grad_clip: float = 5.0  # max global grad norm; 0 = off
 
     def __post_init__(self) -> None:
-        _check(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
-        _check(0 <= self.lr_min <= self.lr, f"lr_min must be in [0, lr], got {self.lr_min}")
-        _check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
-        _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
-        _check(self.schedule in SCHEDULES,
+        check(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
+        check(0 <= self.lr_min <= self.lr, f"lr_min must be in [0, lr], got {self.lr_min}")
+        check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        check(self.schedule in SCHEDULES,
                f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        _check(all(0 < m <= 1 for m in self.step_milestones), "step_milestones must be fractions of epochs in (0, 1]")
-        _check(0 < self.step_gamma <= 1, f"step_gamma must be in (0, 1], got {self.step_gamma}")
-        _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
+        check(all(0 < m <= 1 for m in self.step_milestones), "step_milestones must be fractions of epochs in (0, 1]")
+        check(0 < self.step_gamma <= 1, f"step_gamma must be in (0, 1], got {self.step_gamma}")
+        check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}")
 
 
 @dataclass(frozen=True)
@@ -91,9 +86,9 @@ class NetworkConfig:
     drop_path: float = 0.2  # final drop-path probability, ramped linearly over epochs (DARTS)
 
     def __post_init__(self) -> None:
-        _check(self.channels >= 1 and self.layers >= 3, "channels must be >= 1 and layers >= 3")
-        _check(self.aux_weight >= 0, f"aux_weight must be >= 0, got {self.aux_weight}")
-        _check(0 <= self.drop_path < 1, f"drop_path must be in [0, 1), got {self.drop_path}")
+        check(self.channels >= 1 and self.layers >= 3, "channels must be >= 1 and layers >= 3")
+        check(self.aux_weight >= 0, f"aux_weight must be >= 0, got {self.aux_weight}")
+        check(0 <= self.drop_path < 1, f"drop_path must be in [0, 1), got {self.drop_path}")
 
 
 @dataclass(frozen=True)
@@ -104,7 +99,7 @@ class AugmentSection:
     cutout: int = 0
 
     def __post_init__(self) -> None:
-        _check(self.crop_padding >= 0 and self.cutout >= 0, "crop_padding and cutout must be >= 0")
+        check(self.crop_padding >= 0 and self.cutout >= 0, "crop_padding and cutout must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -116,8 +111,8 @@ class ValidationConfig:
     val_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        _check(self.val_batch_size >= 1, f"val_batch_size must be >= 1, got {self.val_batch_size}")
-        _check(self.val_images >= 0 and self.val_steps >= 1, "val_images must be >= 0 and val_steps >= 1")
+        check(self.val_batch_size >= 1, f"val_batch_size must be >= 1, got {self.val_batch_size}")
+        check(self.val_images >= 0 and self.val_steps >= 1, "val_images must be >= 0 and val_steps >= 1")
 
 
 @configs.sectioned
@@ -137,8 +132,8 @@ class TrainConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
-        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
     def resolved(self) -> "TrainConfig":
         """The same config with method defaults filled in (what a run actually uses): alpha = eps / 4

@@ -86,13 +86,14 @@ class RaclStrategy(SearchStrategy):
         """Refresh the per-op constants (`measure_power_iters` iterations, so the bound is measured
         accurately); the first time, set ln L_bar as `lbar_mode` says."""
         c = self.config.constraint
-        if not self.constraint.is_set:
-            if c.lbar_mode == "absolute":
-                self.constraint.set_log_lbar(math.log(c.lbar))
-            elif c.lbar_mode == "reference":
-                self.constraint.set_log_lbar(0.0)  # marks it set; refresh() below derives the value
-        self.refresh(n_iter=self.config.bound.measure_power_iters)
-        if c.lbar_mode == "initial" and not self.constraint.is_set:
+        self.refresh(n_iter=self.config.bound.measure_power_iters)  # re-derives a set reference threshold
+        if self.constraint.is_set:
+            return
+        if c.lbar_mode == "absolute":
+            self.constraint.set_log_lbar(math.log(c.lbar))
+        elif c.lbar_mode == "reference":
+            self.constraint.set_log_lbar(self.reference_log_bound() - math.log(c.lbar))
+        else:
             mu, sigma = self.lognormal(self._fixed_generator())
             self.constraint.set_relative(float(mu), float(sigma), c.lbar)
 

@@ -184,3 +184,40 @@ def load_data_like(out):
     from racl.data import load_data_from_spec
 
     return load_data_from_spec(load_plan(out).data)
+
+
+def test_processes_share_a_comparison_through_claims(data, tmp_path):
+    """A cell another live process holds is left to it (and read back once it finished); a claim
+    file left by a process that died is free again."""
+    import subprocess
+    import sys
+
+    from racl.compare.run import cell_dir
+    from racl.lifecycle import CLAIM, claim
+
+    plan = make_plan(["RACL", "DARTS_V2"], [0], TrainConfig(**TINY), data, attacks=["pgd2"], eval_limit=8)
+    out = tmp_path / "cmp"
+    racl_cell, darts_cell = (cell_dir(out, a, 0) for a in plan.archs)
+    racl_cell.mkdir(parents=True)
+    darts_cell.mkdir(parents=True)
+    hold = ("import fcntl, json, os, sys, time; f = open(sys.argv[1], 'a+'); fcntl.flock(f, fcntl.LOCK_EX); "
+            "f.write(json.dumps({'pid': os.getpid(), 'host': 'h'})); f.flush(); print('held', flush=True); "
+            "time.sleep(float(sys.argv[2]))")
+    subprocess.run([sys.executable, "-c", hold, str(darts_cell / CLAIM), "0"], check=True)  # died: lock gone
+    other = subprocess.Popen([sys.executable, "-c", hold, str(racl_cell / CLAIM), "60"], stdout=subprocess.PIPE,
+                             text=True)
+    try:
+        assert other.stdout.readline().strip() == "held"
+        lines = []
+        first = run_comparison(plan, data, out, log=lines.append)
+        assert any(f"RACL seed 0] skipped: process {other.pid} on h" in line for line in lines)
+        assert [r["label"] for r in first["runs"]] == ["DARTS_V2"]  # the dead process's claim was free
+        assert first["pending"] == [{"label": "RACL", "seed": 0}]
+        assert "in progress in another process" in (out / "results.md").read_text()
+        with claim(racl_cell) as holder:
+            assert holder == {"pid": other.pid, "host": "h"}
+    finally:
+        other.kill()
+        other.wait()
+    second = run_comparison(plan, data, out, resume=True, log=None)  # the holder is gone: the cell runs
+    assert [r["label"] for r in second["runs"]] == ["DARTS_V2", "RACL"] and second["pending"] == []

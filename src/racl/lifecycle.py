@@ -5,6 +5,8 @@
     check_resumable       the one resume rule of every command (below)
     cosine_lr             the per-step cosine learning-rate schedule
     progress_bar          tqdm on stderr, only on a terminal and on rank 0
+    claim                 an exclusive claim on one piece of shared work (several processes on one
+                          comparison: each takes the cells nobody holds)
     jsonable, flatten, differences   comparing saved and given settings
 The divergence guard (stop at the first non-finite loss, gradient or weight) is racl.guards.
 
@@ -17,12 +19,16 @@ holding a run needs one of the two, and never both.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
+import os
 import shutil
+import socket
 import sys
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from tqdm import tqdm
 
@@ -141,3 +147,37 @@ def progress_bar(total: int, desc: str, enabled: bool | None = None, **kw: Any) 
     on = (sys.stderr.isatty() if enabled is None else enabled) and distributed.is_main()
     return tqdm(total=total, desc=desc, leave=False, disable=not on, file=sys.stderr, dynamic_ncols=True, **kw)
 
+
+
+CLAIM = ".claim"
+
+
+@contextlib.contextmanager
+def claim(folder: str | Path) -> Iterator[dict | None]:
+    """Hold an exclusive lock on `folder/.claim` while the block runs: yields None when this process
+    got it, or the holder's {"pid", "host"} when another process holds it (the caller skips the work).
+    An OS file lock (flock), so a killed process's claim ends with it; the file itself stays (removing
+    it would let two processes lock two different files)."""
+    path = Path(folder) / CLAIM
+    make_dir(path.parent)
+    with open(path, "a+", encoding="utf-8") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            try:
+                holder = json.loads(f.read() or "{}")
+            except ValueError:
+                holder = {}
+            yield holder or {"pid": None, "host": None}
+            return
+        try:
+            f.seek(0)
+            f.truncate()
+            f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+            f.flush()
+            yield None
+        finally:
+            f.seek(0)
+            f.truncate()
+            fcntl.flock(f, fcntl.LOCK_UN)

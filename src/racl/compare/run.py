@@ -10,6 +10,11 @@ Resuming (racl.lifecycle's rule: the same plan except `epochs`) skips finished c
 interrupted training from its last epoch (or a finished one to a new `epochs`), and re-runs an
 interrupted evaluation. A cell that fails with a RaclError (e.g. training diverged) is reported
 as failed and the others go on.
+
+Several processes may work on one comparison (`racl compare --resume --out DIR` started N times, e.g.
+one per core): each cell is claimed (racl.lifecycle.claim) while it runs, a process skips the cells
+another live process holds, and the one that finishes last writes the complete table (finished
+cells are read back from their result.json).
 """
 from __future__ import annotations
 
@@ -23,7 +28,7 @@ from racl.data import DataSplits
 from racl.errors import RaclError
 from racl.evaluation import evaluate_checkpoint
 from racl.io import read_json, write_json
-from racl.lifecycle import RunFolder, check_resumable, jsonable, progress_bar
+from racl.lifecycle import RunFolder, check_resumable, claim, jsonable, progress_bar
 from racl.training.trainer import run_folder
 
 Log = Callable[[str], None]
@@ -111,21 +116,42 @@ def run_comparison(plan: ComparePlan, data: DataSplits, out: str | Path, *, resu
         raise RaclError("the data given differs from the plan's data; load it from the plan's data spec")
     prepare_out_dir(out, plan, resume=resume, overwrite=overwrite)
     write_json(out / PLAN, plan.to_dict())
-    cells, results, failures = plan.cells(), [], []
+    cells, results, failures, elsewhere = plan.cells(), [], [], []
     with progress_bar(len(cells), "compare", progress, unit="run") as bar:
         for i, (arch, seed) in enumerate(cells, start=1):
             tag = f"[{i}/{len(cells)} {arch.label} seed {seed}]"
-            try:
-                results.append(run_cell(plan, arch, seed, data, out, device=device, tensorboard=tensorboard,
-                                        log=lambda m, t=tag: say(f"{t} {m}")))
-                say(f"{tag} {_one_line(results[-1])}")
-            except RaclError as e:
-                failures.append({"label": arch.label, "seed": seed, "error": str(e)})
-                say(f"{tag} FAILED: {e}")
+            with claim(cell_dir(out, arch, seed)) as holder:
+                if holder is not None:
+                    elsewhere.append((arch, seed))
+                    say(f"{tag} skipped: process {holder.get('pid')} on {holder.get('host')} is running it")
+                else:
+                    try:
+                        results.append(run_cell(plan, arch, seed, data, out, device=device,
+                                                tensorboard=tensorboard, log=lambda m, t=tag: say(f"{t} {m}")))
+                        say(f"{tag} {_one_line(results[-1])}")
+                    except RaclError as e:
+                        failures.append({"label": arch.label, "seed": seed, "error": str(e)})
+                        say(f"{tag} FAILED: {e}")
             bar.update(1)
-    summary = aggregate(plan, results, failures)
+    pending = []
+    for arch, seed in elsewhere:  # finished by the other process meanwhile?
+        result = _finished(plan, arch, seed, out)
+        if result is None:
+            pending.append({"label": arch.label, "seed": seed})
+        else:
+            results.append(result)
+    summary = aggregate(plan, results, failures, pending)
     write_outputs(out, summary)
     return summary
+
+
+def _finished(plan: ComparePlan, arch: Arch, seed: int, out: str | Path) -> dict | None:
+    """The cell's result.json when it exists and was made under this plan's settings."""
+    done = cell_dir(out, arch, seed) / "result.json"
+    if not done.is_file():
+        return None
+    result = read_json(done, "comparison cell result")
+    return result if jsonable(result.get("settings")) == jsonable(_cell_settings(plan, arch, seed)) else None
 
 
 def _one_line(result: dict) -> str:

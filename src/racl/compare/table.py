@@ -49,11 +49,14 @@ def _row(plan: ComparePlan, arch: Any, results: list[dict], failures: list[dict]
             "metrics": metrics, "warnings": warnings}
 
 
-def aggregate(plan: ComparePlan, results: list[dict], failures: list[dict]) -> dict[str, Any]:
-    """The whole comparison: plan, one row per architecture (plan order), every run and every failure."""
+def aggregate(plan: ComparePlan, results: list[dict], failures: list[dict],
+              pending: Sequence[dict] = ()) -> dict[str, Any]:
+    """The whole comparison: plan, one row per architecture (plan order), every run and every failure;
+    `pending`: runs another process was still running when this table was written."""
     return {"format": "racl-compare-results-v1", "plan": plan.to_dict(), "metrics": metric_names(plan),
             "archs": [_row(plan, a, results, failures) for a in plan.archs],
-            "runs": sorted(results, key=lambda r: (r["label"], r["seed"])), "failures": failures}
+            "runs": sorted(results, key=lambda r: (r["label"], r["seed"])), "failures": failures,
+            "pending": list(pending)}
 
 
 def _pct(m: dict) -> str:
@@ -110,6 +113,9 @@ def results_markdown(summary: dict[str, Any]) -> str:
 
 def _problems(summary: dict[str, Any]) -> list[str]:
     lines = []
+    if summary.get("pending"):
+        lines += ["", "## Runs in progress in another process (not in the table yet)", ""]
+        lines += [f"- {p['label']} seed {p['seed']}" for p in summary["pending"]]
     if summary["failures"]:
         lines += ["", "## Failed runs", ""] + [f"- {f['label']} seed {f['seed']}: {f['error']}"
                                                for f in summary["failures"]]

@@ -14,7 +14,7 @@ import time
 import torch
 
 from racl.bench.cases import SUPERNET_SIZES
-from racl.search.config import RobustConfig
+from racl.search.config import SEARCH_ATTACK, RobustConfig
 from racl.search.weight_step import weight_step
 from racl.supernet import Supernet
 from racl.distributions import ArchDistribution
@@ -34,11 +34,11 @@ def main() -> None:
     x, y = torch.rand(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,))
     times: dict[float, list[float]] = {0.0: [], 0.1: []}
     for gamma in times:
-        weight_step(net, opt, w, x, y, RobustConfig(), 5.0, gamma)  # untimed warm-up
+        weight_step(net, opt, w, x, y, RobustConfig(), SEARCH_ATTACK, 5.0, gamma)  # untimed warm-up
     for r in range(args.rounds):
         for gamma in (times if r % 2 == 0 else reversed(list(times))):
             start = time.perf_counter()
-            weight_step(net, opt, w, x, y, RobustConfig(), 5.0, gamma)
+            weight_step(net, opt, w, x, y, RobustConfig(), SEARCH_ATTACK, 5.0, gamma)
             times[gamma].append(time.perf_counter() - start)
             print(f"round {r} gamma {gamma}: {times[gamma][-1]:.2f} s", flush=True)
     ratio = statistics.median(times[0.1]) / statistics.median(times[0.0])

@@ -37,8 +37,8 @@ def test_config_defaults_are_the_paper_settings():
 
 
 def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
-    c = tiny(eta=0.8, adv="pgd", adv_eps="4/255")
-    assert c.constraint.eta == 0.8 and c.robust.adv_eps == pytest.approx(4 / 255)
+    c = tiny(eta=0.8, adv="pgd", eps="4/255")
+    assert c.constraint.eta == 0.8 and c.attack.eps == pytest.approx(4 / 255) and c.attack.steps == 4
     (tmp_path / "c.yaml").write_text("constraint:\n  lbar: 1e12\n  lbar_mode: absolute\nepochs: 3\n")
     loaded = load_search_config(tmp_path / "c.yaml", c)
     assert loaded.constraint.lbar == 1e12 and loaded.epochs == 3 and loaded.constraint.eta == 0.8
@@ -50,6 +50,26 @@ def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
         apply_overrides(c, ["no_such_key=1"])
     with pytest.raises(RaclError):
         apply_overrides(c, ["eta"])
+
+
+def test_search_attack_is_an_attack_spec_and_old_keys_load():
+    """The weight step's x' is the `attack` section (AttackSpec, step eps / 4 by default); a config saved
+    with the old robust.adv_* keys loads with the attack it ran (old default step 2.5 eps / k written out)."""
+    c = tiny(adv="pgd")
+    assert c.attack.resolved().alpha == pytest.approx(c.attack.eps / 4) and c.attack.steps >= 4
+    saved = config_to_dict(c)
+    del saved["attack"]
+    saved["robust"] = {"gamma": None, "adv": "pgd", "adv_eps": 4 / 255, "adv_steps": 3, "adv_alpha": None,
+                       "adv_mode": "eval"}
+    old = config_from_dict(saved)
+    assert (old.attack.eps, old.attack.steps, old.robust.attack_mode) == (4 / 255, 3, "eval")
+    assert old.attack.alpha == pytest.approx(2.5 * (4 / 255) / 3)
+    assert config_from_dict(config_to_dict(old)) == old
+    for key in ("adv_eps", "robust.adv_steps"):
+        with pytest.raises(RaclError, match=f"key '{key}' is now 'attack"):
+            apply_overrides(c, [f"{key}=3"])
+    with pytest.raises(RaclError, match="supernet.steps, attack.steps"):
+        apply_overrides(c, ["steps=3"])
 
 
 # ------------------------------------------------------------------ end to end

@@ -13,6 +13,8 @@ bare when exactly one section has it. Unknown keys are errors; a float may be wr
     load_config / save_config              YAML files
     get_preset(Cls, PRESETS, name)         a named starting point
     sectioned                              class decorator: Cls(eps=4/255) routes bare keys to sections
+A config class may carry `RENAMED` ({old key: new key}: `--set old=...` is an error naming the new
+key) and `upgrade(data) -> data` (old keys of a saved config rewritten before it is read).
     add_flags / flag_values                `--KEY VALUE` flags that are `--set KEY=VALUE` under another name
 """
 from __future__ import annotations
@@ -155,8 +157,16 @@ def key_owners(cls: type) -> dict[str, list[str]]:
     return owners
 
 
+def renamed(cls: type, key: Any, where: str) -> None:
+    """RaclError naming the new key when `key` is one of `cls.RENAMED` (old key -> new key)."""
+    new = getattr(cls, "RENAMED", {}).get(key.rpartition(".")[2] if isinstance(key, str) else key)
+    if new is not None:
+        raise RaclError(f"{where} key {shown(key)!r} is now {new!r}")
+
+
 def key_path(cls: type, key: str, where: str = "config") -> tuple[str, ...]:
     """'eps' -> ('attack', 'eps'); 'optim.lr' -> ('optim', 'lr'); 'epochs' -> ('epochs',)."""
+    renamed(cls, key, where)
     if "." in key:
         section, _, name = key.partition(".")
         if section not in sections(cls) or name not in {f.name for f in dataclasses.fields(sections(cls)[section])}:
@@ -206,6 +216,8 @@ def config_from_dict(cls: type[T], data: Mapping[Any, Any] | None, base: T | Non
     if data is not None and not isinstance(data, Mapping):
         raise RaclError(f"a {where} must be a YAML mapping of key: value")
     merged = config_to_dict(base if base is not None else cls())
+    upgrade = getattr(cls, "upgrade", None)  # a config class's old keys (saved runs) -> its current ones
+    data = upgrade(data) if upgrade is not None and data else data
     for key, value in nest(cls, data or {}, where).items():
         merged[key] = {**merged[key], **value} if key in sections(cls) else value
     built = {name: from_dict(section, coerce_numbers(section, merged.pop(name)), f"{where} {name}")

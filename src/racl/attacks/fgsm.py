@@ -10,6 +10,8 @@ from torch import nn
 
 from racl.attacks.base import Attack, ce_loss, check_eps
 
+FGSM_RS_STEP = 1.25  # x eps: the step from a random start (Wong et al., 2020)
+
 
 class FGSM(Attack):
     name = "fgsm"
@@ -18,7 +20,7 @@ class FGSM(Attack):
                  random_start: bool = False, model_mode: str = "eval"):
         super().__init__(model, eps, model_mode=model_mode)
         self.random_start = random_start
-        default = 1.25 * self.eps if random_start else self.eps
+        default = FGSM_RS_STEP * self.eps if random_start else self.eps
         self.alpha = default if alpha is None else check_eps(alpha, "alpha")
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

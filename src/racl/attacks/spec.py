@@ -5,17 +5,25 @@ search's weight step and `racl evaluate`'s PGD all mean the same thing by (norm,
 random start, loss): PGD-`steps` from a uniform random start in the eps ball, step `alpha` (None:
 `default_step_size(eps)` = eps / 4, the one default rule), maximising `loss` (ce | margin).
 In a config file it is the `attack:` section: `attack: {eps: 8/255, steps: 7}`.
+
+Adversarial *training* (racl train's objective, the search's weight step) names a method as well:
+`pgd` (this spec's PGD) or `fgsm_rs` (one FGSM step from a random start, Wong et al., whose step
+default is 1.25 eps); `spec.resolved(method)` fills alpha by that rule and `spec.attack(model, method)`
+builds the attack, so both callers share them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch import nn
 
-from racl.attacks.base import LOSSES
+from racl.attacks.base import LOSSES, Attack
 from racl.attacks.eps import default_step_size
+from racl.attacks.fgsm import FGSM, FGSM_RS_STEP
 from racl.attacks.pgd import NORMS, PGD
 from racl.errors import RaclError
+
+TRAINING_ATTACKS = ("pgd", "fgsm_rs")  # the methods `attack` builds (TRADES's own attack: racl.training.losses)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,22 @@ class AttackSpec:
 
     def step_size(self) -> float:
         return default_step_size(self.eps) if self.alpha is None else self.alpha
+
+    def resolved(self, method: str = "pgd") -> "AttackSpec":
+        """This spec with alpha filled in for `method`: eps / 4 (the one rule) or FGSM_RS_STEP * eps (fgsm_rs)."""
+        if self.alpha is not None or self.eps == 0:
+            return self
+        alpha = FGSM_RS_STEP * self.eps if method == "fgsm_rs" else self.step_size()
+        return replace(self, alpha=min(alpha, 1.0))
+
+    def attack(self, model: nn.Module, method: str = "pgd", model_mode: str = "eval") -> Attack:
+        """`method`'s attack on `model` (pgd: `self.pgd`; fgsm_rs: FGSM from a random start)."""
+        if method not in TRAINING_ATTACKS:
+            raise RaclError(f"method must be one of {', '.join(TRAINING_ATTACKS)}, got {method!r}")
+        spec = self.resolved(method)
+        if method == "fgsm_rs":
+            return FGSM(model, spec.eps, alpha=spec.alpha, random_start=spec.random_start, model_mode=model_mode)
+        return spec.pgd(model, model_mode)
 
     def pgd(self, model: nn.Module, model_mode: str = "eval") -> PGD:
         """The attack itself, on `model`, crafting in `model_mode` (train: BN batch statistics)."""

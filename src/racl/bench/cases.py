@@ -81,7 +81,8 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
 
     def run() -> None:
         with _autocast(device, bf16):
-            weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.optim.grad_clip, gamma)
+            weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.attack, cfg.optim.grad_clip,
+                        gamma)
             if arch:
                 strategy.arch_step(xv, yv, gen, step[0])
         step[0] += 1

@@ -10,7 +10,8 @@ YAML layout (every key optional; unknown keys are errors):
     bound:        {bn: none, recalibrate_batches: 10, bound_method: delta, mc_samples: 256,
                    lipschitz_refresh_every: 10, power_iters: 1, measure_power_iters: 20}
     optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3}
-    robust:       {gamma: null, adv: none, adv_eps: 8/255, adv_steps: 3}
+    robust:       {gamma: null, adv: none, attack_mode: train}
+    attack:       {norm: linf, eps: 8/255, alpha: null, steps: 4, random_start: true, loss: ce}
     darts:        {init_scale: 1.0e-3}                       # the darts strategy's own section
     random:       {candidates: 20, candidate_images: 500}    # the random strategy's own section
 
@@ -18,16 +19,18 @@ Defaults are the paper's settings where the paper states them (8 cells, C = 16, 
 epochs, eta 0.9, Adam 6e-4 / 1e-3 for the distributions; method.md sections 1 and 5) and DARTS's
 for the weights (SGD 0.025 cosine to 0.001, momentum 0.9, wd 3e-4, clip 5). Every other default is
 ours ([design] in method.md) and is marked so below. `--set key=value` accepts `section.key` or a
-bare key (all keys are unique across sections).
+bare key where only one section has it (`steps` is in supernet and attack: write which).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from racl import config as configs
-from racl.config import check, check_one_of
+from racl.attacks import AttackSpec
+from racl.attacks.spec import TRAINING_ATTACKS
+from racl.config import check, check_one_of, read_number
 from racl.search.registry import REGISTRY
 
 STRATEGIES = tuple(REGISTRY)  # racl, darts, random (racl/search/registry.py)
@@ -142,28 +145,61 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class RobustConfig:
-    """What the weight step minimises: CE(f(x'), y) + gamma * mean_i ||grad_x CE_i||_2."""
+    """What the weight step minimises: CE(f(x'), y) + gamma * mean_i ||grad_x CE_i||_2, x' crafted by the
+    `attack` section (racl.attacks.AttackSpec, as in racl train) when `adv` is not none."""
 
     # [paper: the term; design: its weight] weight of the input-gradient norm (double backprop); 0 = off;
     # null: GAMMA_DEFAULT for the racl strategy (the paper's objective), 0 for darts and random
     gamma: float | None = None
-    adv: str = "none"         # [design] none | fgsm_rs (FGSM, random start) | pgd (PGD-k)
-    adv_eps: float = 8 / 255  # [design] Linf budget of x'
-    adv_steps: int = 3        # [design] k of PGD-k
-    adv_alpha: float | None = None  # step size; None: 1.25 eps (fgsm_rs), 2.5 eps / k (pgd)
-    adv_mode: str = "train"   # [design] BN mode while crafting x' (train, as in Madry's training)
+    adv: str = "none"          # [design] none (x' = x) | fgsm_rs (FGSM, random start) | pgd (PGD-attack.steps)
+    attack_mode: str = "train"  # [design] BN mode while crafting x' (train, as in Madry's training)
 
     def __post_init__(self) -> None:
-        check_one_of("adv", self.adv, ("none", "fgsm_rs", "pgd"))
-        check_one_of("adv_mode", self.adv_mode, ("train", "eval"))
-        check((self.gamma is None or self.gamma >= 0) and 0 <= self.adv_eps <= 1 and self.adv_steps >= 1,
-               "need gamma >= 0, adv_eps in [0, 1] and adv_steps >= 1")
-        check(self.adv_alpha is None or 0 < self.adv_alpha <= 1, "adv_alpha must be in (0, 1]")
+        check_one_of("adv", self.adv, ("none", *TRAINING_ATTACKS))
+        check_one_of("attack_mode", self.attack_mode, ("train", "eval"))
+        check(self.gamma is None or self.gamma >= 0, f"gamma must be >= 0 or null, got {self.gamma}")
 
-    def step_size(self) -> float:
-        if self.adv_alpha is not None:
-            return self.adv_alpha
-        return 1.25 * self.adv_eps if self.adv == "fgsm_rs" else 2.5 * self.adv_eps / self.adv_steps
+
+# [design] the search's x' (robust.adv = pgd): PGD-4 at 8/255. The step is the one default rule,
+# eps / 4, and 4 is the fewest steps of eps / 4 that can reach the eps ball's boundary from x.
+SEARCH_ATTACK = AttackSpec(steps=4)
+
+# Keys of the robust section before the search's attack became an `attack` section (an AttackSpec):
+# old key -> new key. Saved configs (config.yaml, checkpoints) with them still load (`upgrade`);
+# `--set` with one is an error naming the new key.
+RENAMED = {"adv_eps": "attack.eps", "adv_steps": "attack.steps", "adv_alpha": "attack.alpha",
+           "adv_mode": "robust.attack_mode"}
+
+
+def upgrade(data: Mapping[Any, Any]) -> dict[Any, Any]:
+    """A config dict with the old robust keys (RENAMED) rewritten to the new ones. The old default step
+    (adv_alpha null) was 2.5 eps / k for pgd; it is written out as attack.alpha, so an old run resumes
+    with the attack it ran (fgsm_rs's old default, 1.25 eps, is still the default)."""
+    data = dict(data)
+    robust = data.get("robust")
+    old = {k: data.pop(k) for k in RENAMED if k in data}
+    if isinstance(robust, Mapping):
+        robust = dict(robust)
+        old.update({k: robust.pop(k) for k in RENAMED if k in robust})
+        data["robust"] = robust
+    if not old:
+        return data
+    attack = dict(data.get("attack") or {})
+    adv = (robust or {}).get("adv", data.get("adv"))
+    if adv == "pgd" and old.get("adv_alpha") is None:
+        eps, steps = old.get("adv_eps", 8 / 255), old.get("adv_steps", 3)
+        eps = read_number(eps) if isinstance(eps, str) else eps
+        old["adv_alpha"] = 2.5 * eps / steps if isinstance(eps, (int, float)) else None
+    if "adv_steps" not in old:  # the old default
+        old["adv_steps"] = 3
+    for key, value in old.items():
+        section, _, name = RENAMED[key].partition(".")
+        if section == "attack":
+            attack[name] = value
+        else:
+            data["robust"] = {**(data.get("robust") or {}), name: value}
+    data["attack"] = attack
+    return data
 
 
 @dataclass(frozen=True)
@@ -193,6 +229,9 @@ GAMMA_DEFAULT = 0.1  # [design] robust.gamma of the racl strategy when not set (
 
 @dataclass(frozen=True)
 class SearchConfig:
+    RENAMED = RENAMED  # racl.config: old keys, named in errors
+    upgrade = staticmethod(upgrade)  # racl.config: old saved configs still load
+
     strategy: str = "racl"       # racl | darts | random (same supernet, data and budget)
     seed: int = 0
     epochs: int = 50             # [paper]
@@ -210,6 +249,7 @@ class SearchConfig:
     bound: BoundConfig = field(default_factory=BoundConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     robust: RobustConfig = field(default_factory=RobustConfig)
+    attack: AttackSpec = SEARCH_ATTACK  # x' of the weight step when robust.adv is not none (frozen: shared)
     darts: DartsConfig = field(default_factory=DartsConfig)
     random: RandomConfig = field(default_factory=RandomConfig)
 

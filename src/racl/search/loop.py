@@ -194,7 +194,7 @@ def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
             group["lr"] = learning_rate(c, e, step, steps)
         try:
             res = weight_step(run.supernet, run.w_opt, run.strategy.sample_weights(run.generators["sample"]),
-                              x, y, c.robust, c.optim.grad_clip, c.gamma)
+                              x, y, c.robust, c.attack, c.optim.grad_clip, c.gamma)
             arch = (run.strategy.arch_step(*arch_batch, run.generators["sample"], run.global_step)
                     if arch_steps else {})
         except FloatingPointError as err:

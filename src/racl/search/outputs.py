@@ -18,6 +18,7 @@ from typing import Any
 from racl.errors import RaclError
 from racl.lifecycle import CONFIG, METRICS, RunFolder
 from racl.lifecycle import check_resumable as check_same
+from racl.search.config import config_from_dict, config_to_dict
 from racl.search_space.draw import draw_genotype
 from racl.search_space.genotype import Genotype
 
@@ -28,7 +29,8 @@ STATE_FORMAT = "racl-search-v2"  # v2: the strategy's optimiser and bound inside
 
 
 def search_folder(out_dir: str | Path) -> RunFolder:
-    return RunFolder(out_dir, "search run", RUN_FILES, extra=PICTURES)
+    return RunFolder(out_dir, "search run", RUN_FILES, extra=PICTURES,
+                     normalise=lambda saved: config_to_dict(config_from_dict(saved)))  # old keys: as now
 
 
 def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> bool:

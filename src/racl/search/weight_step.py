@@ -15,25 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from racl.attacks import AttackSpec
 from racl.distributed import average_gradients
 from racl.search.config import RobustConfig
 from racl.supernet import ArchWeights, FixedArch, Supernet
 
 
 def adversarial_inputs(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
-                       cfg: RobustConfig) -> torch.Tensor:
-    """x itself (adv = none), FGSM with a random start, or PGD-k, against f(.; weights)."""
-    if cfg.adv == "none" or cfg.adv_eps == 0:
+                       cfg: RobustConfig, attack: AttackSpec) -> torch.Tensor:
+    """x itself (robust.adv = none), or `attack`'s FGSM-RS or PGD example against f(.; weights)."""
+    if cfg.adv == "none" or attack.eps == 0:
         return x
-    from racl.attacks import FGSM, PGD
-
-    model = FixedArch(supernet, weights)
-    if cfg.adv == "fgsm_rs":
-        attack = FGSM(model, cfg.adv_eps, alpha=cfg.step_size(), random_start=True, model_mode=cfg.adv_mode)
-    else:
-        attack = PGD(model, cfg.adv_eps, alpha=cfg.step_size(), steps=cfg.adv_steps, random_start=True,
-                     model_mode=cfg.adv_mode)
-    return attack(x, y)
+    return attack.attack(FixedArch(supernet, weights), cfg.adv, model_mode=cfg.attack_mode)(x, y)
 
 
 @dataclass
@@ -61,11 +54,11 @@ def weight_loss(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: to
 
 
 def weight_step(supernet: Supernet, optimizer: torch.optim.Optimizer, weights: ArchWeights,
-                x: torch.Tensor, y: torch.Tensor, cfg: RobustConfig, grad_clip: float,
+                x: torch.Tensor, y: torch.Tensor, cfg: RobustConfig, attack: AttackSpec, grad_clip: float,
                 gamma: float) -> WeightStepResult:
     """One SGD step on the supernet weights; raises FloatingPointError on a non-finite loss.
     gamma: the weight of the input-gradient norm (SearchConfig.gamma: robust.gamma resolved)."""
-    x_used = adversarial_inputs(supernet, weights, x, y, cfg)
+    x_used = adversarial_inputs(supernet, weights, x, y, cfg, attack)
     optimizer.zero_grad(set_to_none=True)
     loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, gamma)
     if not torch.isfinite(loss):

@@ -136,15 +136,12 @@ class TrainConfig:
         check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
     def resolved(self) -> "TrainConfig":
-        """The same config with method defaults filled in (what a run actually uses): alpha = eps / 4
-        (the attack's one rule) or, for fgsm_rs, 1.25 eps (Wong et al.); the crafting mode."""
+        """The same config with method defaults filled in (what a run actually uses): alpha by
+        `AttackSpec.resolved` (eps / 4, or 1.25 eps for fgsm_rs); the crafting mode."""
         adv = self.objective.adv
-        alpha = self.attack.alpha
-        if alpha is None:
-            alpha = 1.25 * self.attack.eps if adv == "fgsm_rs" else self.attack.step_size()
+        attack = self.attack.resolved(adv)
         mode = self.objective.attack_mode or ("eval" if adv == "trades" else "train")
-        return dataclasses.replace(self, attack=dataclasses.replace(self.attack, alpha=alpha),
-                                   objective=dataclasses.replace(self.objective, attack_mode=mode))
+        return dataclasses.replace(self, attack=attack, objective=dataclasses.replace(self.objective, attack_mode=mode))
 
     def validation_attack(self) -> AttackSpec:
         """The attack of robust validation: PGD-`val_steps` at the training eps and norm, step by the

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from racl.attacks import FGSM, PGD
+from racl.attacks import PGD
 from racl.training.config import TrainConfig
 
 
@@ -91,10 +91,7 @@ def make_objective(model: nn.Module, config: TrainConfig, forward_model: nn.Modu
     if o.adv == "trades":
         attack = TradesAttack(model, a.eps, alpha=a.step_size(), steps=a.steps, norm=a.norm, model_mode=o.attack_mode)
         return lambda x, y: _trades(fwd, attack, x, y, o.trades_beta, aux_weight)
-    if o.adv == "fgsm_rs":
-        attack = FGSM(model, a.eps, alpha=a.step_size(), random_start=a.random_start, model_mode=o.attack_mode)
-    else:
-        attack = a.pgd(model, model_mode=o.attack_mode)
+    attack = a.attack(model, o.adv, model_mode=o.attack_mode)  # pgd | fgsm_rs
     return lambda x, y: _madry(model, attack, x, y, aux_weight, fwd)
 
 

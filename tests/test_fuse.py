@@ -1,11 +1,17 @@
 """Eval-mode BN folding (racl.models.fuse) and the attacks that run on the folded copy."""
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
 
+import racl.models
 from racl.attacks import PGD
 from racl.models import build_model
 from racl.models.fuse import fold_batchnorm
+from racl.search.config import get_preset
+from racl.search.strategies import build_strategy
+from racl.supernet import FixedArch, Supernet
 
 
 def _trained_like(model: nn.Module, seed: int = 0) -> nn.Module:
@@ -70,12 +76,8 @@ def test_pgd_on_the_folded_copy_matches_pgd_on_the_model():
 
 
 def test_a_supernet_is_attacked_as_it_is():
-    """The supernet's fast path reads its ops' BN modules itself: no folding there (adv_mode eval)."""
-    from racl.search.config import get_preset
-    from racl.search.strategies import build_strategy
-    from racl.supernet import FixedArch
-    from racl.supernet import Supernet
-
+    """The supernet's cells read their ops' BN modules themselves: no folding there (attack_mode eval).
+    It says so itself (KEEPS_BATCHNORM): racl.models never imports racl.supernet."""
     torch.manual_seed(0)
     net = Supernet(num_classes=4, channels=4, layers=3).eval()
     strategy = build_strategy(get_preset("tiny"), net, (3, 8, 8))
@@ -84,3 +86,5 @@ def test_a_supernet_is_attacked_as_it_is():
     x, y = torch.rand(4, 3, 8, 8), torch.randint(0, 4, (4,))
     adv = PGD(model, eps=8 / 255, steps=2)(x, y)
     assert (adv - x).abs().max() <= 8 / 255 + 1e-6
+    models = Path(racl.models.__file__).parent
+    assert not [f.name for f in models.glob("*.py") if "racl.supernet" in f.read_text()]

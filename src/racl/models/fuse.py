@@ -7,8 +7,12 @@ up to float rounding, without the BN kernels in each of their forward/backward p
   - inside an nn.Sequential, a Conv2d immediately followed by a BatchNorm2d (ReLUConvBN, DilConv,
     the DARTS stem, ResNet shortcuts);
   - FactorizedReduce: each half of its BN into the conv that produces that half of the channels;
-  - ResNet-18's (conv1, bn1) and its blocks' (conv1, bn1), (conv2, bn2) (BN applied to the conv's output).
-WideResNet's BNs come before their convs (pre-activation) and stay as they are.
+  - a module's own (conv attribute, BN attribute) pairs, named by its class's `BN_FOLD_PAIRS` (ResNet-18
+    and its blocks: the BN applied to the conv's output).
+WideResNet's BNs come before their convs (pre-activation) and stay as they are. A module whose class
+sets `KEEPS_BATCHNORM = True` (the search supernet: its cells read their ops' BN modules) is never
+folded: a model that holds one is returned as it is. This module knows no network type but the
+search space's FactorizedReduce.
 """
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from racl.models.layers import Normalize
+from racl.search_space.ops import FactorizedReduce
 
 
 def _bn_slice(bn: nn.BatchNorm2d, start: int, stop: int) -> nn.BatchNorm2d:
@@ -70,24 +77,17 @@ def _fold_factorized_reduce(module: nn.Module) -> int:
     return 1
 
 
-def _attribute_pairs() -> dict[type, tuple[tuple[str, str], ...]]:
-    from racl.models.resnet import BasicBlock, ResNet18
-
-    return {ResNet18: (("conv1", "bn1"),), BasicBlock: (("conv1", "bn1"), ("conv2", "bn2"))}
-
-
 def _fold_sites(model: nn.Module) -> list[Callable[[], int]]:
     """One in-place folding per place of `model` that holds a foldable conv -> BN pair."""
-    from racl.search_space.ops import FactorizedReduce
-
-    pairs, sites = _attribute_pairs(), []
+    sites = []
     for module in model.modules():
         if isinstance(module, nn.Sequential) and _sequential_pairs(module):
             sites.append(partial(_fold_sequential, module))
         elif isinstance(module, FactorizedReduce) and isinstance(module.bn, nn.BatchNorm2d):
             sites.append(partial(_fold_factorized_reduce, module))
-        elif type(module) in pairs:
-            sites.append(partial(_fold_pairs, module, pairs[type(module)]))
+        elif getattr(module, "BN_FOLD_PAIRS", ()) and isinstance(getattr(module, module.BN_FOLD_PAIRS[0][1]),
+                                                                   nn.BatchNorm2d):
+            sites.append(partial(_fold_pairs, module, module.BN_FOLD_PAIRS))
     return sites
 
 
@@ -95,11 +95,9 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
     """(eval-mode copy of `model` with the BNs folded, number of BNs folded); `model` is not changed.
 
     Returned as it is, with 0 (no copy made): a model with nothing to fold (e.g. WideResNet), a
-    supernet (its fast path reads the BN modules of its ops itself), and a model that cannot be
-    deep-copied (e.g. one holding non-leaf tensors)."""
-    from racl.supernet import Supernet
-
-    if not _fold_sites(model) or any(isinstance(m, Supernet) for m in model.modules()):
+    model holding a KEEPS_BATCHNORM module (the supernet), and a model that cannot be deep-copied
+    (e.g. one holding non-leaf tensors)."""
+    if not _fold_sites(model) or any(getattr(m, "KEEPS_BATCHNORM", False) for m in model.modules()):
         return model, 0
     try:
         folded = copy.deepcopy(model).eval()
@@ -113,6 +111,4 @@ def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, int]:
 
 
 def _is_channels_last(model: nn.Module) -> bool:
-    from racl.models.layers import Normalize
-
     return any(isinstance(m, Normalize) and m.channels_last for m in model.modules())

@@ -11,6 +11,8 @@ from racl.models.layers import Normalize
 
 
 class BasicBlock(nn.Module):
+    BN_FOLD_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"))  # racl.models.fuse: BN applied to the conv's output
+
     def __init__(self, c_in: int, c_out: int, stride: int):
         super().__init__()
         self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
@@ -27,6 +29,8 @@ class BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
+    BN_FOLD_PAIRS = (("conv1", "bn1"),)  # racl.models.fuse
+
     def __init__(self, num_classes: int = 10, in_channels: int = 3, width: int = 64,
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25)):
         super().__init__()

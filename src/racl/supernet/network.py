@@ -37,6 +37,8 @@ def _active(alpha: torch.Tensor, beta: torch.Tensor) -> list[list[bool]]:
 class Supernet(nn.Module):
     """DARTS search network; `forward(x, weights)` -> logits, x in [0, 1]."""
 
+    KEEPS_BATCHNORM = True  # racl.models.fuse never folds it: the cells read their ops' BN modules
+
     def __init__(self, num_classes: int = 10, channels: int = 16, layers: int = 8, steps: int = 4,
                  multiplier: int = 4, stem_multiplier: int = 3, in_channels: int = 3,
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25),

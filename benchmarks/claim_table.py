@@ -1,40 +1,209 @@
-"""Collect the claim comparison (PGD-20, all seeds) and its AutoAttack evaluations into one table.
+"""The tables of the claim experiment (benchmarks/claim.sh), in Markdown on stdout.
 
-Usage: .venv/bin/python benchmarks/claim_table.py [ROOT]   (default runs/claim)
+Reads whatever has finished under ROOT (default runs/claim32): the reference comparison, the
+searches, each searched cell's comparison, the strong evaluations (PGD-100, AutoAttack, eps sweep),
+the Lipschitz reports and the ablation. Nothing is hard-coded: rerun it as runs finish.
+
+Power: the seed-to-seed standard deviation s of an accuracy, pooled over the architectures with at
+least two finished seeds, gives the smallest difference between two architectures' means over n
+seeds each that a two-sided two-sample t-test at level 0.05 detects with 80% power:
+    MDD = (t_{0.975, 2n-2} + t_{0.80, 2n-2}) * s * sqrt(2 / n).
+
+Usage: .venv/bin/python benchmarks/claim_table.py [ROOT]
 """
+from __future__ import annotations
+
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
 
-root = Path(sys.argv[1] if len(sys.argv) > 1 else "runs/claim")
+import torch
+
+from racl.checkpoint import load_model_checkpoint
+from racl.search.loop import parameter_free
+from racl.search_space import Genotype
+
+# Student t quantiles by degrees of freedom (two-sided 0.05 -> 0.975; power 0.8 -> 0.80)
+T975 = {2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 10: 2.228, 12: 2.179, 16: 2.120}
+T80 = {2: 1.061, 3: 0.978, 4: 0.941, 5: 0.920, 6: 0.906, 7: 0.896, 8: 0.889, 10: 0.879, 12: 0.873, 16: 0.865}
 
 
-def pct(values):
+def load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def pct(values: list[float], digits: int = 1) -> str:
     if not values:
         return "-"
     mean = 100 * statistics.mean(values)
-    return f"{mean:.1f} ± {100 * statistics.stdev(values):.1f}" if len(values) > 1 else f"{mean:.1f}"
+    if len(values) == 1:
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f} ± {100 * statistics.stdev(values):.{digits}f}"
 
 
-print("| architecture | params | clean % | PGD-20 % | AutoAttack % (seeds) | ln L global / local (seed 0) |")
-print("|---|---|---|---|---|---|")
-for cmp in ("compare-searched", "compare-published"):
-    for arch in json.loads((root / cmp / "results.json").read_text())["archs"]:
-        label = arch["label"]
-        cells = sorted((root / cmp / "runs" / label).glob("seed*"))
-        res = [json.loads((c / "result.json").read_text()) for c in cells]
-        aa = {}
-        for c in cells:
-            for name in ("result-autoattack.json", "eval-autoattack/results.json"):
-                f = c / name
-                if f.is_file():
-                    aa[c.name] = json.loads(f.read_text())["robust_accuracy"]["autoattack"]
-        lip = root / "lipschitz" / label / "lipschitz.json"
-        lip_text = "-"
-        if lip.is_file():
-            lj = json.loads(lip.read_text())
-            lip_text = f"{lj['log_global_bound']:.1f} / {lj['log_local_estimate']:.2f}"
-        print(f"| {label} | {res[0]['params']:,} | {pct([r['clean_accuracy'] for r in res])} | "
-              f"{pct([r['robust_accuracy']['pgd20'] for r in res])} | {pct(list(aa.values()))} "
-              f"({', '.join(k.replace('seed', '') for k in sorted(aa)) or '-'}) | {lip_text} |")
+def mdd(s: float, n: int) -> float:
+    df = 2 * n - 2
+    key = max(k for k in T975 if k <= df)
+    return (T975[key] + T80[key]) * s * math.sqrt(2 / n)
+
+
+def mflops(checkpoint: Path) -> float:
+    """Forward MFLOPs of one image (convolutions and matrix products; torch's FlopCounterMode)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, meta = load_model_checkpoint(checkpoint)
+    model.eval()
+    shape = meta.get("input_shape") or [3, 32, 32]
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *shape))
+    return counter.get_total_flops() / 1e6
+
+
+def runs_of(compare: Path) -> list[dict]:
+    """Every finished run of a comparison folder, with its strong evaluation and Lipschitz report."""
+    out = []
+    for result in sorted(compare.glob("runs/*/seed*/result.json")):
+        run = json.loads(result.read_text())
+        cell = result.parent
+        run["strong"] = load(cell / "eval-strong" / "results.json")
+        run["lipschitz"] = load(cell / "lipschitz" / "lipschitz.json")
+        run["cell"] = cell
+        out.append(run)
+    return out
+
+
+def by_label(runs: list[dict]) -> dict[str, list[dict]]:
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        groups.setdefault(r["label"], []).append(r)
+    return groups
+
+
+def strong(runs: list[dict], name: str) -> list[float]:
+    return [r["strong"]["robust_accuracy"][name] for r in runs if r["strong"]]
+
+
+def row(label: str, runs: list[dict], flops: dict[str, float]) -> str:
+    first = runs[0]
+    lip = next((r["lipschitz"] for r in runs if r["lipschitz"]), None)
+    lip_text = f"{lip['log_global_bound']:.1f} / {lip['log_local_estimate']:.2f}" if lip else "-"
+    n_strong = sum(1 for r in runs if r["strong"])
+    return (f"| {label} | {first['params']:,} | {flops.get(label, float('nan')):.1f} | "
+            f"{pct([r['clean_accuracy'] for r in runs])} | {pct([r['robust_accuracy']['pgd20'] for r in runs])} | "
+            f"{pct([r['robust_accuracy']['cw'] for r in runs])} | {pct([r['worst_case_accuracy'] for r in runs])} | "
+            f"{pct(strong(runs, 'pgd100'))} | {pct(strong(runs, 'autoattack'))} ({n_strong}) | "
+            f"{statistics.mean(r['train_seconds'] for r in runs):.0f} | {len(runs)} | {lip_text} |")
+
+
+HEADER = ("| architecture | params | MFLOPs | clean % | PGD-20 % | CW % | worst % | PGD-100 % * | AutoAttack % * (n) "
+          "| train s | seeds | ln L global / local |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def search_rows(root: Path) -> list[str]:
+    lines = ["| search | seconds | normal cell | reduction cell | param-free (normal / reduce) | Pr(L<=Lbar) | nu | "
+             "ln L genotype |", "|---|---|---|---|---|---|---|---|"]
+    for d in sorted((root / "search").glob("*-seed*")):
+        if not d.is_dir() or not (d / "genotype.json").is_file():
+            continue
+        metrics = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        g = Genotype.from_dict(json.loads((d / "genotype.json").read_text()))
+        last = metrics[-1]
+        short = lambda edges: ", ".join(f"{op.replace('_conv', '').replace('_connect', '').replace('_3x3', '3')
+                                         .replace('_5x5', '5').replace('_pool', '')}" for op, _ in edges)
+        pr = last.get("prob_within_bound")
+        lines.append(f"| {d.name} ({len(metrics)} ep) | {sum(m.get('seconds') or 0 for m in metrics):.0f} | "
+                     f"{short(g.normal)} | {short(g.reduce)} | {parameter_free(g.normal)} / {parameter_free(g.reduce)} | "
+                     f"{'-' if pr is None else f'{pr:.3f}'} | {last.get('dual_nu') or 0:.3f} | "
+                     f"{last.get('ln_l_genotype', float('nan')):.2f} |")
+    return lines
+
+
+def main(root: Path) -> None:
+    reference = runs_of(root / "compare-reference")
+    searched = [r for c in sorted((root / "compare-searched").glob("*")) for r in runs_of(c)]
+    groups = by_label(reference)
+    searched_groups = by_label(searched)
+    flops = {}
+    for label, runs in {**groups, **searched_groups}.items():
+        flops[label] = mflops(Path(runs[0]["checkpoint"]))
+
+    print("## Power of the protocol (reference architectures, seed-to-seed)\n")
+    print("| metric | pooled seed std (points) | architectures | MDD, 3 vs 3 seeds (points) |\n|---|---|---|---|")
+    for name, get in (("clean", lambda r: r["clean_accuracy"]), ("PGD-20", lambda r: r["robust_accuracy"]["pgd20"]),
+                      ("CW", lambda r: r["robust_accuracy"]["cw"]),
+                      ("AutoAttack (100 images)", lambda r: r["strong"]["robust_accuracy"]["autoattack"]
+                       if r["strong"] else None)):
+        variances = []
+        for runs in groups.values():
+            vals = [v for v in map(get, runs) if v is not None]
+            if len(vals) >= 2:
+                variances.append(statistics.variance(vals))
+        if variances:
+            s = math.sqrt(statistics.mean(variances))
+            print(f"| {name} | {100 * s:.2f} | {len(variances)} | {100 * mdd(s, 3):.1f} |")
+        else:
+            print(f"| {name} | - | 0 | - |")
+
+    if {"WEAK", "DARTS_V2", "RACL"} <= groups.keys():
+        print("\n## Control: the skip/pool-only cell against DARTS_V2 and the published RACL cell (PGD-20)\n")
+        weak = [r["robust_accuracy"]["pgd20"] for r in groups["WEAK"]]
+        for other in ("DARTS_V2", "RACL"):
+            vals = [r["robust_accuracy"]["pgd20"] for r in groups[other]]
+            d = 100 * (statistics.mean(vals) - statistics.mean(weak))
+            print(f"- {other} - WEAK: {d:+.1f} points (n = {len(vals)} vs {len(weak)})")
+
+    print("\n## Comparison (mean ± sample std over training seeds)\n")
+    print("\\* PGD-100 and standard AutoAttack on a fixed subset of 100 test images (seed 0); (n) = seeds evaluated.\n")
+    print(HEADER)
+    for label, runs in groups.items():
+        print(row(label, runs, flops))
+    for label, runs in searched_groups.items():
+        print(row(label, runs, flops))
+    by_strategy: dict[str, list[dict]] = {}
+    for r in searched:
+        by_strategy.setdefault(r["label"].split("-seed")[0], []).append(r)
+    if by_strategy:
+        print("\n### Searched cells by strategy (all search seeds x training seeds)\n")
+        print("| strategy | search seeds | runs | clean % | PGD-20 % | CW % | std of search-seed means (PGD-20) |")
+        print("|---|---|---|---|---|---|---|")
+        for strategy, runs in sorted(by_strategy.items()):
+            means = [statistics.mean(r["robust_accuracy"]["pgd20"] for r in rs) for rs in by_label(runs).values()]
+            spread = f"{100 * statistics.stdev(means):.1f}" if len(means) > 1 else "-"
+            print(f"| {strategy} | {len(means)} | {len(runs)} | {pct([r['clean_accuracy'] for r in runs])} | "
+                  f"{pct([r['robust_accuracy']['pgd20'] for r in runs])} | "
+                  f"{pct([r['robust_accuracy']['cw'] for r in runs])} | {spread} |")
+
+    sweeps = [(label, r) for label, runs in {**groups, **searched_groups}.items() for r in runs
+              if r["seed"] == 0 and r["strong"] and r["strong"].get("eps_sweep")]
+    if sweeps:
+        eps_text = sweeps[0][1]["strong"]["eps_sweep"]["eps_text"]
+        print("\n## Robust accuracy against eps (PGD-20, seed 0, 100 images)\n")
+        print("| architecture | " + " | ".join(eps_text) + " |\n|---|" + "---|" * len(eps_text))
+        for label, r in sweeps:
+            curve = r["strong"]["eps_sweep"]["robust_accuracy"]["pgd20"]
+            print(f"| {label} | " + " | ".join(f"{100 * v:.0f}" for v in curve) + " |")
+
+    print("\n## Searches\n")
+    print("\n".join(search_rows(root)))
+
+    ablation = load(root / "ablation" / "ablation.json")
+    if ablation:
+        print("\n## Ablation (racl ablate at this protocol)\n")
+        print((root / "ablation" / "ablation.md").read_text())
+
+    cpu = {"training": sum(r["train_seconds"] for r in reference + searched),
+           "evaluation (PGD-20, CW)": sum(r["eval_seconds"] for r in reference + searched),
+           "strong evaluation": sum(sum(r["strong"]["seconds"].values()) for r in reference + searched
+                                    if r["strong"]),
+           "search": sum(json.loads(x).get("seconds") or 0 for f in (root / "search").glob("*/metrics.jsonl")
+                         for x in f.read_text().splitlines() if x.strip())}
+    print("\n## Wall time of the finished pieces (one thread each)\n")
+    for k, v in cpu.items():
+        print(f"- {k}: {v / 3600:.2f} h")
+    print(f"- total: {sum(cpu.values()) / 3600:.2f} h")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/claim32"))

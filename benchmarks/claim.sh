@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The paper's claim at 32x32 (docs/claim.md): does the RACL search buy robustness at equal cost?
+#
+# One script for the whole experiment. Resumable at any point (kill it; run it again) and safe to run
+# several times at once, one process per core: searches are locked with flock, comparison runs are
+# claimed by `racl compare` itself, so parallel workers share the work. Every run adds finished pieces.
+#
+#   benchmarks/claim.sh                      all stages in order
+#   STAGES="reference searches" benchmarks/claim.sh    chosen stages, in that order
+#   benchmarks/claim.sh &  STAGES="searches reference searched" benchmarks/claim.sh &   two workers
+#
+# Stages:
+#   reference  controls and published cells: WEAK (skip/pool only), DARTS_V2, RACL, ADVRUSH, PC_DARTS,
+#              ResNet-18 at a width matched to DARTS_V2's parameters, each trained with SEEDS
+#   searches   racl and darts search seeds 0 1 2, random seed 0 (quick preset, the same training data)
+#   searched   each finished search's cell trained with SEEDS (one comparison folder per search)
+#   ablation   racl ablate: full, point (no confidence learning), no_gradnorm; search seed 0 (one worker)
+#   robustness every checkpoint (seed 0 of all first): PGD-100 and standard AutoAttack on 100 test images,
+#              eps sweep (PGD-20); seed 0: global Lipschitz bound vs local estimate (racl lipschitz)
+#   table      benchmarks/claim_table.py -> ROOT/claim.md
+set -euo pipefail
+ROOT=${ROOT:-runs/claim32}
+ZIP=${ZIP:-../shared/data/cifar10-train-jpg.zip}
+RACL=${RACL:-.venv/bin/racl}
+STAGES=${STAGES:-reference searches searched ablation robustness table}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+# 500 images per class at 32x32, stratified split with data seed 0: train 4,000 / val 500 / test 500.
+DATA=(--dataset imagefolder --data-dir "$ZIP" --limit 500 --data-seed 0)
+# the training protocol: FGSM-RS (Wong et al. 2020) at eps 8/255, step 10/255; C = 8, 5 cells
+BUDGET=(--epochs 10 --channels 8 --layers 5 --batch-size 64 --lr 0.05 --adv fgsm_rs --eps 8/255
+        --drop-path 0 --val-images 0)
+EVAL=(--checkpoint last --attacks pgd20,cw --eval-limit 0 --eval-seed 0)
+SEEDS=(0 1 2)
+SEARCH=(--preset quick)  # supernet C = 8, 5 cells, 4 epochs (1 warm-up), batch 32
+RESNET_WIDTH=${RESNET_WIDTH:-4}  # 44,622 params: closest to the published cells' mean (55,816) at C = 8, 5 cells
+mkdir -p "$ROOT/search" "$ROOT/logs"
+
+compare() {  # compare NAME ARCH...: one comparison folder; --resume both starts and continues it
+  local name=$1; shift
+  "$RACL" compare --genotypes "$@" --seeds "${SEEDS[@]}" "${DATA[@]}" "${BUDGET[@]}" "${EVAL[@]}" \
+    --resnet-width "$RESNET_WIDTH" --out "$ROOT/$name" --resume >> "$ROOT/logs/$name.$$.log" 2>&1
+}
+
+search_done() {  # search_done DIR: all its epochs are in metrics.jsonl
+  [ -f "$1/metrics.jsonl" ] && [ "$(wc -l < "$1/metrics.jsonl")" -ge 4 ]
+}
+
+search() {  # search STRATEGY SEED (skipped while another worker holds it)
+  local out="$ROOT/search/$1-seed$2"
+  search_done "$out" && return 0
+  local flag=--overwrite; [ -f "$out/checkpoint.safetensors" ] && flag=--resume
+  flock -n "$out.lock" "$RACL" search "${SEARCH[@]}" --strategy "$1" --seed "$2" "${DATA[@]}" --out "$out" \
+    $flag >> "$ROOT/logs/search-$1-seed$2.log" 2>&1 || echo "search $1 seed $2: busy elsewhere or failed"
+}
+
+main() {  # a function: bash reads it whole, so editing this file does not disturb running workers
+for stage in $STAGES; do
+  echo "== $stage ($(date -u +%H:%M:%S))"
+  case $stage in
+    reference)
+      compare compare-reference WEAK=benchmarks/genotypes/weak_skip_pool.json DARTS_V2 RACL ADVRUSH \
+        PC_DARTS resnet18 ;;
+    searches)
+      for s in 0 1 2; do search darts "$s"; search racl "$s"; done
+      search random 0 ;;
+    searched)
+      for dir in "$ROOT"/search/*-seed*/; do
+        dir=${dir%/}; name=$(basename "$dir")
+        search_done "$dir" && compare "compare-searched/$name" "$name=$dir"
+      done ;;
+    ablation)
+      flock -n "$ROOT/ablation.lock" "$RACL" ablate --variants full point no_gradnorm --search-preset quick --search-seeds 0 \
+        --seeds "${SEEDS[@]}" "${DATA[@]}" "${BUDGET[@]}" --attacks pgd20,cw --eval-limit 0 \
+        --out "$ROOT/ablation" >> "$ROOT/logs/ablation.$$.log" 2>&1 || echo "ablation: busy elsewhere or failed" ;;
+    robustness)
+      for seed in "${SEEDS[@]}"; do
+        for ckpt in "$ROOT"/compare-reference/runs/*/seed$seed/train/last.safetensors \
+                    "$ROOT"/compare-searched/*/runs/*/seed$seed/train/last.safetensors; do
+          [ -f "$ckpt" ] || continue
+          cell=$(dirname "$(dirname "$ckpt")")
+          [ -f "$cell/eval-strong/results.json" ] || flock -n "$cell/eval-strong.lock" "$RACL" evaluate \
+            --checkpoint "$ckpt" "${DATA[@]}" --attacks pgd100,autoattack --eps 8/255 --n-images 100 --seed 0 \
+            --eps-sweep 0,2/255,4/255,8/255,12/255 --sweep-attacks pgd20 --out "$cell/eval-strong" --resume \
+            >> "$ROOT/logs/robustness.log" 2>&1 || echo "evaluate $ckpt: busy elsewhere or failed"
+          [ "$seed" = 0 ] && { [ -f "$cell/lipschitz/lipschitz.json" ] || flock -n "$cell/lipschitz.lock" \
+            "$RACL" lipschitz --checkpoint "$ckpt" "${DATA[@]}" --n-images 64 --out "$cell/lipschitz" \
+            >> "$ROOT/logs/robustness.log" 2>&1 || echo "lipschitz $ckpt: busy elsewhere or failed"; }
+        done
+      done ;;
+    table)
+      .venv/bin/python benchmarks/claim_table.py "$ROOT" > "$ROOT/claim.md" && cat "$ROOT/claim.md" ;;
+    *) echo "unknown stage $stage (known: reference searches searched ablation robustness table)"; exit 2 ;;
+  esac
+done
+}
+
+main "$@"; exit

@@ -13,9 +13,8 @@ from torch.nn import functional as F
 from racl.models import build_model
 from racl.models.layers import use_fast_path
 from racl.search_space import PRIMITIVES
-from racl.search_space.ops import SharedReLU
-from racl.supernet import ArchWeights, Supernet
-from racl.supernet.fast import fast_cell_forward
+from racl.search_space.ops import NodeCache, SharedReLU, batch_norm_scaled
+from racl.supernet import ArchWeights, Supernet, make_search_op
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -80,7 +79,7 @@ def test_whole_supernet_step_matches_in_train_and_eval_mode() -> None:
     _assert_close(_grads(ref, x, y, w), _grads(fast, x, y, w))
 
 
-def test_fast_cell_forward_equals_cell_forward_with_zero_weights() -> None:
+def test_fast_cell_equals_reference_cell_with_zero_weights() -> None:
     ref, _ = _pair()
     cell = ref.cells[0]
     s = torch.rand(2, cell.preprocess0[1].in_channels, 8, 8)
@@ -89,9 +88,62 @@ def test_fast_cell_forward_equals_cell_forward_with_zero_weights() -> None:
     active = ((alpha != 0) & (beta != 0).unsqueeze(-1)).tolist()
     for row in active:
         row[0] = False
-    plain = cell(s, s, alpha, beta, active)
-    fast = fast_cell_forward(copy.deepcopy(cell), SharedReLU(s), SharedReLU(s), alpha, beta, active)
+    plain = cell(s, s, alpha, beta, active)  # tensors: the reference formulation
+    fast = copy.deepcopy(cell)(SharedReLU(s), SharedReLU(s), alpha, beta, active)  # SharedReLU: the fast one
     torch.testing.assert_close(fast, plain, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("name", PRIMITIVES[1:])
+def test_every_op_forward_shared_is_scale_times_forward(name: str, stride: int, momentum: float | None) -> None:
+    """op.forward_shared(node, scale) = scale * op(x): output, gradients, BN running statistics and
+    num_batches_tracked (momentum None: cumulative average), in train and eval mode."""
+    torch.manual_seed(0)
+    ref = make_search_op(name, 4, stride)
+    for m in ref.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = momentum
+    fast = copy.deepcopy(ref)
+    for train in (True, True, False):
+        ref.train(train), fast.train(train)
+        x = torch.randn(3, 4, 7, 7)
+        scale = torch.tensor(0.7)
+        outs = []
+        for op in (ref, fast):
+            xx, ss = x.clone().requires_grad_(True), scale.clone().requires_grad_(True)
+            y = ss * op(xx) if op is ref else op.forward_shared(NodeCache(xx), ss)
+            g = torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
+            outs.append([y.detach(), *torch.autograd.grad((y * g).sum(), [xx, ss, *op.parameters()])])
+        _assert_close(*outs)
+        for (k, v), w in zip(ref.state_dict().items(), fast.state_dict().values(), strict=True):
+            torch.testing.assert_close(w.float(), v.float(), rtol=RTOL, atol=ATOL, msg=k)
+
+
+def test_node_cache_pools_once_per_setting() -> None:
+    settings = [("max_pool_3x3", 1), ("max_pool_3x3", 1), ("max_pool_3x3", 2), ("avg_pool_3x3", 1)]
+    max1, max1b, max2, avg1 = (make_search_op(name, 4, stride) for name, stride in settings)
+    node = NodeCache(torch.randn(2, 4, 6, 6))
+    first = node.pool(max1[0], max1.pool_key)
+    assert node.pool(max1b[0], max1b.pool_key) is first  # another edge, same pooling: shared
+    assert node.pool(max2[0], max2.pool_key).shape[-1] == 3
+    assert not torch.equal(node.pool(avg1[0], avg1.pool_key), first)
+    assert len({max1.pool_key, max2.pool_key, avg1.pool_key}) == 3
+
+
+def test_batch_norm_scaled_refuses_affine_bn() -> None:
+    with pytest.raises(ValueError, match="affine-free"):
+        batch_norm_scaled(torch.nn.BatchNorm2d(4), torch.randn(2, 4, 3, 3), torch.tensor(2.0))
+
+
+def test_cells_run_as_modules_in_both_formulations() -> None:
+    """One node loop (SearchCell.forward) for both: module hooks on the cells see the fast path too."""
+    for net in _pair():
+        calls = []
+        for cell in net.cells:
+            cell.register_forward_hook(lambda m, a, out: calls.append(out.shape))
+        net(torch.rand(2, 3, 16, 16), _weights(net))
+        assert len(calls) == len(net.cells), net.ops
 
 
 @pytest.mark.parametrize("name", ["RACL", "DARTS_V2", "resnet18"])

@@ -1,13 +1,20 @@
 """The DARTS primitives (Liu et al., ICLR 2019), with DARTS's op definitions.
 
 Every op maps (B, C, H, W) -> (B, C, H / stride, W / stride).
+
+The supernet's fast path (racl.supernet.cell) calls each search op through `op.forward_shared(node,
+scale)` instead of `op(x)`: `scale * op(x)` for the node x = `node.x`, with the ReLU and pooling of x
+taken from `node` (a NodeCache, computed once for every edge leaving the node) and `scale` (the
+architecture weight) folded into the affine-free BatchNorm that ends the op (`batch_norm_scaled`).
 """
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Callable
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from racl.search_space.depthwise import DepthwiseConv2d
 
@@ -22,6 +29,25 @@ PRIMITIVES: tuple[str, ...] = (
     "dil_conv_5x5",
 )
 PARAMETER_FREE: frozenset[str] = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
+
+
+def batch_norm_scaled(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """`scale * bn(x)` for an affine-free BN, as one batch_norm call with weight = scale (None: bn(x)).
+
+    Updates the running statistics and num_batches_tracked exactly as `bn(x)` does (momentum None:
+    cumulative moving average)."""
+    if bn.affine:
+        raise ValueError("batch_norm_scaled folds the scale into the BN weight: the BN must be affine-free")
+    # .contiguous(): with a stride-0 (expanded) weight, torch 2.14.1's CPU channels-last batch_norm
+    # backward returned wrong input gradients (found by tests/test_fast_path.py; contiguous is right)
+    weight = None if scale is None else scale.expand(x.shape[1]).contiguous()
+    use_batch = bn.training or bn.running_mean is None
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:  # cumulative moving average, as nn.BatchNorm2d does
+            factor = 1.0 / float(bn.num_batches_tracked)
+    return F.batch_norm(x, bn.running_mean, bn.running_var, weight, None, use_batch, factor, bn.eps)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -55,6 +81,14 @@ class DilConv(nn.Sequential):
         """`relu`: ReLU(x) when the caller already has it (the fast path shares one per tensor)."""
         return self[3](self[2](self[1](self[0](x) if relu is None else relu)))
 
+    def forward_shared(self, node: NodeCache, scale: torch.Tensor) -> torch.Tensor:
+        """scale * self(node.x), from the node's shared ReLU (affine-free BN only)."""
+        return self.from_relu(node.relu(), scale)
+
+    def from_relu(self, relu: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        """scale * self(x) from relu = ReLU(x), the scale folded into the final BN (None: self(x))."""
+        return batch_norm_scaled(self[3], self[2](self[1](relu)), scale)
+
 
 class SepConv(nn.Sequential):
     """Two DilConv blocks with dilation 1; the first carries the stride."""
@@ -69,10 +103,18 @@ class SepConv(nn.Sequential):
         """`relu`: ReLU(x) when the caller already has it (the fast path shares one per tensor)."""
         return self[1](self[0](x, relu))
 
+    def forward_shared(self, node: NodeCache, scale: torch.Tensor) -> torch.Tensor:
+        """scale * self(node.x), from the node's shared ReLU (affine-free BNs only)."""
+        first = self[0].from_relu(node.relu(), None)
+        return self[1].from_relu(F.relu(first), scale)
+
 
 class Identity(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x
+
+    def forward_shared(self, node: NodeCache, scale: torch.Tensor) -> torch.Tensor:
+        return scale * node.x
 
 
 class Zero(nn.Module):
@@ -102,11 +144,30 @@ class FactorizedReduce(nn.Module):
 
     def forward(self, x: torch.Tensor, relu: torch.Tensor | None = None) -> torch.Tensor:
         """`relu`: ReLU(x) when the caller already has it (the fast path shares one per tensor)."""
-        x = self.relu(x) if relu is None else relu
-        y = x[:, :, 1:, 1:]
-        if y.shape[-1] != x.shape[-1] or y.shape[-2] != x.shape[-2]:
-            y = nn.functional.pad(y, (0, 1, 0, 1))  # keep odd sizes aligned with conv_1
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(y)], dim=1))
+        return self.bn(self._convs(self.relu(x) if relu is None else relu))
+
+    def forward_shared(self, node: NodeCache, scale: torch.Tensor) -> torch.Tensor:
+        """scale * self(node.x), from the node's shared ReLU (affine-free BN only)."""
+        return batch_norm_scaled(self.bn, self._convs(node.relu()), scale)
+
+    def _convs(self, relu: torch.Tensor) -> torch.Tensor:
+        """The two convolutions, concatenated, on relu = ReLU(x)."""
+        y = relu[:, :, 1:, 1:]
+        if y.shape[-1] != relu.shape[-1] or y.shape[-2] != relu.shape[-2]:
+            y = F.pad(y, (0, 1, 0, 1))  # keep odd sizes aligned with conv_1
+        return torch.cat([self.conv_1(relu), self.conv_2(y)], dim=1)
+
+
+class PoolBN(nn.Sequential):
+    """A pooling followed by an affine-free BN: the supernet's pool ops (as in the DARTS search network)."""
+
+    def __init__(self, pool: nn.MaxPool2d | nn.AvgPool2d, channels: int):
+        super().__init__(pool, nn.BatchNorm2d(channels, affine=False))
+        self.pool_key = (type(pool), repr(pool))  # equal keys: the same pooling (kind and every setting)
+
+    def forward_shared(self, node: NodeCache, scale: torch.Tensor) -> torch.Tensor:
+        """scale * self(node.x), the pooling shared by every edge leaving the node (its BN is not)."""
+        return batch_norm_scaled(self[1], node.pool(self[0], self.pool_key), scale)
 
 
 class SharedReLU:
@@ -128,6 +189,21 @@ class SharedReLU:
         if self.share and isinstance(op, (ReLUConvBN, DilConv, SepConv, FactorizedReduce)):
             return op(self.x, relu=self.relu())
         return op(self.x)
+
+
+class NodeCache(SharedReLU):
+    """A supernet node as every edge leaving it sees it: x, its shared ReLU (SharedReLU) and its
+    poolings, each computed once per pooling setting. `share` False: the reference formulation."""
+
+    def __init__(self, x: torch.Tensor, share: bool = True):
+        super().__init__(x, share)
+        self._pools: dict[Hashable, torch.Tensor] = {}
+
+    def pool(self, pool: nn.Module, key: Hashable) -> torch.Tensor:
+        """pool(x), computed on the first call with `key` (PoolBN.pool_key) and reused after."""
+        if key not in self._pools:
+            self._pools[key] = pool(self.x)
+        return self._pools[key]
 
 
 OpFactory = Callable[[int, int, bool], nn.Module]

@@ -15,7 +15,6 @@ from torch import nn
 from racl.models.layers import OPS_MODES, Normalize, use_fast_path
 from racl.search_space.ops import PRIMITIVES, SharedReLU
 from racl.supernet.cell import SearchCell, make_edges
-from racl.supernet.fast import fast_cell_forward
 
 
 class ArchWeights(NamedTuple):
@@ -46,7 +45,7 @@ class Supernet(nn.Module):
         super().__init__()
         if ops not in OPS_MODES:
             raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
-        self.ops = ops  # fast: channels-last + fast_cell_forward (same function); reference: plain DARTS
+        self.ops = ops  # fast: channels-last, SearchCell's fast formulation (same function); reference: DARTS
         self.steps, self.multiplier, self.layers = steps, multiplier, layers
         self.num_edges = len(make_edges(steps))
         self.num_ops = len(PRIMITIVES)
@@ -72,17 +71,13 @@ class Supernet(nn.Module):
         """x: (B, C_in, H, W) in [0, 1] -> logits (B, num_classes)."""
         active = {False: _active(weights.normal_alpha, weights.normal_beta),
                   True: _active(weights.reduce_alpha, weights.reduce_beta)}
-        s0 = s1 = self.stem(self.normalize(x))
-        shared = (SharedReLU(s0),) * 2
+        share = self.ops == "fast"  # a cell output's ReLU shared by the next two cells (SearchCell)
+        s0 = s1 = SharedReLU(self.stem(self.normalize(x)), share)
         for cell in self.cells:
             alpha, beta = ((weights.reduce_alpha, weights.reduce_beta) if cell.reduction
                            else (weights.normal_alpha, weights.normal_beta))
-            if self.ops == "fast":
-                s0, s1 = s1, fast_cell_forward(cell, *shared, alpha, beta, active[cell.reduction])
-                shared = (shared[1], SharedReLU(s1))
-            else:
-                s0, s1 = s1, cell(s0, s1, alpha, beta, active[cell.reduction])
-        return self.classifier(self.global_pooling(s1).flatten(1))
+            s0, s1 = s1, SharedReLU(cell(s0, s1, alpha, beta, active[cell.reduction]), share)
+        return self.classifier(self.global_pooling(s1.x).flatten(1))
 
 
 class FixedArch(nn.Module):

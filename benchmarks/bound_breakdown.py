@@ -22,7 +22,7 @@ import torch
 from racl.data import load_data_from_spec
 from racl.lipschitz.op_constants import bn_scale
 from racl.search.config import apply_overrides, config_from_dict
-from racl.search.loop import _build, _restore, recalibrate_bn
+from racl.search.loop import build_run, recalibrate_bn, restore_run
 from racl.search.outputs import CHECKPOINT
 from racl.search.strategies.base import make_bound
 from racl.state import load_state
@@ -51,11 +51,11 @@ def main() -> None:
     config = config_from_dict(state["config"])
     data = load_data_from_spec(state["data_spec"])
     measured = apply_overrides(config, ["bn=eval", f"recalibrate_batches={ARGS.recalibrate}"])
-    start = _build(measured, data, Path(ARGS.run), torch.device("cpu"))
+    start = build_run(measured, data, Path(ARGS.run), torch.device("cpu"))
     recalibrate_bn(start)
     init = summary(start)
-    run = _build(config, data, Path(ARGS.run), torch.device("cpu"))
-    _restore(run, state)
+    run = build_run(config, data, Path(ARGS.run), torch.device("cpu"))
+    restore_run(run, state)
     run = _build_like(run, measured)
     recalibrate_bn(run)
     trained = summary(run)

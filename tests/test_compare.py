@@ -14,7 +14,7 @@ from racl.compare.plan import MIN_WIDTH, count_params
 from racl.data import load_data
 from racl.errors import RaclError
 from racl.training import TrainConfig
-from racl.training.trainer import _Loop
+from racl.training.trainer import TrainLoop
 
 TINY = dict(epochs=1, channels=4, layers=3, batch_size=8, steps=2, val_images=8, drop_path=0.0)
 CLI = ["compare", "--dataset", "synthetic", "--limit", "8", "--image-size", "16", "--val-fraction", "0.2",
@@ -32,14 +32,14 @@ def finished(tmp_path_factory):
     """A 2 x 2 comparison run through the CLI; records every training batch each run saw."""
     out = tmp_path_factory.mktemp("cmp") / "cmp"
     seen: dict[str, list] = {}
-    original = _Loop.train_step
+    original = TrainLoop.train_step
 
     def record(self, x, y, epoch, i, totals):
         seen.setdefault(str(self.run.path), []).append((float(x.double().sum()), y.tolist()))
         return original(self, x, y, epoch, i, totals)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(_Loop, "train_step", record)
+        mp.setattr(TrainLoop, "train_step", record)
         code = main(CLI + ["--genotypes", "RACL", "darts_v2", "--seeds", "0", "1", "--out", str(out)])
     assert code == 0
     return out, seen

@@ -65,7 +65,7 @@ def run_ablation(base: SearchConfig, budget: TrainConfig, data: DataSplits, out:
                  variants: Sequence[str] = DEFAULT_VARIANTS, search_seeds: Sequence[int] = (0,),
                  train_seeds: Sequence[int] = (0,), attacks: Sequence[str] = ("pgd20",), eps: float | None = None,
                  eval_limit: int | None = 500, device: str = "cpu",
-                 log: Callable[[str], None] | None = print) -> dict[str, Any]:
+                 log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Search every variant x seed (skipping finished searches), compare the cells, write the table."""
     say = log or (lambda _m: None)
     out = Path(out)

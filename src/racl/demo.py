@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from racl.data import load_data
 from racl.errors import RaclError
+from racl.evaluation.run import evaluate_checkpoint
+from racl.report import build_report
+from racl.search.config import SearchConfig, config_from_dict
+from racl.search.loop import run_search
+from racl.training.config import TrainConfig
+from racl.training.trainer import train
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,7 @@ class DemoConfig:
     attacks: tuple[str, ...] = ("fgsm", "pgd20", "apgd-ce")
 
 
-def search_config(cfg: DemoConfig = DemoConfig()):
-    from racl.search.config import config_from_dict
-
+def search_config(cfg: DemoConfig = DemoConfig()) -> SearchConfig:
     return config_from_dict({
         "strategy": "racl", "seed": cfg.seed, "epochs": cfg.search_epochs, "warmup_epochs": cfg.search_warmup,
         "batch_size": cfg.batch_size, "eval_images": 180, "crop_padding": 2,
@@ -44,35 +49,29 @@ def search_config(cfg: DemoConfig = DemoConfig()):
     })
 
 
-def _train_config(cfg: DemoConfig):
-    from racl.training.config import TrainConfig
-
+def _train_config(cfg: DemoConfig) -> TrainConfig:
     return TrainConfig(epochs=cfg.train_epochs, batch_size=cfg.batch_size, lr=0.05, adv="pgd", eps=cfg.eps,
                        steps=5, channels=cfg.train_channels, layers=cfg.train_layers, drop_path=0.0,
                        crop_padding=2, seed=cfg.seed, val_images=180, val_steps=10)
 
 
 def run_demo(out_dir: str | Path, *, overwrite: bool = False, device: str = "cpu",
-             config: DemoConfig = DemoConfig(), log: Callable[[str], None] = print) -> Path:
-    """Run every stage into OUT/{search,train,evaluate,report}; returns the report's path."""
-    from racl.data import load_data
-    from racl.evaluation.run import evaluate_checkpoint
-    from racl.report import build_report
-    from racl.search.loop import run_search
-    from racl.training.trainer import train
-
+             config: DemoConfig = DemoConfig(), log: Callable[[str], None] | None = None) -> Path:
+    """Run every stage into OUT/{search,train,evaluate,report}; returns the report's path.
+    `log`: where the stage lines and the stages' epoch lines go (None: nowhere; the CLI passes print)."""
+    say = log or (lambda _m: None)
     out = Path(out_dir)
     if (out / "report" / "report.md").exists() and not overwrite:
         raise RaclError(f"{out} already holds a demo; pass --overwrite to run it again")
     data = load_data("digits", image_size=config.image_size, seed=config.seed)
-    log(f"[1/4] RACL search on digits ({len(data.train)} train images, {config.image_size}x{config.image_size})")
+    say(f"[1/4] RACL search on digits ({len(data.train)} train images, {config.image_size}x{config.image_size})")
     found = run_search(search_config(config), data, out / "search", overwrite=True, device=device, log=log)
-    log(f"[2/4] PGD adversarial training of the found genotype ({config.train_epochs} epochs)")
+    say(f"[2/4] PGD adversarial training of the found genotype ({config.train_epochs} epochs)")
     train(found.genotype, data, _train_config(config), out / "train", overwrite=True, device=device, log=log)
-    log(f"[3/4] evaluation: clean, {', '.join(config.attacks)} at eps {config.eps:.4f}")
+    say(f"[3/4] evaluation: clean, {', '.join(config.attacks)} at eps {config.eps:.4f}")
     evaluate_checkpoint(out / "train" / "best.safetensors", list(config.attacks), config.eps, out / "evaluate",
                         n_images=config.eval_images, sweep=(0.0, 2 / 255, 4 / 255, 8 / 255, 16 / 255),
                         sweep_attacks=("fgsm", "pgd20"), device=device)
-    log("[4/4] report")
+    say("[4/4] report")
     return build_report([out / "search", out / "train", out / "evaluate"], out / "report",
                         title="racl demo: search, adversarial training and evaluation on digits")

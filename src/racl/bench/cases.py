@@ -19,6 +19,7 @@ import torch
 from racl.attacks import PGD
 from racl.bench.timing import cuda_peak_mib, peak_rss_mib, reset_cuda_peak, time_median
 from racl.models import build_model
+from racl.models.layers import Normalize, crashes_channels_last
 from racl.search.config import config_from_dict
 from racl.search.strategies import build_strategy
 from racl.search.weight_step import weight_step
@@ -38,13 +39,11 @@ def set_memory_format(model: torch.nn.Module, channels_last: bool | None) -> tor
     """Force channels-last (True) or NCHW (False) weights and activations; None leaves `ops`'s choice.
 
     Forcing channels-last keeps NCHW on CPU for the narrow strided convolutions torch 2.14.1 crashes
-    on (racl.models.layers._crashes_channels_last)."""
-    from racl.models.layers import Normalize, _crashes_channels_last
-
+    on (racl.models.layers.crashes_channels_last)."""
     if channels_last is None:
         return model
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-    if channels_last and on_cpu and any(_crashes_channels_last(m) for m in model.modules()):
+    if channels_last and on_cpu and any(crashes_channels_last(m) for m in model.modules()):
         channels_last = False
     model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     for m in model.modules():

@@ -11,7 +11,7 @@ import argparse
 
 from racl.ablate import DEFAULT_VARIANTS, VARIANTS, run_ablation
 from racl.attacks import parse_eps
-from racl.cli.compare_cmd import _budget
+from racl.cli.compare_cmd import budget_config
 from racl.data import add_data_arguments, data_from_args
 from racl.search.config import PRESETS, apply_overrides, get_preset, load_search_config, override_top
 from racl.training.config import add_config_arguments
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         base = load_search_config(args.search_config, base)
     base = apply_overrides(override_top(base, epochs=args.search_epochs), args.search_set)
     args.resume = False  # the budget helper's --resume check does not apply: ablate always continues
-    budget = _budget(args)
+    budget = budget_config(args)
     data = data_from_args(args)
     print(data.describe())
     table = run_ablation(base, budget, data, args.out, variants=args.variants, search_seeds=args.search_seeds,

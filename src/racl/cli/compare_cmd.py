@@ -47,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _budget(args: argparse.Namespace):
+def budget_config(args: argparse.Namespace):
     """The shared TrainConfig; the epochs must be given (no silent 100-epoch default)."""
     if args.seed is not None:
         raise RaclError("racl compare takes --seeds (one run per seed), not --seed")
@@ -80,7 +80,7 @@ def _plan_and_data(args: argparse.Namespace):
         raise RaclError("racl compare needs --genotypes (zoo names, genotype files, resnet18)")
     data = data_from_args(args)
     eps = parse_eps(args.eval_eps) if args.eval_eps is not None else None
-    plan = make_plan(args.genotypes, args.seeds if args.seeds is not None else (0, 1, 2), _budget(args), data,
+    plan = make_plan(args.genotypes, args.seeds if args.seeds is not None else (0, 1, 2), budget_config(args), data,
                      attacks=args.attacks.split(","), eps=eps, eval_limit=args.eval_limit,
                      eval_seed=args.eval_seed, checkpoint=args.checkpoint, resnet_width=_width(args.resnet_width))
     return plan, data

@@ -17,6 +17,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    report = run_demo(args.out, overwrite=args.overwrite, device=args.device)
+    report = run_demo(args.out, overwrite=args.overwrite, device=args.device, log=print)
     print(f"demo finished in {time.perf_counter() - t0:.0f} s; report: {report}")
     return 0

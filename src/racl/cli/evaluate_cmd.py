@@ -4,6 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
+from racl.attacks import parse_attack_list, parse_eps, parse_eps_list
+from racl.data import add_data_arguments, data_from_args
+from racl.distributed import add_distributed_argument, session
+from racl.errors import RaclError
+from racl.evaluation.report import console_table, transfer_console
+from racl.evaluation.run import evaluate_checkpoint, evaluate_transfer
+
 DEFAULT_ATTACKS = "fgsm,pgd20,pgd100,mifgsm,cw,autoattack"
 DEFAULT_TRANSFER_ATTACKS = "pgd20"
 
@@ -33,48 +42,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted evaluation in --out: its finished attack batches are kept "
                         "(same checkpoint, images and settings)")
-    from racl.distributed import add_distributed_argument
-
     add_distributed_argument(p)
     p.set_defaults(func=run)
 
 
 def add_checkpoint_data_arguments(p: argparse.ArgumentParser) -> None:
-    """--dataset etc. from the data module (override the sidecar's data); a bare --dataset as fallback."""
-    try:
-        from racl.data import add_data_arguments
-    except ImportError:
-        p.add_argument("--dataset", default=None, help="evaluate on this dataset instead of the checkpoint's")
-    else:
-        add_data_arguments(p, default_dataset=None)  # None: use the checkpoint sidecar's data
+    """--dataset etc. from the data module (override the sidecar's data)."""
+    add_data_arguments(p, default_dataset=None)  # None: use the checkpoint sidecar's data
     p.set_defaults(dataset=None)
 
 
 def checkpoint_device(name: str) -> str:
-    import torch
-
     return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def data_override(args: argparse.Namespace):
     if args.dataset is None:
         return None
-    from racl.data import data_from_args
-
     return lambda meta: data_from_args(args)
 
 
 def _check_sizes(args: argparse.Namespace) -> None:
-    from racl.errors import RaclError
-
     if args.batch_size < 1 or (args.n_images is not None and args.n_images < 1):
         raise RaclError("--batch-size and --n-images must be positive integers")
 
 
 def run(args: argparse.Namespace) -> int:
-    from racl.attacks import parse_eps, parse_eps_list
-    from racl.distributed import session
-
     _check_sizes(args)
     eps = parse_eps(args.eps)
     sweep = parse_eps_list(args.eps_sweep) if args.eps_sweep else []
@@ -84,10 +77,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace, eps: float, sweep: list, device: str) -> int:
-    from racl.attacks import parse_attack_list
-    from racl.evaluation.report import console_table, transfer_console
-    from racl.evaluation.run import evaluate_checkpoint, evaluate_transfer
-
     common = dict(n_images=args.n_images, batch_size=args.batch_size, split=args.split, seed=args.seed,
                   device=device, load=data_override(args), progress=lambda line: print(line, flush=True))
     if args.transfer:

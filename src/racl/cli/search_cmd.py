@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     with session(args.distributed, args.device) as device:  # torchrun: one process per device
         print(f"racl search: {config.strategy}, {config.epochs} epochs, {data.describe()}")
         result = run_search(config, data, args.out, resume=args.resume, overwrite=args.overwrite, device=device,
-                            draw=not args.no_draw, tensorboard=args.tensorboard)
+                            draw=not args.no_draw, tensorboard=args.tensorboard, log=print)
     print(f"genotype: {result.out_dir / 'genotype.json'}")
     print(result.genotype.to_json())
     return 0

@@ -26,6 +26,9 @@ from racl.errors import RaclError
 from racl.lipschitz.op_constants import (MAXPOOL_GAIN, Factor, batched_bn, batched_conv, bn_scale, chain, head_log_constant,
                                          op_factors, out_shape, preprocess_linear, stem_linear)
 from racl.lipschitz.power_iteration import PowerIteration
+from racl.models.darts_net import DartsNetwork
+from racl.models.resnet import ResNet18
+from racl.models.wide_resnet import WideResNet
 
 
 @dataclass
@@ -204,10 +207,6 @@ def _out_hw(block: nn.Module, in_shape: tuple[int, ...], pieces: _Pieces) -> tup
 
 def network_bound(model: nn.Module, input_shape: Sequence[int], n_iter: int = 100, seed: int = 0) -> list[Part]:
     """Per-part global bounds of an evaluation network (see the module docstring)."""
-    from racl.models.darts_net import DartsNetwork
-    from racl.models.resnet import ResNet18
-    from racl.models.wide_resnet import WideResNet
-
     builders = {DartsNetwork: _darts_parts, ResNet18: _resnet_parts, WideResNet: _wrn_parts}
     builder = builders.get(type(model))
     if builder is None:

@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from racl.checkpoint import load_model_checkpoint
+from racl.evaluation.run import load_split, pick_images
 from racl.lipschitz.local import local_estimates
 from racl.lipschitz.network import network_bound
 
@@ -72,9 +74,6 @@ def lipschitz_markdown(result: dict[str, Any]) -> str:
 def lipschitz_checkpoint(checkpoint: str | Path, *, n_images: int = 64, split: str = "test", seed: int = 0,
                          device: str = "cpu", load=None, **options: Any) -> dict[str, Any]:
     """`lipschitz_report` of a saved checkpoint on a seeded subset of its data."""
-    from racl.checkpoint import load_model_checkpoint
-    from racl.evaluation.run import load_split, pick_images
-
     model, meta = load_model_checkpoint(checkpoint, device=device)
     data, spec = load_split(meta, split, load)
     images, _ = pick_images(data, n_images, seed)

@@ -43,7 +43,7 @@ def use_fast_path(model: nn.Module, ops: str) -> nn.Module:
     for m in model.modules():
         if hasattr(type(m), "fast"):  # modules with a fast formulation (DepthwiseConv2d, DartsNetwork)
             m.fast = ops == "fast"
-    if ops == "fast" and not any(_crashes_channels_last(m) for m in model.modules()):
+    if ops == "fast" and not any(crashes_channels_last(m) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
         for m in model.modules():
             if isinstance(m, Normalize):
@@ -51,7 +51,7 @@ def use_fast_path(model: nn.Module, ops: str) -> nn.Module:
     return model
 
 
-def _crashes_channels_last(m: nn.Module) -> bool:
+def crashes_channels_last(m: nn.Module) -> bool:
     """torch 2.14.1 on CPU corrupts memory (double free, abort) in the backward of narrow networks in
     channels-last: a 1x1 stride-2 convolution with 2-7 input channels crashes alone (8 and 12 do not),
     and ResNet-18 at width 4 or 6 crashes even with those convolutions kept NCHW (width 8 and more: no

@@ -58,7 +58,7 @@ class SearchResult:
 
 
 @dataclass
-class _Run:
+class SearchRun:
     """Everything the epochs touch (all of it goes into the checkpoint)."""
 
     config: SearchConfig
@@ -107,7 +107,7 @@ def accuracy(supernet: Supernet, weights: ArchWeights, ds: ArrayDataset, limit: 
     return int(distributed.all_reduce_sum([correct])[0]) / n
 
 
-def recalibrate_bn(run: "_Run") -> None:
+def recalibrate_bn(run: "SearchRun") -> None:
     """bound.bn = eval: recompute the supernet's running BN statistics at the strategy's point weights
     on the first `recalibrate_batches` weight-half batches (fixed, unaugmented; the same on every
     rank), so the eval-mode factors in the bound are real statistics, not placeholders."""
@@ -120,7 +120,7 @@ def recalibrate_bn(run: "_Run") -> None:
     recalibrate(run.supernet, run.strategy.eval_weights(), batches)
 
 
-def _build(config: SearchConfig, data: DataSplits, out: Path, device: torch.device) -> _Run:
+def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.device) -> SearchRun:
     seed_everything(config.seed)  # supernet init; the global RNG also feeds attack random starts
     s = config.supernet
     supernet = Supernet(num_classes=data.num_classes, channels=s.channels, layers=s.layers, steps=s.steps,
@@ -133,10 +133,10 @@ def _build(config: SearchConfig, data: DataSplits, out: Path, device: torch.devi
     w_opt = torch.optim.SGD(supernet.parameters(), lr=o.w_lr, momentum=o.w_momentum, weight_decay=o.w_wd)
     gens = {name: torch.Generator(device=device if name == "sample" else "cpu").manual_seed(config.seed * 16 + k)
             for k, name in enumerate(GENERATORS, start=1)}
-    return _Run(config, data, supernet, strategy, w_opt, gens, weight_half, arch_half, device, out, records=[])
+    return SearchRun(config, data, supernet, strategy, w_opt, gens, weight_half, arch_half, device, out, records=[])
 
 
-def _state(run: _Run) -> dict[str, Any]:
+def _state(run: SearchRun) -> dict[str, Any]:
     return {"format": outputs.STATE_FORMAT, "epoch": run.epoch, "global_step": run.global_step,
             "config": config_to_dict(run.config), "data_spec": run.data.spec(),
             "supernet": run.supernet.state_dict(), "strategy": run.strategy.state_dict(),
@@ -150,7 +150,7 @@ def _note(log: Callable[[str], None] | None, message: str) -> None:
         log(f"note: {message}")
 
 
-def _restore(run: _Run, state: dict[str, Any]) -> int:
+def restore_run(run: SearchRun, state: dict[str, Any]) -> int:
     """Load a checkpoint into the freshly built run; returns the epochs setting it was written with."""
     if state.get("format") == outputs.STATE_FORMAT:  # the saved config as this version reads it (keys
         state = {**state, "config": config_to_dict(config_from_dict(state["config"]))}  # added since: defaults
@@ -171,14 +171,14 @@ def learning_rate(config: SearchConfig, epoch: int, step: int, steps_per_epoch: 
     return cosine_lr(o.w_lr, o.w_lr_min, epoch, step, steps_per_epoch, config.epochs)
 
 
-def _batches(run: _Run, ds: ArrayDataset, name: str):
+def _batches(run: SearchRun, ds: ArrayDataset, name: str):
     c = run.config
     augment = AugmentConfig(crop_padding=c.crop_padding) if c.augment else None
     return distributed.iterate_shard(ds, c.batch_size, shuffle=True, generator=run.generators[name],
                                      augment=augment, drop_last=True, device=run.device)
 
 
-def _train_epoch(run: _Run, arch_phase: bool) -> dict[str, float]:
+def _train_epoch(run: SearchRun, arch_phase: bool) -> dict[str, float]:
     """The epoch's steps; returns sums of the logged values (and 'n', 'n_arch', 'lr')."""
     c, e = run.config, run.epoch
     n_w, n_a = len(run.weight_half), len(run.arch_half)
@@ -232,7 +232,7 @@ def _mean(sums: dict[str, float], key: str, count: str) -> float | None:
     return sums[key] / sums[count]
 
 
-def _epoch(run: _Run) -> dict[str, Any]:
+def _epoch(run: SearchRun) -> dict[str, Any]:
     """One epoch, its end-of-epoch work, and its metrics record."""
     c, start = run.config, time.perf_counter()
     arch_phase = run.epoch >= c.warmup_epochs
@@ -290,7 +290,7 @@ def warnings_for(record: dict[str, Any], last: bool) -> list[str]:
     return out
 
 
-def _check_finite(run: _Run, *parts: str) -> None:
+def _check_finite(run: SearchRun, *parts: str) -> None:
     """Stop (RaclError) if the supernet's weights or statistics, or the strategy's parameters, are not finite."""
     modules = {"supernet": run.supernet, "strategy": run.strategy}
     guards.check_finite({k: modules[k] for k in parts}, f"the end of epoch {run.epoch + 1}",
@@ -309,7 +309,7 @@ def _summary(r: dict[str, Any], epochs: int) -> str:
 
 def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, resume: bool = False,
                overwrite: bool = False, device: str | torch.device = "cpu", stop_after: int | None = None,
-               draw: bool = True, log: Callable[[str], None] | None = print,
+               draw: bool = True, log: Callable[[str], None] | None = None,
                tensorboard: bool = False) -> SearchResult:
     """Search, writing config.yaml, metrics.jsonl, checkpoint.safetensors, genotype.json and cell pictures.
 
@@ -322,9 +322,9 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
     out, device = Path(out_dir), torch.device(device)
     log = log if distributed.is_main() else None  # torchrun: rank 0 logs and writes, the others stay quiet
     has_checkpoint = distributed.on_main(partial(outputs.prepare_out_dir, out, resume=resume, overwrite=overwrite))
-    run = _build(config, data, out, device)
+    run = build_run(config, data, out, device)
     if has_checkpoint:
-        saved_epochs = _restore(run, load_state(out / outputs.CHECKPOINT))
+        saved_epochs = restore_run(run, load_state(out / outputs.CHECKPOINT))
         _note(log, f"resuming {out} after epoch {run.epoch}" + (
             f" (epochs {saved_epochs} -> {config.epochs}: the cosine schedule follows the new length)"
             if saved_epochs != config.epochs else ""))
@@ -362,7 +362,7 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
     return SearchResult(genotype, run.records, out)
 
 
-def _synced_state(run: _Run) -> list[torch.Tensor]:
+def _synced_state(run: SearchRun) -> list[torch.Tensor]:
     """What must be identical on every rank (torchrun): supernet weights and buffers, the strategy's
     parameters and buffers (distributions, duals), the bound's power-iteration vectors and constants."""
     return [*run.supernet.state_dict().values(), *run.strategy.synced_tensors()]

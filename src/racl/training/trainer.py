@@ -80,7 +80,7 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
         run.write_config(cfg.to_dict())  # on resume too: `epochs` may have changed
     tb = TensorBoardLog(run.path, tensorboard and distributed.is_main(), start_step=counters["epoch"] + 1)
     wrapped = distributed.wrap_ddp(model, device, sync_bn)  # `model` itself in one process
-    loop = _Loop(model, optimizer, generator, cfg, spec, data, run, tb, device, log, progress,
+    loop = TrainLoop(model, optimizer, generator, cfg, spec, data, run, tb, device, log, progress,
                  forward_model=None if wrapped is model else wrapped)
     end = cfg.epochs if max_epochs is None else min(cfg.epochs, counters["epoch"] + max(max_epochs, 0))
     if counters["epoch"] >= cfg.epochs and log:
@@ -119,7 +119,7 @@ def _summary(run: RunFolder, counters: dict, cfg: TrainConfig) -> dict:
             "metrics_path": str(run.metrics)}
 
 
-class _Loop:
+class TrainLoop:
     """The state one epoch needs, so the epoch functions stay short."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,

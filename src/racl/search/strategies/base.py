@@ -18,6 +18,7 @@ from torch import nn
 
 from racl.distributed import average_gradients
 from racl.errors import RaclError
+from racl.lipschitz import LipschitzBound
 from racl.search.config import SearchConfig
 from racl.search.discretize import genotype_to_weights
 from racl.search_space.genotype import Genotype
@@ -28,15 +29,8 @@ BOUND_FIELDS = ("mu_F", "sigma_F", "prob_within_bound", "constraint_g", "dual_nu
                 "ln_l_ref", "ln_l_min", "ln_l_genotype", "constraint_regime")
 
 
-def make_bound(supernet: Supernet, input_shape: tuple[int, int, int], config: SearchConfig, required: bool):
-    """LipschitzBound(supernet, input_shape) as `config.bound` says (BN counted or not), or None when
-    racl.lipschitz is missing and not required."""
-    try:
-        from racl.lipschitz import LipschitzBound
-    except ImportError as e:
-        if required:
-            raise RaclError(f"the racl strategy needs racl.lipschitz, which cannot be imported: {e}") from e
-        return None
+def make_bound(supernet: Supernet, input_shape: tuple[int, int, int], config: SearchConfig) -> LipschitzBound:
+    """LipschitzBound(supernet, input_shape) as `config.bound` says (BN counted or not)."""
     b = config.bound
     return LipschitzBound(supernet, input_shape, n_iter=b.power_iters, count_bn=b.bn == "eval")
 

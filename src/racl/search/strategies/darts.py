@@ -30,7 +30,7 @@ class DartsStrategy(SearchStrategy):
         shape = (supernet.num_edges, supernet.num_ops)
         self.normal_alpha = nn.Parameter(config.darts.init_scale * torch.randn(shape, generator=g).to(device))
         self.reduce_alpha = nn.Parameter(config.darts.init_scale * torch.randn(shape, generator=g).to(device))
-        self.attach_bound(make_bound(supernet, input_shape, config, required=False))
+        self.attach_bound(make_bound(supernet, input_shape, config))
         self._make_optimizer()
 
     def arch_parameters(self) -> list[nn.Parameter]:

@@ -41,7 +41,7 @@ class RaclStrategy(SearchStrategy):
         self.dist = ArchDistribution(supernet.num_edges, supernet.num_ops, supernet.steps, cov=d.cov,
                                      init_sigma=d.init_sigma, normalize=d.normalize)
         self.constraint = ConfidenceConstraint(c.eta, c.rho, c.nu0, c.rho_growth)
-        self.attach_bound(make_bound(supernet, input_shape, config, required=True))
+        self.attach_bound(make_bound(supernet, input_shape, config))
         self.to(next(supernet.parameters()).device)
         self._make_optimizer(coupled_decay=d.decay_to == "zero")
 

@@ -49,7 +49,7 @@ class RandomStrategy(SearchStrategy):
         self.register_buffer("candidate_acc", torch.full((len(self.candidates),), float("nan")))
         self.register_buffer("best_index", torch.tensor(0))
         self.device = next(supernet.parameters()).device
-        self.attach_bound(make_bound(supernet, input_shape, config, required=False))
+        self.attach_bound(make_bound(supernet, input_shape, config))
 
     def _to_weights(self, genotype: Genotype) -> ArchWeights:
         w = genotype_to_weights(genotype, self.supernet.num_ops, self.device)

@@ -69,6 +69,10 @@ for stage in $STAGES; do
         search_done "$dir" && compare "compare-searched/$name" "$name=$dir"
       done ;;
     ablation)
+      # the full variant's search is the searches stage's racl seed 0 (same settings; ablate checks them)
+      mkdir -p "$ROOT/ablation/search"
+      search_done "$ROOT/search/racl-seed0" && [ ! -e "$ROOT/ablation/search/full-s0" ] && \
+        ln -s ../../search/racl-seed0 "$ROOT/ablation/search/full-s0"
       flock -n "$ROOT/ablation.lock" "$RACL" ablate --variants full point no_gradnorm --search-preset quick --search-seeds 0 \
         --seeds "${SEEDS[@]}" "${DATA[@]}" "${BUDGET[@]}" --attacks pgd20,cw --eval-limit 0 \
         --out "$ROOT/ablation" >> "$ROOT/logs/ablation.$$.log" 2>&1 || echo "ablation: busy elsewhere or failed" ;;

@@ -328,18 +328,17 @@ def _each(ds):
     return [(x[0], y[0]) for x, y in iterate_batches(ds, 1, shuffle=False, generator=None)]
 
 
-def test_streaming_shards_like_the_in_memory_path(tmp_path, monkeypatch):
+def test_streaming_shards_like_the_in_memory_path(tmp_path):
     """Under torchrun (2 ranks, simulated) each rank gets the images the in-memory sharding gives it."""
     root = _stream_folder(tmp_path)
     mem = load_data("imagefolder", str(root), streaming=False)
     st = load_data("imagefolder", str(root), streaming=True, workers=0, image_size=16)
-    monkeypatch.setattr(distributed, "world_size", lambda: 2)
     got = {}
     for r in (0, 1):
-        monkeypatch.setattr(distributed, "rank", lambda r=r: r)
-        got[r] = [[ids(x), y.tolist()] for x, y in distributed.iterate_shard(
+        rt = distributed.Runtime(rank=r, world=2)
+        got[r] = [[ids(x), y.tolist()] for x, y in rt.batches(
             st.train, 3, shuffle=True, generator=torch.Generator().manual_seed(1), drop_last=True)]
-        want = [[ids(x), y.tolist()] for x, y in distributed.iterate_shard(
+        want = [[ids(x), y.tolist()] for x, y in rt.batches(
             mem.train, 3, shuffle=True, generator=torch.Generator().manual_seed(1), drop_last=True)]
         assert got[r] == want and len(want) == len(mem.train) // 6
     flat = [i for r in (0, 1) for batch in got[r] for i in batch[0]]
@@ -355,9 +354,9 @@ def _shard_worker(rank: int, port: int, root: str, world: int) -> None:
         got = {}
         for streaming in (True, False):
             s = load_data("imagefolder", root, streaming=streaming, workers=0, image_size=16)
-            got[str(streaming)] = [ids(x) for x, _ in distributed.iterate_shard(
+            got[str(streaming)] = [ids(x) for x, _ in distributed.Runtime.current().batches(
                 s.train, 3, shuffle=True, generator=torch.Generator().manual_seed(1), drop_last=True)]
-        Path(root, f"rank{rank}.json").write_text(json.dumps(got))
+        Path(root).parent.joinpath(f"rank{rank}.json").write_text(json.dumps(got))  # not in the image folder
     finally:
         distributed.destroy()
 
@@ -370,7 +369,7 @@ def test_streaming_shards_under_a_real_process_group(tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     mp.spawn(_shard_worker, args=(port, str(root), 2), nprocs=2, join=True)
-    got = [json.loads((root / f"rank{r}.json").read_text()) for r in range(2)]
+    got = [json.loads((root.parent / f"rank{r}.json").read_text()) for r in range(2)]
     for g in got:
         assert g["True"] == g["False"] and len(g["True"]) == 21 // 6
     flat = [i for g in got for batch in g["True"] for i in batch]

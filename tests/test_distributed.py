@@ -70,8 +70,8 @@ def _search_worker(rank: int, tmp: Path) -> None:
     from racl.search import loop
 
     built = []
-    original = loop._build
-    loop._build = lambda *a: built.append(original(*a)) or built[-1]
+    original = loop.build_run
+    loop.build_run = lambda *a: built.append(original(*a)) or built[-1]
     lines: list[str] = []
     result = loop.run_search(_search_config(), _search_data(), tmp / "run", draw=False, log=lines.append)
     state = loop._synced_state(built[0])
@@ -228,19 +228,31 @@ def test_sharded_evaluation_equals_unsharded(tmp_path):
 
 
 def test_single_process_helpers_are_identities():
-    from racl.data import load_data
+    from racl.data import AugmentConfig, iterate_batches, load_data
+    from racl.evaluation.evaluate import batch_seed
 
     assert distributed.world_size() == 1 and distributed.is_main() and not distributed.is_distributed()
-    assert distributed.all_reduce_sum([1, 2.5]) == [1.0, 2.5]
-    assert distributed.shard_by_batches(10, 4).tolist() == list(range(10))
-    assert distributed.batch_seed(7, 0) == 7
+    rt = distributed.Runtime.current()
+    assert (rt.rank, rt.world, rt.is_main) == (0, 1, True) and rt == distributed.Runtime()
+    assert rt.sum([1, 2.5]) == [1.0, 2.5] == distributed.all_reduce_sum([1, 2.5])
+    assert rt.eval_shard(10, 4).tolist() == list(range(10)) and list(rt.eval_batches(3)) == [0, 1, 2]
+    assert batch_seed(7, 0) == 7 and rt.on_main(lambda: 5) == 5 and rt.global_batch(4) == 4
+    lines = []
+    distributed.Runtime(logger=lines.append).log("a")
+    distributed.Runtime(rank=1, world=2, logger=lines.append).log("b")  # only rank 0 logs
+    assert lines == ["a"]
     ds = load_data("synthetic", image_size=8, count=24, num_classes=4).train
-    a = list(distributed.iterate_shard(ds, 4, shuffle=True, generator=torch.Generator().manual_seed(0),
-                                       drop_last=True))
-    from racl.data import iterate_batches
-
+    a = list(rt.batches(ds, 4, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True))
     b = list(iterate_batches(ds, 4, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True))
     assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
+    # two processes' shares (simulated) of each global batch are the one-process batch at twice the size
+    aug = AugmentConfig(crop_padding=2)
+    whole = list(iterate_batches(ds, 8, shuffle=True, generator=torch.Generator().manual_seed(0), augment=aug,
+                                 drop_last=True))
+    parts = [list(iterate_batches(ds, 4, shuffle=True, generator=torch.Generator().manual_seed(0), augment=aug,
+                                  drop_last=True, shard=(r, 2))) for r in (0, 1)]
+    for (x, y), (x0, y0), (x1, y1) in zip(whole, *parts):
+        assert torch.equal(x[0::2], x0) and torch.equal(x[1::2], x1) and torch.equal(y[0::2], y0)
 
 
 def test_distributed_flag_needs_torchrun(monkeypatch):

@@ -5,16 +5,19 @@
 
 `init_distributed` joins the group torchrun describes (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
 MASTER_PORT); every function here is a no-op (or the single-process answer) when no group is
-initialised, so library code calls them unconditionally and single-process runs are unchanged.
-Rank 0 writes files, logs and progress bars; `quiet_other_ranks` silences the others' stdout.
+initialised. Rank 0 writes files, logs and progress bars; `quiet_other_ranks` silences the others'
+stdout.
+
+The loops (search, training, validation, evaluation) see none of this: their caller makes one
+`Runtime` (`Runtime.current(log)`) and hands it to them; it answers "which share is mine", sums
+counts, logs and writes on rank 0, and averages what must be averaged. In one process every one of
+its methods is the single-process answer, so the loops read as single-process code.
 
 Data sharding. `--batch-size` is per rank: one step consumes a *global* batch of batch_size x
-world_size images. The epoch order is the run's own seeded permutation (identical on every rank,
-resumable); inside each global batch, `torch.utils.data.DistributedSampler(shuffle=False)` gives
-rank r the positions r, r + W, r + 2W, ... Augmentation parameters are drawn for the whole global
-batch and sliced the same way, so the union of the ranks' batches at step k is exactly the
-single-process batch k with batch size batch_size x world_size. Evaluation shards whole batches
-instead (rank r takes batches r, r + W, ...), so every batch keeps its single-process content.
+world_size images, split by the data loader (`racl.data.iterate_batches(shard=(rank, world))`,
+see racl.data.loader), so the union of the ranks' batches at step k is exactly the single-process
+batch k at batch size batch_size x world_size. Evaluation shards whole batches instead (rank r takes
+batches r, r + W, ...), so every batch keeps its single-process content.
 """
 from __future__ import annotations
 
@@ -23,15 +26,14 @@ import os
 import sys
 import warnings
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DistributedSampler
 
-from racl.data import epoch_order, iterate_batches
-from racl.data.augment import AugmentParams, apply_params, draw_params
+from racl.data import iterate_batches
 from racl.errors import RaclError
 
 T = TypeVar("T")
@@ -216,63 +218,6 @@ def same_on_all_ranks(tensors: Iterable[torch.Tensor]) -> bool:
     return all(torch.equal(g, gathered[0]) for g in gathered)
 
 
-# ------------------------------------------------------------------ data shards
-def batch_shard(num_batches: int) -> range:
-    """The global batch indices this rank evaluates: r, r + W, r + 2W, ..."""
-    return range(rank(), num_batches, world_size())
-
-
-def global_batch(batch_size: int) -> int:
-    """Images per step over all ranks (`batch_size` is per rank)."""
-    return batch_size * world_size()
-
-
-def iterate_shard(ds: Any, batch_size: int, *, shuffle: bool, generator: torch.Generator | None,
-                  augment: Any = None, drop_last: bool = False, device: torch.device | str = "cpu",
-                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """`racl.data.iterate_batches` for this rank: batch_size per rank (see the module docstring).
-
-    Like iterate_batches, the epoch's permutation is drawn when this is called.
-    """
-    if world_size() == 1:
-        return iterate_batches(ds, batch_size, shuffle=shuffle, generator=generator, augment=augment,
-                               drop_last=drop_last, device=device)
-    if not drop_last:
-        raise ValueError("sharded training batches need drop_last=True (equal batches on every rank)")
-    order = epoch_order(len(ds), shuffle=shuffle, generator=generator)
-    if hasattr(ds, "batches"):  # streaming (racl.data.streaming): a DistributedSampler over the same order
-        return ds.batches(order, batch_size, generator, augment, True, device, shard=True)
-    return _shard_batches(ds, order, batch_size, generator, augment, device)
-
-
-def _shard_batches(ds: Any, order: torch.Tensor, batch_size: int, generator: torch.Generator | None,
-                   augment: Any, device: torch.device | str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    gb, (_, _, h, w) = global_batch(batch_size), ds.images.shape
-    mine = torch.tensor(list(DistributedSampler(range(gb), world_size(), rank(), shuffle=False)))  # (b,)
-    for k in range(len(order) // gb):
-        idx = order[k * gb:(k + 1) * gb]  # (gb,) the single-process batch k at batch size gb
-        params = draw_params(gb, h, w, generator, augment) if augment is not None else None
-        idx = idx[mine].to(ds.images.device)
-        x = ds.images[idx].to(device, non_blocking=True)  # (b, C, H, W) uint8
-        y = ds.labels[idx].to(device, non_blocking=True)
-        if params is not None:
-            p = AugmentParams(*(v[mine.to(v.device)] for v in (params.shifts, params.flips, params.centres)))
-            x = apply_params(x, p, augment)
-        yield x.float().div_(255), y
-
-
-def shard_by_batches(n: int, batch_size: int) -> torch.Tensor:
-    """Indices (into n examples) of this rank's whole batches, in order (evaluation sharding)."""
-    nb = -(-n // batch_size)
-    parts = [torch.arange(k * batch_size, min(n, (k + 1) * batch_size)) for k in batch_shard(nb)]
-    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
-
-
-def batch_seed(seed: int, k: int) -> int:
-    """The RNG seed of evaluation batch k: `seed` itself for the first batch."""
-    return seed + 1_000_003 * k
-
-
 # ------------------------------------------------------------------ models
 def wrap_ddp(model: nn.Module, device: torch.device | str, sync_bn: bool = False) -> nn.Module:
     """DistributedDataParallel around `model` (SyncBatchNorm first if asked); `model` itself otherwise.
@@ -300,3 +245,103 @@ def sync_from_main(tensors: Iterable[torch.Tensor]) -> bool:
         return True
     broadcast_(tensors)
     return False
+
+
+# ------------------------------------------------------------------ what the loops see
+@dataclass(frozen=True)
+class Runtime:
+    """This process's place in a run, made once by the caller (`Runtime.current(log)`) and handed to
+    the loops, so they read as single-process code. With one process (rank 0 of 1) every method is
+    the single-process answer: `sum` returns its input, `batches` is iterate_batches, `wrap` returns
+    the model, `write` and `log` just run.
+
+    Training wraps its network in DistributedDataParallel (`wrap`). The search does not: it averages
+    its gradients by hand (`average_gradients`), because DDP cannot wrap the supernet cleanly: (1) the
+    weight step's loss is a double backward (the input-gradient-norm term, autograd.grad with
+    create_graph), which DDP's gradient hooks do not support; (2) the supernet is differentiated by two
+    optimisers, the weights' SGD in the weight step and the distributions' Adam in the architecture
+    step (whose backward also runs through the supernet and must not all-reduce its weight
+    gradients); (3) ops whose sampled weight is zero are skipped, so the set of used parameters changes
+    from step to step. One averaging of the flattened gradients after backward is the same mean.
+    """
+
+    rank: int = 0
+    world: int = 1
+    logger: Callable[[str], None] | None = None
+
+    @classmethod
+    def current(cls, log: Callable[[str], None] | None = None) -> "Runtime":
+        """This process under the process group torchrun started (rank 0 of 1 without one)."""
+        return cls(rank(), world_size(), log)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # -------------------------------------------------------------- output: rank 0 only
+    def log(self, message: str) -> None:
+        """One line to the log (rank 0 only; nowhere without a logger)."""
+        if self.is_main and self.logger is not None:
+            self.logger(message)
+
+    def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        """Run a file write on rank 0 only (every rank holds the same state)."""
+        if self.is_main:
+            fn(*args, **kwargs)
+
+    def on_main(self, fn: Callable[[], T]) -> T:
+        """fn on rank 0; its result (or its RaclError) reaches every rank."""
+        return on_main(fn) if self.world > 1 else fn()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            barrier()
+
+    # -------------------------------------------------------------- data
+    def global_batch(self, batch_size: int) -> int:
+        """Images per step over all processes (`batch_size` is per process)."""
+        return batch_size * self.world
+
+    def batches(self, ds: Any, batch_size: int, *, shuffle: bool, generator: torch.Generator | None,
+                augment: Any = None, drop_last: bool = False, device: torch.device | str = "cpu",
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """iterate_batches for this process: its share of every global batch (racl.data.loader)."""
+        if self.world > 1 and not drop_last:
+            raise ValueError("sharded training batches need drop_last=True (equal batches on every rank)")
+        return iterate_batches(ds, batch_size, shuffle=shuffle, generator=generator, augment=augment,
+                               drop_last=drop_last, device=device, shard=(self.rank, self.world))
+
+    def eval_batches(self, num_batches: int) -> range:
+        """The evaluation batches this process takes: r, r + W, r + 2W, ... (all of them in one process)."""
+        return range(self.rank, num_batches, self.world)
+
+    def eval_shard(self, n: int, batch_size: int) -> torch.Tensor:
+        """Indices (into n examples) of this process's whole evaluation batches, in order."""
+        parts = [torch.arange(k * batch_size, min(n, (k + 1) * batch_size))
+                 for k in self.eval_batches(-(-n // batch_size))]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+
+    # -------------------------------------------------------------- collectives
+    def sum(self, values: Iterable[float]) -> list[float]:
+        """Element-wise sum over processes (float64, exact for counts), as Python floats."""
+        return all_reduce_sum(values) if self.world > 1 else [float(v) for v in values]  # as all_reduce_sum
+
+    def average_gradients(self, params: Iterable[torch.Tensor]) -> None:
+        """Mean of the gradients over processes after backward (see the class docstring for why the
+        search does this by hand)."""
+        if self.world > 1:
+            average_gradients(params)
+
+    def average_buffers(self, module: nn.Module) -> None:
+        """BN running statistics (and other floating buffers) averaged over processes."""
+        if self.world > 1:
+            average_buffers(module)
+
+    def sync_from_main(self, tensors: Iterable[torch.Tensor]) -> bool:
+        """True if the tensors are identical on every process; else rank 0's are copied to all."""
+        return sync_from_main(tensors) if self.world > 1 else True
+
+    def wrap(self, model: nn.Module, device: torch.device | str, sync_bn: bool = False) -> nn.Module:
+        """DistributedDataParallel around `model` (the training forward/backward); `model` in one process
+        (sync_bn on a CPU device is refused either way)."""
+        return wrap_ddp(model, device, sync_bn)

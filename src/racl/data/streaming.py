@@ -27,7 +27,6 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.datasets.folder import pil_loader
 
-from racl import distributed
 from racl.data.arrays import ArrayDataset, channel_stats
 from racl.data.augment import AugmentConfig, cutout_mask
 from racl.data.folder import Folder
@@ -41,7 +40,7 @@ _SEED_RANGE = 2**62
 
 def default_workers() -> int:
     """DataLoader workers per process: the CPUs shared among the torchrun processes, at most 8."""
-    return max(1, min(8, (os.cpu_count() or 1) // distributed.world_size()))
+    return max(1, min(8, (os.cpu_count() or 1) // int(os.environ.get("WORLD_SIZE", "1"))))  # torchrun's
 
 
 class StreamingDataset:
@@ -97,19 +96,18 @@ class StreamingDataset:
 
     def batches(self, order: torch.Tensor, batch_size: int, generator: torch.Generator | None,
                 augment: AugmentConfig | None, drop_last: bool, device: torch.device | str, start_batch: int = 0,
-                shard: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                shard: tuple[int, int] | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One epoch in `order`: (x (B, 3, S, S) float32 in [0, 1], y (B,) int64) on `device`.
 
-        `shard` (torchrun): this rank's part of each global batch of batch_size x processes images.
+        `shard` (rank, world): this process's part of each global batch of batch_size x world images.
         The per-image seeds are drawn now, after the order (the caller drew it from `generator`).
         """
         seeds = None
         if augment is not None:
             seeds = torch.randint(0, _SEED_RANGE, (len(order),), generator=generator, device=generator.device).cpu()
         epoch = _Epoch(self, order.cpu().numpy(), None if seeds is None else seeds.numpy(), augment)
-        if shard:
-            sampler = DistributedSampler(epoch, distributed.world_size(), distributed.rank(), shuffle=False,
-                                         drop_last=True)
+        if shard is not None:
+            sampler = DistributedSampler(epoch, shard[1], shard[0], shuffle=False, drop_last=True)
             drop_last = True
         else:
             sampler = range(start_batch * batch_size, len(order))

@@ -5,9 +5,10 @@ one by one); the per-image worst case over all attacks is reported as well ("wor
 counts as robust under an attack only if it is classified correctly both clean and adversarially
 (AutoAttack's convention), so robust accuracy <= clean accuracy by construction.
 
-Every batch k is attacked under its own seed (`racl.distributed.batch_seed(seed, k)`, `seed` for the
-first), so a batch's result does not depend on which batches ran before it: under torchrun each rank
-attacks whole batches r, r + W, ... and the summed counts equal a one-process run's exactly.
+Every batch k is attacked under its own seed (`batch_seed(seed, k)`, `seed` for the first), so a
+batch's result does not depend on which batches ran before it: in a data-parallel run
+(racl.distributed.Runtime) each process attacks whole batches r, r + W, ... and the summed counts
+equal a one-process run's exactly.
 """
 from __future__ import annotations
 
@@ -18,11 +19,16 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from torch import nn
 
-from racl import distributed
 from racl.attacks import build_attack, format_eps, transfer_attack
 from racl.attacks.base import check_eps
+from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.lifecycle import progress_bar
+
+
+def batch_seed(seed: int, k: int) -> int:
+    """The RNG seed of evaluation batch k: `seed` itself for the first batch."""
+    return seed + 1_000_003 * k
 
 
 @contextmanager
@@ -76,11 +82,11 @@ def attack_correct(attack: Any, model: nn.Module, images: torch.Tensor, labels: 
     with progress_bar(len(starts), getattr(attack, "name", "attack"), enabled, unit="batch") as bar:
         for b, i in enumerate(starts):
             k = b if batch_ids is None else batch_ids[b]
-            batch_seed = None if seed is None else distributed.batch_seed(seed, k)
+            k_seed = None if seed is None else batch_seed(seed, k)
             saved = None if store is None else store.get(f"{store_key}/{k}")
             if saved is None:
                 saved = _attacked_correct(attack, model, images[i:i + batch_size], labels[i:i + batch_size],
-                                          device, batch_seed)
+                                          device, k_seed)
                 if store is not None:
                     store.put(f"{store_key}/{k}", saved)
             out.append(saved)
@@ -119,9 +125,12 @@ def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.
 def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
                         eps: float, batch_size: int = 128, device: str | torch.device = "cpu", seed: int = 0,
                         attack_kw: dict[str, dict] | None = None,
-                        progress: Callable[[str], None] | None = None, store: Any = None) -> dict[str, Any]:
+                        progress: Callable[[str], None] | None = None, store: Any = None,
+                        runtime: Runtime | None = None) -> dict[str, Any]:
     """Clean accuracy, robust accuracy and seconds per attack, and the per-image worst case.
     `store`: finished batches kept for a resumed evaluation (evaluation.resume.BatchStore).
+    `runtime`: the process of a data-parallel run (default: this process's, racl.distributed); each
+    process attacks its whole batches, the counts are summed, rank 0 reports `progress`.
 
     images (N, C, H, W) uint8 or float in [0, 1]; labels (N,). The model is put in eval mode on
     `device` and left there. Accuracies are fractions in [0, 1]; `progress` gets one line per attack.
@@ -131,10 +140,11 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
     if images.shape[0] == 0 or images.shape[0] != labels.shape[0]:
         raise RaclError(f"need a matching, non-empty set of images and labels, got {images.shape[0]} "
                         f"images and {labels.shape[0]} labels")
+    rt = runtime or Runtime.current()
     model.to(device).eval()
-    n, ids = images.shape[0], list(distributed.batch_shard(-(-images.shape[0] // batch_size)))
-    if distributed.world_size() > 1:  # torchrun: this rank's whole batches (ids), counts summed below
-        shard = distributed.shard_by_batches(n, batch_size)
+    n, ids = images.shape[0], list(rt.eval_batches(-(-images.shape[0] // batch_size)))
+    if rt.world > 1:  # this process's whole batches (ids), the counts summed in _fraction
+        shard = rt.eval_shard(n, batch_size)
         images, labels = images[shard], labels[shard]
     clean = predict_correct(model, images, labels, batch_size, device)
     worst = clean.clone()
@@ -144,34 +154,35 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
                                                     seed, attack_kw, ids, store)
         correct &= clean
         worst &= correct
-        robust[name], seconds[name] = _fraction(correct, n), round(secs, 3)
-        if progress is not None and distributed.is_main():
+        robust[name], seconds[name] = _fraction(correct, n, rt), round(secs, 3)
+        if progress is not None and rt.is_main:
             progress(f"eps {format_eps(eps)} {name}: {100 * robust[name]:.2f}% robust ({secs:.1f} s)")
         if attack_warnings:
             warnings[name] = attack_warnings
     return {"eps": eps, "eps_text": format_eps(eps), "n_images": n, "seed": seed,
-            "clean_accuracy": _fraction(clean, n), "robust_accuracy": robust,
-            "worst_case_accuracy": _fraction(worst, n), "seconds": seconds,
+            "clean_accuracy": _fraction(clean, n, rt), "robust_accuracy": robust,
+            "worst_case_accuracy": _fraction(worst, n, rt), "seconds": seconds,
             "attack_warnings": warnings}
 
 
-def _fraction(correct: torch.Tensor, n: int) -> float:
-    """The fraction of n images marked True, summed over ranks under torchrun; bit-identical to the
-    float32 `correct.float().mean()` of one process (a float32 sum of 0/1 is exact, then one division)."""
-    count = distributed.all_reduce_sum([int(correct.sum())])[0]
+def _fraction(correct: torch.Tensor, n: int, rt: Runtime) -> float:
+    """The fraction of n images marked True, summed over processes; bit-identical to the float32
+    `correct.float().mean()` of one process (a float32 sum of 0/1 is exact, then one division)."""
+    count = rt.sum([int(correct.sum())])[0]
     return (torch.tensor(count, dtype=torch.float32) / n).item()
 
 
 def eps_sweep(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
               eps_values: Sequence[float], batch_size: int = 128, device: str | torch.device = "cpu",
               seed: int = 0, attack_kw: dict[str, dict] | None = None,
-              progress: Callable[[str], None] | None = None, store: Any = None) -> dict[str, Any]:
+              progress: Callable[[str], None] | None = None, store: Any = None,
+              runtime: Runtime | None = None) -> dict[str, Any]:
     """Robust accuracy of every attack at every eps: {"eps": [...], "robust_accuracy": {name: [...]}}."""
     curves: dict[str, list[float]] = {name: [] for name in attacks}
     clean = None
     for eps in eps_values:
         res = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed, attack_kw,
-                                  progress, store)
+                                  progress, store, runtime)
         clean = res["clean_accuracy"]
         for name in attacks:
             curves[name].append(res["robust_accuracy"][name])

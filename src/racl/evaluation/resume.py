@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 
-from racl import distributed
 from racl.io import load_safetensors, save_safetensors
 
 PARTIAL = ".partial"
@@ -38,8 +37,9 @@ def fingerprint(checkpoint: str | Path, images: torch.Tensor, labels: torch.Tens
 class BatchStore:
     """{"attack@eps/batch": (B,) bool} of finished batches; `resume` False starts from nothing."""
 
-    def __init__(self, out: str | Path, key: str, resume: bool):
-        rank = f"-rank{distributed.rank()}" if distributed.world_size() > 1 else ""
+    def __init__(self, out: str | Path, key: str, resume: bool, rank: int | None = None):
+        """`rank`: a data-parallel process keeps its own share (OUT/.partial/KEY-rankR); None: one process."""
+        rank = "" if rank is None else f"-rank{rank}"
         self.path = Path(out) / PARTIAL / f"{key}{rank}.safetensors"
         self.done: dict[str, torch.Tensor] = {}
         if resume and self.path.is_file():

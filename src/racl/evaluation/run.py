@@ -11,9 +11,9 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from racl import distributed
 from racl.checkpoint import load_model_checkpoint
 from racl.data import load_data_from_spec
+from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.evaluation.checks import check_transfer_vs_whitebox, run_model_checks, run_result_checks, warnings_from
 from racl.evaluation.evaluate import as_float_images, eps_sweep, evaluate_robustness, transfer_matrix
@@ -71,29 +71,28 @@ def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: flo
 
     Finished attack batches are kept in OUT/.partial while it runs; `resume` reuses those of an
     interrupted run with the same checkpoint, images and settings (evaluation.resume)."""
+    rt = Runtime.current(progress)  # torchrun: the images sharded by batches, rank 0 reports and writes
     model, meta = load_model_checkpoint(checkpoint, device=device)
     data, spec = load_split(meta, split, load)
     images, labels = pick_images(data, n_images, seed)
-    key = fingerprint(checkpoint, images, labels, split=split, seed=seed, batch_size=batch_size,
-                      world=distributed.world_size())
-    store = BatchStore(out, key, resume)
+    key = fingerprint(checkpoint, images, labels, split=split, seed=seed, batch_size=batch_size, world=rt.world)
+    store = BatchStore(out, key, resume, rt.rank if rt.world > 1 else None)
     result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed,
-                                 progress=progress, store=store)
+                                 progress=progress, store=store, runtime=rt)
     result.update(checkpoint=str(checkpoint), split=split, device=str(device), data=spec,
                   model={"model": meta.get("model"), "model_args": meta.get("model_args", {})})
     if sweep:
         result["eps_sweep"] = eps_sweep(model, images, labels, sweep_attacks or attacks, sweep, batch_size,
-                                        device, seed, progress=progress, store=store)
+                                        device, seed, progress=progress, store=store, runtime=rt)
         result["eps_sweep"]["n_images"] = result["n_images"]
     checks = {**_model_checks(model, images, labels, batch_size, device), **run_result_checks(result)}
     result.update(checks=checks, warnings=warnings_from(checks), batches_reused=store.reused)
     out = Path(out)
-    if distributed.is_main():  # torchrun: the test set was sharded, every rank holds the summed result
-        write_json(out / "results.json", result)
-        write_text(out / "results.md", results_markdown(result))
-        if sweep:
-            plot_eps_sweep(result["eps_sweep"], out / "eps_sweep.png")
-    distributed.barrier()
+    rt.write(write_json, out / "results.json", result)  # every process holds the summed result
+    rt.write(write_text, out / "results.md", results_markdown(result))
+    if sweep:
+        rt.write(plot_eps_sweep, result["eps_sweep"], out / "eps_sweep.png")
+    rt.barrier()
     store.finish()
     return result
 
@@ -129,9 +128,8 @@ def evaluate_transfer(checkpoints: Sequence[str | Path], attacks: Sequence[str],
         matrices[attack]["warnings"] = warnings_from({attack: check})
     result = {"checkpoints": [str(p) for p in checkpoints], "names": names, "split": split, "seed": seed,
               "data": spec, "matrices": matrices, "checks": checks, "warnings": warnings_from(checks)}
-    out = Path(out)
-    if distributed.is_main():  # torchrun: transfer matrices are not sharded; every rank computes them
-        write_json(out / "transfer.json", result)
-        write_text(out / "transfer.md", "\n".join(transfer_markdown(m) for m in matrices.values()))
-    distributed.barrier()
+    out, rt = Path(out), Runtime.current()  # torchrun: not sharded; every process computes the matrices
+    rt.write(write_json, out / "transfer.json", result)
+    rt.write(write_text, out / "transfer.md", "\n".join(transfer_markdown(m) for m in matrices.values()))
+    rt.barrier()
     return result

@@ -31,8 +31,9 @@ from typing import Any, Callable
 
 import torch
 
-from racl import distributed, guards
+from racl import guards
 from racl.data import ArrayDataset, AugmentConfig, DataSplits, iterate_batches
+from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.lifecycle import cosine_lr, progress_bar
 from racl.search import outputs
@@ -71,28 +72,30 @@ class SearchRun:
     arch_half: ArrayDataset
     device: torch.device
     out: Path
+    rt: Runtime  # this process's share of a data-parallel run (racl.distributed)
     epoch: int = 0
     global_step: int = 0
     records: list[dict[str, Any]] | None = None
 
 
-def split_halves(train: ArrayDataset, config: SearchConfig) -> tuple[ArrayDataset, ArrayDataset]:
+def split_halves(train: ArrayDataset, config: SearchConfig,
+                 rt: Runtime = Runtime()) -> tuple[ArrayDataset, ArrayDataset]:
     """A seeded permutation of the train split (first `train_limit`), cut at `weight_fraction`."""
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))
     if config.train_limit is not None:
         perm = perm[: config.train_limit]
     cut = round(config.weight_fraction * len(perm))
     halves = train.subset(perm[:cut]), train.subset(perm[cut:])
-    if min(len(h) for h in halves) < distributed.global_batch(config.batch_size):
+    if min(len(h) for h in halves) < rt.global_batch(config.batch_size):
         raise RaclError(f"each half of the train split needs >= batch_size x processes = "
-                        f"{distributed.global_batch(config.batch_size)} images, got "
+                        f"{rt.global_batch(config.batch_size)} images, got "
                         f"{len(halves[0])} and {len(halves[1])}; use more data or --set batch_size=...")
     return halves
 
 
 @torch.no_grad()
 def accuracy(supernet: Supernet, weights: ArchWeights, ds: ArrayDataset, limit: int, batch_size: int,
-             device: torch.device) -> float | None:
+             device: torch.device, rt: Runtime = Runtime()) -> float | None:
     """Top-1 accuracy of f(.; weights) on the first `limit` images of ds, BN with the statistics of
     each batch (the architecture's own; the running ones belong to the training mixture), every BN
     buffer unchanged afterwards (supernet.batchnorm.batch_statistics)."""
@@ -100,11 +103,11 @@ def accuracy(supernet: Supernet, weights: ArchWeights, ds: ArrayDataset, limit: 
     if n == 0:
         return None
     correct = 0
-    shard = distributed.shard_by_batches(n, batch_size)  # all n in one process; torchrun: this rank's batches
     with batch_statistics(supernet):
-        for x, y in iterate_batches(ds.subset(shard), batch_size, shuffle=False, generator=None, device=device):
+        for x, y in iterate_batches(ds.subset(rt.eval_shard(n, batch_size)), batch_size, shuffle=False,
+                                    generator=None, device=device):
             correct += int((supernet(x, weights).argmax(1) == y).sum())
-    return int(distributed.all_reduce_sum([correct])[0]) / n
+    return int(rt.sum([correct])[0]) / n
 
 
 def recalibrate_bn(run: "SearchRun") -> None:
@@ -120,20 +123,22 @@ def recalibrate_bn(run: "SearchRun") -> None:
     recalibrate(run.supernet, run.strategy.eval_weights(), batches)
 
 
-def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.device) -> SearchRun:
+def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.device,
+              rt: Runtime = Runtime()) -> SearchRun:
     seed_everything(config.seed)  # supernet init; the global RNG also feeds attack random starts
     s = config.supernet
     supernet = Supernet(num_classes=data.num_classes, channels=s.channels, layers=s.layers, steps=s.steps,
                         in_channels=data.channels, mean=data.mean, std=data.std).to(device)
-    weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config))
+    weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config, rt))
     evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random.candidate_images,
-                        batch_size=config.eval_batch_size, device=device)
-    strategy = build_strategy(config, supernet, (data.channels, data.image_size, data.image_size), evaluator)
+                        batch_size=config.eval_batch_size, device=device, rt=rt)
+    strategy = build_strategy(config, supernet, (data.channels, data.image_size, data.image_size), evaluator, rt)
     o = config.optim
     w_opt = torch.optim.SGD(supernet.parameters(), lr=o.w_lr, momentum=o.w_momentum, weight_decay=o.w_wd)
     gens = {name: torch.Generator(device=device if name == "sample" else "cpu").manual_seed(config.seed * 16 + k)
             for k, name in enumerate(GENERATORS, start=1)}
-    return SearchRun(config, data, supernet, strategy, w_opt, gens, weight_half, arch_half, device, out, records=[])
+    return SearchRun(config, data, supernet, strategy, w_opt, gens, weight_half, arch_half, device, out, rt,
+                     records=[])
 
 
 def _state(run: SearchRun) -> dict[str, Any]:
@@ -143,11 +148,6 @@ def _state(run: SearchRun) -> dict[str, Any]:
             "w_opt": run.w_opt.state_dict(),
             "rng": get_rng_state(), "generators": {k: g.get_state() for k, g in run.generators.items()},
             "metrics": run.records}
-
-
-def _note(log: Callable[[str], None] | None, message: str) -> None:
-    if log is not None:
-        log(f"note: {message}")
 
 
 def restore_run(run: SearchRun, state: dict[str, Any]) -> int:
@@ -174,15 +174,15 @@ def learning_rate(config: SearchConfig, epoch: int, step: int, steps_per_epoch: 
 def _batches(run: SearchRun, ds: ArrayDataset, name: str):
     c = run.config
     augment = AugmentConfig(crop_padding=c.crop_padding) if c.augment else None
-    return distributed.iterate_shard(ds, c.batch_size, shuffle=True, generator=run.generators[name],
-                                     augment=augment, drop_last=True, device=run.device)
+    return run.rt.batches(ds, c.batch_size, shuffle=True, generator=run.generators[name], augment=augment,
+                          drop_last=True, device=run.device)
 
 
 def _train_epoch(run: SearchRun, arch_phase: bool) -> dict[str, float]:
     """The epoch's steps; returns sums of the logged values (and 'n', 'n_arch', 'lr')."""
     c, e = run.config, run.epoch
     n_w, n_a = len(run.weight_half), len(run.arch_half)
-    steps = (min(n_w, n_a) if arch_phase else n_w) // distributed.global_batch(c.batch_size)
+    steps = (min(n_w, n_a) if arch_phase else n_w) // run.rt.global_batch(c.batch_size)
     w_batches = _batches(run, run.weight_half, "weight_data")
     arch_steps = arch_phase and run.strategy.has_arch_step
     a_batches = _batches(run, run.arch_half, "arch_data") if arch_steps else iter(lambda: None, 0)
@@ -194,25 +194,20 @@ def _train_epoch(run: SearchRun, arch_phase: bool) -> dict[str, float]:
             group["lr"] = learning_rate(c, e, step, steps)
         try:
             res = weight_step(run.supernet, run.w_opt, run.strategy.sample_weights(run.generators["sample"]),
-                              x, y, c.robust, c.attack, c.optim.grad_clip, c.gamma)
+                              x, y, c.robust, c.attack, c.optim.grad_clip, c.gamma, run.rt)
             arch = (run.strategy.arch_step(*arch_batch, run.generators["sample"], run.global_step)
                     if arch_steps else {})
         except FloatingPointError as err:
             raise guards.stopped(str(err), f"epoch {e + 1}, step {step + 1}", run.out / outputs.CHECKPOINT,
                                  NAN_ADVICE) from err
-        distributed.average_buffers(run.supernet)  # BN running statistics: mean over ranks (torchrun)
+        run.rt.average_buffers(run.supernet)  # BN running statistics: the mean over processes
         _accumulate(sums, res, arch, len(y), len(arch_batch[1]) if arch_batch else 0)
         run.global_step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{res.loss:.3f}", refresh=False)
     bar.close()
-    return _reduce_sums(sums)
-
-
-def _reduce_sums(sums: dict[str, float]) -> dict[str, float]:
-    """The logged sums over all ranks (torchrun); lr and steps are the same on every rank."""
-    keys = [k for k in sorted(sums) if k not in ("lr", "steps")]
-    return {**sums, **dict(zip(keys, distributed.all_reduce_sum(sums[k] for k in keys)))}
+    keys = [k for k in sorted(sums) if k not in ("lr", "steps")]  # summed over processes; lr, steps: the same
+    return {**sums, **dict(zip(keys, run.rt.sum(sums[k] for k in keys)))}
 
 
 def _accumulate(sums: dict[str, float], res, arch: dict[str, float], n: int, n_arch: int) -> None:
@@ -245,7 +240,7 @@ def _epoch(run: SearchRun) -> dict[str, Any]:
     bound = run.strategy.epoch_end(run.epoch, arch_phase, run.generators["sample"])
     genotype = run.strategy.genotype()
     val = partial(accuracy, run.supernet, ds=run.data.val, limit=c.eval_images, batch_size=c.eval_batch_size,
-                  device=run.device)
+                  device=run.device, rt=run.rt)
     g_w = genotype_to_weights(genotype, run.supernet.num_ops, run.device)
     record = {
         "epoch": run.epoch + 1, "phase": "search" if arch_phase else "warmup", "steps": int(sums.get("steps", 0)),
@@ -319,47 +314,46 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
     cell pictures when the run is complete. `log`: where the one-line epoch summaries go (None: nowhere).
     `tensorboard`: also write each metrics record as TensorBoard scalars next to metrics.jsonl (racl.tblog).
     """
-    out, device = Path(out_dir), torch.device(device)
-    log = log if distributed.is_main() else None  # torchrun: rank 0 logs and writes, the others stay quiet
-    has_checkpoint = distributed.on_main(partial(outputs.prepare_out_dir, out, resume=resume, overwrite=overwrite))
-    run = build_run(config, data, out, device)
+    out, device, rt = Path(out_dir), torch.device(device), Runtime.current(log)  # rank 0 logs and writes
+    has_checkpoint = rt.on_main(partial(outputs.prepare_out_dir, out, resume=resume, overwrite=overwrite))
+    run = build_run(config, data, out, device, rt)
     if has_checkpoint:
         saved_epochs = restore_run(run, load_state(out / outputs.CHECKPOINT))
-        _note(log, f"resuming {out} after epoch {run.epoch}" + (
+        rt.log(f"note: resuming {out} after epoch {run.epoch}" + (
             f" (epochs {saved_epochs} -> {config.epochs}: the cosine schedule follows the new length)"
             if saved_epochs != config.epochs else ""))
     if config.warmup_epochs >= config.epochs and run.strategy.has_arch_step:
-        _note(log, "warmup_epochs >= epochs: no architecture steps, the genotype is read off the initial state")
-    main = distributed.is_main()
-    if main:
-        save_search_config(out / outputs.CONFIG, config)
-        outputs.write_metrics(out, run.records)
-    tb = TensorBoardLog(out, tensorboard and main, start_step=run.epoch + 1)
+        rt.log("note: warmup_epochs >= epochs: no architecture steps, the genotype is read off the initial state")
+    rt.write(save_search_config, out / outputs.CONFIG, config)
+    rt.write(outputs.write_metrics, out, run.records)
+    tb = TensorBoardLog(out, tensorboard and rt.is_main, start_step=run.epoch + 1)
     last = config.epochs if stop_after is None else min(config.epochs, stop_after)
     while run.epoch < last:
         record = _epoch(run)
         _check_finite(run, "supernet", "strategy")
-        if not distributed.sync_from_main(_synced_state(run)):
-            _note(log, f"epoch {run.epoch + 1}: ranks had drifted apart; rank 0's state was copied to all")
+        if not rt.sync_from_main(_synced_state(run)):
+            rt.log(f"note: epoch {run.epoch + 1}: ranks had drifted apart; rank 0's state was copied to all")
         run.records.append(record)
         run.epoch += 1
-        if main:
-            save_state(out / outputs.CHECKPOINT, _state(run))
-            outputs.write_metrics(out, run.records)
-            tb.write(record)
-            Genotype.from_dict(record["genotype"]).save(out / outputs.GENOTYPE)
-        if log is not None:
-            log(_summary(record, config.epochs))
-            for line in warnings_for(record, last=run.epoch == config.epochs):
-                log(f"warning: {line}")
+        rt.write(_save_epoch, run, record, tb)
+        rt.log(_summary(record, config.epochs))
+        for line in warnings_for(record, last=run.epoch == config.epochs):
+            rt.log(f"warning: {line}")
     tb.close()
     genotype = run.strategy.genotype()
-    if main:
-        genotype.save(out / outputs.GENOTYPE)
-        if draw and run.epoch >= config.epochs:
-            outputs.draw_cells(genotype, out)
-    distributed.barrier()  # the files are complete before any rank returns
+    rt.write(genotype.save, out / outputs.GENOTYPE)
+    if draw and run.epoch >= config.epochs:
+        rt.write(outputs.draw_cells, genotype, out)
+    rt.barrier()  # the files are complete before any process returns
     return SearchResult(genotype, run.records, out)
+
+
+def _save_epoch(run: SearchRun, record: dict[str, Any], tb: TensorBoardLog) -> None:
+    """The checkpoint, metrics.jsonl, TensorBoard scalars and genotype.json after an epoch."""
+    save_state(run.out / outputs.CHECKPOINT, _state(run))
+    outputs.write_metrics(run.out, run.records)
+    tb.write(record)
+    Genotype.from_dict(record["genotype"]).save(run.out / outputs.GENOTYPE)
 
 
 def _synced_state(run: SearchRun) -> list[torch.Tensor]:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from racl.attacks import AttackSpec
-from racl.distributed import average_gradients
+from racl.distributed import Runtime
 from racl.search.config import RobustConfig
 from racl.supernet import ArchWeights, FixedArch, Supernet
 
@@ -55,16 +55,17 @@ def weight_loss(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: to
 
 def weight_step(supernet: Supernet, optimizer: torch.optim.Optimizer, weights: ArchWeights,
                 x: torch.Tensor, y: torch.Tensor, cfg: RobustConfig, attack: AttackSpec, grad_clip: float,
-                gamma: float) -> WeightStepResult:
+                gamma: float, rt: Runtime = Runtime()) -> WeightStepResult:
     """One SGD step on the supernet weights; raises FloatingPointError on a non-finite loss.
-    gamma: the weight of the input-gradient norm (SearchConfig.gamma: robust.gamma resolved)."""
+    gamma: the weight of the input-gradient norm (SearchConfig.gamma: robust.gamma resolved).
+    rt: a data-parallel run's process (the gradients are averaged over processes; see Runtime)."""
     x_used = adversarial_inputs(supernet, weights, x, y, cfg, attack)
     optimizer.zero_grad(set_to_none=True)
     loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, gamma)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"weight loss is {loss.item()}")
     loss.backward()
-    average_gradients(supernet.parameters())  # no-op in one process; torchrun: mean over ranks
+    rt.average_gradients(supernet.parameters())  # the mean over processes (one process: nothing to do)
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(supernet.parameters(), grad_clip)
     optimizer.step()

@@ -17,9 +17,10 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from racl import distributed, guards
+from racl import guards
 from racl.checkpoint import build_from_spec, save_model_checkpoint
 from racl.data import AugmentConfig, DataSplits
+from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.io import append_jsonl
 from racl.lifecycle import RunFolder, check_resumable, progress_bar
@@ -63,9 +64,8 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
     cfg = config.resolved()
     spec = make_model_spec(model_spec_or_name, cfg, data)
     check_inputs(spec, data)
-    run = run_folder(out_dir)
-    log = log if distributed.is_main() else None
-    resume = distributed.on_main(partial(run.prepare, resume=resume, overwrite=overwrite, config=cfg.to_dict()))
+    run, rt = run_folder(out_dir), Runtime.current(log)  # rank 0 logs and writes
+    resume = rt.on_main(partial(run.prepare, resume=resume, overwrite=overwrite, config=cfg.to_dict()))
     seed_everything(cfg.seed)
     model = build_from_spec(spec).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
@@ -74,23 +74,22 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
     counters = {"epoch": 0, "step": 0, "best_epoch": None, "best_val_robust_acc": None}
     if resume:
         counters = _restore(run, cfg, spec, data, model, optimizer, generator)
-        if distributed.is_main():  # a run killed after logging but before saving its state re-runs that epoch
-            run.write_metrics(run.read_metrics()[:counters["epoch"]])
-    if distributed.is_main():
-        run.write_config(cfg.to_dict())  # on resume too: `epochs` may have changed
-    tb = TensorBoardLog(run.path, tensorboard and distributed.is_main(), start_step=counters["epoch"] + 1)
-    wrapped = distributed.wrap_ddp(model, device, sync_bn)  # `model` itself in one process
-    loop = TrainLoop(model, optimizer, generator, cfg, spec, data, run, tb, device, log, progress,
-                 forward_model=None if wrapped is model else wrapped)
+        # a run killed after logging but before saving its state re-runs that epoch
+        rt.write(lambda: run.write_metrics(run.read_metrics()[:counters["epoch"]]))
+    rt.write(run.write_config, cfg.to_dict())  # on resume too: `epochs` may have changed
+    tb = TensorBoardLog(run.path, tensorboard and rt.is_main, start_step=counters["epoch"] + 1)
+    wrapped = rt.wrap(model, device, sync_bn)  # DistributedDataParallel; `model` itself in one process
+    loop = TrainLoop(model, optimizer, generator, cfg, spec, data, run, tb, device, rt, progress,
+                     forward_model=None if wrapped is model else wrapped)
     end = cfg.epochs if max_epochs is None else min(cfg.epochs, counters["epoch"] + max(max_epochs, 0))
-    if counters["epoch"] >= cfg.epochs and log:
-        log(f"{run.path} already holds all {cfg.epochs} epochs; nothing to do")
+    if counters["epoch"] >= cfg.epochs:
+        rt.log(f"{run.path} already holds all {cfg.epochs} epochs; nothing to do")
     try:
         for epoch in range(counters["epoch"], end):
             loop.epoch(epoch, counters)
     finally:
         tb.close()
-    distributed.barrier()  # rank 0's files are complete before any rank returns
+    rt.barrier()  # rank 0's files are complete before any process returns
     return _summary(run, counters, cfg)
 
 
@@ -124,11 +123,11 @@ class TrainLoop:
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator,
                  cfg: TrainConfig, spec: dict, data: DataSplits, run: RunFolder, tb: TensorBoardLog, device: Any,
-                 log: Log | None, progress: bool | None, forward_model: nn.Module | None = None):
+                 rt: Runtime, progress: bool | None, forward_model: nn.Module | None = None):
         self.model, self.optimizer, self.generator = model, optimizer, generator  # model: unwrapped
         self.cfg, self.spec, self.data, self.run, self.tb, self.device = cfg, spec, data, run, tb, device
         self.last = run.path / "last.safetensors"
-        self.log = log or (lambda _msg: None)
+        self.rt = rt
         self.progress = progress
         self.objective: Objective = make_objective(model, cfg) if forward_model is None else \
             make_objective(model, cfg, forward_model)  # DDP: forward/backward on the wrapper, attacks on model
@@ -136,9 +135,9 @@ class TrainLoop:
         self.augment = AugmentConfig(crop_padding=a.crop_padding, flip=a.flip, cutout=a.cutout) if a.augment else None
         n_val = min(cfg.validation.val_images, len(data.val))
         self.val_set = data.val.subset(torch.arange(n_val)) if n_val else None
-        global_batch = distributed.global_batch(cfg.batch_size)  # batch_size per process under torchrun
+        global_batch = rt.global_batch(cfg.batch_size)  # batch_size per process
         self.drop_last = len(data.train) >= global_batch  # no size-1 tail batch for BatchNorm
-        if distributed.world_size() > 1 and not self.drop_last:
+        if rt.world > 1 and not self.drop_last:
             raise RaclError(f"the train split has {len(data.train)} images, fewer than batch size x processes "
                             f"= {global_batch}; lower --batch-size or use fewer processes")
         self.steps_per_epoch = len(data.train) // global_batch if self.drop_last else 1
@@ -157,13 +156,12 @@ class TrainLoop:
         if improved:
             counters["best_epoch"], counters["best_val_robust_acc"] = epoch + 1, record["val_robust_acc"]
         self.save(record, counters, improved)
-        self.log(_format(record, self.cfg.epochs, improved))
+        self.rt.log(_format(record, self.cfg.epochs, improved))
 
     def train_epoch(self, epoch: int, counters: dict) -> dict:
         self.model.train()
-        batches = distributed.iterate_shard(self.data.train, self.cfg.batch_size, shuffle=True,
-                                            generator=self.generator, augment=self.augment,
-                                            drop_last=self.drop_last, device=self.device)
+        batches = self.rt.batches(self.data.train, self.cfg.batch_size, shuffle=True, generator=self.generator,
+                                  augment=self.augment, drop_last=self.drop_last, device=self.device)
         totals = {"loss": 0.0, "clean": 0, "adv": 0, "n": 0}
         with progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{self.cfg.epochs}", self.progress) as bar:
             for i, (x, y) in enumerate(batches):
@@ -171,7 +169,7 @@ class TrainLoop:
                 counters["step"] += 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}", refresh=False)
-        totals = dict(zip(totals, distributed.all_reduce_sum(totals.values())))  # over ranks (torchrun)
+        totals = dict(zip(totals, self.rt.sum(totals.values())))  # over processes
         n = max(totals["n"], 1)
         adv = totals["adv"] / n if self.cfg.objective.adv != "none" else None
         return {"train_loss": totals["loss"] / n, "train_acc": totals["clean"] / n, "train_adv_acc": adv}
@@ -202,14 +200,15 @@ class TrainLoop:
     def validate(self) -> dict:
         if self.val_set is None:
             return {"val_clean_acc": None, "val_robust_acc": None}
-        return validate(self.model, self.val_set, self.cfg, self.device)
+        return validate(self.model, self.val_set, self.cfg, self.device, self.rt)
 
     def save(self, record: dict, counters: dict, improved: bool) -> None:
         """metrics, last, best, then state: a crash between any two leaves a resumable directory."""
         guards.check_finite({"model": self.model}, f"the end of epoch {record['epoch']}", self.last, ADVICE,
                             buffers=("model",))
-        if not distributed.is_main():  # torchrun: rank 0 writes (every rank holds the same weights)
-            return
+        self.rt.write(self.write, record, counters, improved)  # rank 0 (every process holds the same weights)
+
+    def write(self, record: dict, counters: dict, improved: bool) -> None:
         append_jsonl(self.run.metrics, record)
         self.tb.write(record)
         meta = dict(data=self.data.spec(), config=self.cfg.to_dict(), epoch=record["epoch"], metrics=record)

@@ -13,18 +13,19 @@ from typing import Any
 
 from torch import nn
 
-from racl import distributed
 from racl.data import ArrayDataset
+from racl.distributed import Runtime
 from racl.evaluation.evaluate import as_float_images, attack_correct, predict_correct
 from racl.training.config import TrainConfig
 
 
-def validate(model: nn.Module, val_set: ArrayDataset, config: TrainConfig, device: Any) -> dict:
-    """{"val_clean_acc", "val_robust_acc"} of `model` (left in the train/eval mode it was in)."""
+def validate(model: nn.Module, val_set: ArrayDataset, config: TrainConfig, device: Any,
+             rt: Runtime = Runtime()) -> dict:
+    """{"val_clean_acc", "val_robust_acc"} of `model` (left in the train/eval mode it was in); `rt`: the
+    process of a data-parallel run (its share of the batches; the counts summed over processes)."""
     batch = config.validation.val_batch_size
-    n_batches = -(-len(val_set) // batch)
-    ids = list(distributed.batch_shard(n_batches))  # all batches in one process; torchrun: this rank's
-    shard = distributed.shard_by_batches(len(val_set), batch)
+    ids = list(rt.eval_batches(-(-len(val_set) // batch)))  # this process's batches (all in one process)
+    shard = rt.eval_shard(len(val_set), batch)
     images, labels = as_float_images(val_set.images[shard].cpu()), val_set.labels[shard].cpu().long()
     was_training = model.training
     model.eval()
@@ -34,6 +35,6 @@ def validate(model: nn.Module, val_set: ArrayDataset, config: TrainConfig, devic
         robust = clean & attack_correct(attack, model, images, labels, batch, device, config.seed, ids)
     finally:
         model.train(was_training)
-    counts = distributed.all_reduce_sum([int(clean.sum()), int(robust.sum())])
+    counts = rt.sum([int(clean.sum()), int(robust.sum())])
     n = max(len(val_set), 1)
     return {"val_clean_acc": counts[0] / n, "val_robust_acc": counts[1] / n}

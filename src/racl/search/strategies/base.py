@@ -16,7 +16,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from racl.distributed import average_gradients
+from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.lipschitz import LipschitzBound
 from racl.search.config import SearchConfig
@@ -39,6 +39,7 @@ class SearchStrategy(nn.Module):
     """Base class; subclasses override the methods that raise NotImplementedError."""
 
     name = "base"
+    runtime = Runtime()  # a data-parallel run's process (build_strategy sets it); one process by default
     has_arch_step = True  # False: the loop draws no distribution-half batches (random search)
 
     def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int],
@@ -92,7 +93,7 @@ class SearchStrategy(nn.Module):
         grads = torch.autograd.grad(loss, params, allow_unused=True)
         for p, g in zip(params, grads):
             p.grad = torch.zeros_like(p) if g is None else g
-        average_gradients(params)  # no-op in one process; torchrun: mean over ranks
+        self.runtime.average_gradients(params)  # the mean over processes (one process: nothing to do)
         self._decay()
         self.optimizer.step()
 

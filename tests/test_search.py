@@ -65,6 +65,8 @@ def test_search_attack_is_an_attack_spec_and_old_keys_load():
     assert (old.attack.eps, old.attack.steps, old.robust.attack_mode) == (4 / 255, 3, "eval")
     assert old.attack.alpha == pytest.approx(2.5 * (4 / 255) / 3)
     assert config_from_dict(config_to_dict(old)) == old
+    saved["robust"].update(adv="none", adv_steps=7)  # no attack: the old keys had no effect, today's defaults
+    assert config_from_dict(saved).attack == c.attack
     for key in ("adv_eps", "robust.adv_steps"):
         with pytest.raises(RaclError, match=f"key '{key}' is now 'attack"):
             apply_overrides(c, [f"{key}=3"])

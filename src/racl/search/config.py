@@ -174,7 +174,8 @@ RENAMED = {"adv_eps": "attack.eps", "adv_steps": "attack.steps", "adv_alpha": "a
 def upgrade(data: Mapping[Any, Any]) -> dict[Any, Any]:
     """A config dict with the old robust keys (RENAMED) rewritten to the new ones. The old default step
     (adv_alpha null) was 2.5 eps / k for pgd; it is written out as attack.alpha, so an old run resumes
-    with the attack it ran (fgsm_rs's old default, 1.25 eps, is still the default)."""
+    with the attack it ran (fgsm_rs's old default, 1.25 eps, is still the default). With adv none the
+    old keys had no effect and are dropped (the run resumes under today's defaults, e.g. attack.steps 4)."""
     data = dict(data)
     robust = data.get("robust")
     old = {k: data.pop(k) for k in RENAMED if k in data}
@@ -184,8 +185,10 @@ def upgrade(data: Mapping[Any, Any]) -> dict[Any, Any]:
         data["robust"] = robust
     if not old:
         return data
-    attack = dict(data.get("attack") or {})
     adv = (robust or {}).get("adv", data.get("adv"))
+    if adv == "none":  # written with adv none (every saved config says which): the old keys did nothing
+        return data
+    attack = dict(data.get("attack") or {})
     if adv == "pgd" and old.get("adv_alpha") is None:
         eps, steps = old.get("adv_eps", 8 / 255), old.get("adv_steps", 3)
         eps = read_number(eps) if isinstance(eps, str) else eps

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -218,10 +217,8 @@ def _has_autoattack() -> bool:
 
 def test_sharded_evaluation_equals_unsharded(tmp_path):
     attacks = ATTACKS + (["apgd"] if _has_autoattack() else [])
-    start = time.perf_counter()
     _spawn(_eval_worker, tmp_path, attacks)  # 70 images in 5 batches: rank 0 takes 3, rank 1 takes 2
     sharded = [json.loads((tmp_path / f"eval{r}.json").read_text()) for r in range(WORLD)]
-    assert time.perf_counter() - start < 120
     single = json.loads(json.dumps(_eval(attacks)))
     assert sharded[0] == sharded[1] == single
     assert single["n_images"] == 70 and 0 < single["robust_accuracy"]["pgd5"] < single["clean_accuracy"]

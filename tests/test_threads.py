@@ -47,3 +47,15 @@ def test_busy_cores_reads_proc_stat(monkeypatch):
     assert threads.busy_cores(0.0) == 1.0
     monkeypatch.setattr(threads, "_cpu_times", lambda: None)
     assert threads.busy_cores(0.0) is None
+
+
+def test_the_racl_command_sets_threads_before_running(monkeypatch, capsys):
+    import sys
+
+    from racl import cli
+
+    calls = []
+    monkeypatch.setattr(threads, "configure", lambda: calls.append("threads") or 1)
+    monkeypatch.setattr(cli, "main", lambda argv=None: calls.append("main") or 0)
+    monkeypatch.setattr(sys, "argv", ["racl", "zoo", "list"])
+    assert cli.entry() == 0 and calls == ["threads", "main"]

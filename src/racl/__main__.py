@@ -1,3 +1,3 @@
-from racl.cli import main
+from racl.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from typing import NoReturn, Sequence
 
+from racl import threads
 from racl.errors import RaclError
 
 # subcommand -> module under racl.cli; modules that do not exist yet are skipped.
@@ -48,6 +50,13 @@ def _warning_line(message: Warning | str, category: type[Warning], *_: object, *
     return f"racl: warning: {_one_line(message)}\n"
 
 
+def entry() -> int:
+    """The `racl` command (and `python -m racl`): torch's threads set to the cores free at start-up
+    (racl.threads; RACL_THREADS or OMP_NUM_THREADS override it), then `main`."""
+    threads.configure()
+    return main()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings.formatwarning = _warning_line
@@ -60,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"racl: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`racl zoo list | head -1`): not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the interpreter's final flush is quiet
+        return 0
     except OSError as e:  # disk full, permissions, ...: the environment, not a bug; one line too
         if args.debug:
             raise

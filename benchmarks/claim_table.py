@@ -70,6 +70,10 @@ def runs_of(compare: Path) -> list[dict]:
         run["strong"] = load(cell / "eval-strong" / "results.json")
         run["lipschitz"] = load(cell / "lipschitz" / "lipschitz.json")
         run["cell"] = cell
+        epochs = [json.loads(x).get("seconds") or 0.0 for x in (cell / "train" / "metrics.jsonl").read_text().splitlines()
+                  if x.strip()]
+        # robust to an epoch stretched by a pause (the quiet-window benchmarks stop the experiment)
+        run["train_estimate_s"] = statistics.median(epochs) * len(epochs) if epochs else run["train_seconds"]
         out.append(run)
     return out
 
@@ -94,11 +98,18 @@ def row(label: str, runs: list[dict], flops: dict[str, float]) -> str:
             f"{pct([r['clean_accuracy'] for r in runs])} | {pct([r['robust_accuracy']['pgd20'] for r in runs])} | "
             f"{pct([r['robust_accuracy']['cw'] for r in runs])} | {pct([r['worst_case_accuracy'] for r in runs])} | "
             f"{pct(strong(runs, 'pgd100'))} | {pct(strong(runs, 'autoattack'))} ({n_strong}) | "
-            f"{statistics.mean(r['train_seconds'] for r in runs):.0f} | {len(runs)} | {lip_text} |")
+            f"{statistics.mean(r['train_estimate_s'] for r in runs):.0f} | {len(runs)} | {lip_text} |")
 
 
 HEADER = ("| architecture | params | MFLOPs | clean % | PGD-20 % | CW % | worst % | PGD-100 % * | AutoAttack % * (n) "
-          "| train s | seeds | ln L global / local |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| train s ** | seeds | ln L global / local |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def short(edges) -> str:
+    """sep_conv_3x3 -> sep3, skip_connect -> skip, max_pool_3x3 -> max, ..."""
+    names = {"sep_conv_3x3": "sep3", "sep_conv_5x5": "sep5", "dil_conv_3x3": "dil3", "dil_conv_5x5": "dil5",
+             "max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip", "none": "none"}
+    return ", ".join(names.get(op, op) for op, _ in edges)
 
 
 def search_rows(root: Path) -> list[str]:
@@ -110,8 +121,6 @@ def search_rows(root: Path) -> list[str]:
         metrics = [json.loads(x) for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()]
         g = Genotype.from_dict(json.loads((d / "genotype.json").read_text()))
         last = metrics[-1]
-        short = lambda edges: ", ".join(f"{op.replace('_conv', '').replace('_connect', '').replace('_3x3', '3')
-                                         .replace('_5x5', '5').replace('_pool', '')}" for op, _ in edges)
         pr = last.get("prob_within_bound")
         lines.append(f"| {d.name} ({len(metrics)} ep) | {sum(m.get('seconds') or 0 for m in metrics):.0f} | "
                      f"{short(g.normal)} | {short(g.reduce)} | {parameter_free(g.normal)} / {parameter_free(g.reduce)} | "
@@ -155,7 +164,8 @@ def main(root: Path) -> None:
             print(f"- {other} - WEAK: {d:+.1f} points (n = {len(vals)} vs {len(weak)})")
 
     print("\n## Comparison (mean ± sample std over training seeds)\n")
-    print("\\* PGD-100 and standard AutoAttack on a fixed subset of 100 test images (seed 0); (n) = seeds evaluated.\n")
+    print("\\* PGD-100 and standard AutoAttack on a fixed subset of 100 test images (drawn with seed 0, the same for every run); (n) = training seeds evaluated so far. "
+          "\\*\\* median epoch wall time x epochs, one thread, on the shared 2-core machine (indicative).\n")
     print(HEADER)
     for label, runs in groups.items():
         print(row(label, runs, flops))

@@ -38,7 +38,7 @@ mkdir -p "$ROOT/search" "$ROOT/logs"
 compare() {  # compare NAME ARCH...: one comparison folder; --resume both starts and continues it
   local name=$1; shift
   "$RACL" compare --genotypes "$@" --seeds "${SEEDS[@]}" "${DATA[@]}" "${BUDGET[@]}" "${EVAL[@]}" \
-    --resnet-width "$RESNET_WIDTH" --out "$ROOT/$name" --resume >> "$ROOT/logs/$name.$$.log" 2>&1
+    --resnet-width "$RESNET_WIDTH" --out "$ROOT/$name" --resume >> "$ROOT/logs/${name//\//-}.$$.log" 2>&1
 }
 
 search_done() {  # search_done DIR: all its epochs are in metrics.jsonl

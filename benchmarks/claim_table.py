@@ -9,7 +9,8 @@ least two finished seeds, gives the smallest difference between two architecture
 seeds each that a two-sided two-sample t-test at level 0.05 detects with 80% power:
     MDD = (t_{0.975, 2n-2} + t_{0.80, 2n-2}) * s * sqrt(2 / n).
 
-Usage: .venv/bin/python benchmarks/claim_table.py [ROOT]
+Usage: .venv/bin/python benchmarks/claim_table.py [ROOT [PROTOCOL]]   (ROOT/search: the searches;
+ROOT/PROTOCOL: the comparisons, ablation and evaluations of one training protocol; default runs/claim32 es)
 """
 from __future__ import annotations
 
@@ -129,31 +130,43 @@ def search_rows(root: Path) -> list[str]:
     return lines
 
 
-def main(root: Path) -> None:
-    reference = runs_of(root / "compare-reference")
-    searched = [r for c in sorted((root / "compare-searched").glob("*")) for r in runs_of(c)]
+def main(root: Path, protocol: str) -> None:
+    runs_root = root / protocol
+    reference = runs_of(runs_root / "compare-reference")
+    searched = [r for c in sorted((runs_root / "compare-searched").glob("*")) for r in runs_of(c)]
     groups = by_label(reference)
     searched_groups = by_label(searched)
     flops = {}
     for label, runs in {**groups, **searched_groups}.items():
-        flops[label] = mflops(Path(runs[0]["checkpoint"]))
+        flops[label] = mflops(runs[0]["cell"] / "train" / Path(runs[0]["checkpoint"]).name)
 
+    overfit = [r for r in reference + searched if r["robust_accuracy"]["pgd20"] < 0.5 * r["clean_accuracy"]]
+    if overfit:
+        print("## Runs that look catastrophically overfit (PGD-20 below half the clean accuracy)\n")
+        for r in overfit:
+            print(f"- {r['label']} seed {r['seed']}: clean {100 * r['clean_accuracy']:.1f}%, "
+                  f"PGD-20 {100 * r['robust_accuracy']['pgd20']:.1f}%, CW {100 * r['robust_accuracy']['cw']:.1f}%")
+        print()
     print("## Power of the protocol (reference architectures, seed-to-seed)\n")
-    print("| metric | pooled seed std (points) | architectures | MDD, 3 vs 3 seeds (points) |\n|---|---|---|---|")
+    print("| metric | runs | pooled seed std (points) | architectures | MDD, 3 vs 3 seeds (points) |")
+    print("|---|---|---|---|---|")
     for name, get in (("clean", lambda r: r["clean_accuracy"]), ("PGD-20", lambda r: r["robust_accuracy"]["pgd20"]),
                       ("CW", lambda r: r["robust_accuracy"]["cw"]),
                       ("AutoAttack (100 images)", lambda r: r["strong"]["robust_accuracy"]["autoattack"]
                        if r["strong"] else None)):
-        variances = []
-        for runs in groups.values():
-            vals = [v for v in map(get, runs) if v is not None]
-            if len(vals) >= 2:
-                variances.append(statistics.variance(vals))
-        if variances:
-            s = math.sqrt(statistics.mean(variances))
-            print(f"| {name} | {100 * s:.2f} | {len(variances)} | {100 * mdd(s, 3):.1f} |")
-        else:
-            print(f"| {name} | - | 0 | - |")
+        for which, keep in (("all", lambda r: True), ("without overfit runs", lambda r: r not in overfit)):
+            if which != "all" and not overfit:
+                continue
+            variances = []
+            for runs in groups.values():
+                vals = [v for v in (get(r) for r in runs if keep(r)) if v is not None]
+                if len(vals) >= 2:
+                    variances.append(statistics.variance(vals))
+            if variances:
+                sd = math.sqrt(statistics.mean(variances))
+                print(f"| {name} | {which} | {100 * sd:.2f} | {len(variances)} | {100 * mdd(sd, 3):.1f} |")
+            else:
+                print(f"| {name} | {which} | - | 0 | - |")
 
     if {"WEAK", "DARTS_V2", "RACL"} <= groups.keys():
         print("\n## Control: the skip/pool-only cell against DARTS_V2 and the published RACL cell (PGD-20)\n")
@@ -198,10 +211,10 @@ def main(root: Path) -> None:
     print("\n## Searches\n")
     print("\n".join(search_rows(root)))
 
-    ablation = load(root / "ablation" / "ablation.json")
+    ablation = load(runs_root / "ablation" / "ablation.json")
     if ablation:
         print("\n## Ablation (racl ablate at this protocol)\n")
-        print((root / "ablation" / "ablation.md").read_text())
+        print((runs_root / "ablation" / "ablation.md").read_text())
 
     cpu = {"training": sum(r["train_seconds"] for r in reference + searched),
            "evaluation (PGD-20, CW)": sum(r["eval_seconds"] for r in reference + searched),
@@ -216,4 +229,4 @@ def main(root: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/claim32"))
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "runs/claim32"), sys.argv[2] if len(sys.argv) > 2 else "es")

@@ -218,7 +218,7 @@ def main(root: Path, protocol: str) -> None:
 
     cpu = {"training": sum(r["train_seconds"] for r in reference + searched),
            "evaluation (PGD-20, CW)": sum(r["eval_seconds"] for r in reference + searched),
-           "strong evaluation": sum(sum(r["strong"]["seconds"].values()) for r in reference + searched
+           "strong evaluation (PGD-100, AutoAttack; the eps sweep not counted)": sum(sum(r["strong"]["seconds"].values()) for r in reference + searched
                                     if r["strong"]),
            "search": sum(json.loads(x).get("seconds") or 0 for f in (root / "search").glob("*/metrics.jsonl")
                          for x in f.read_text().splitlines() if x.strip())}

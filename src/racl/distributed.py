@@ -305,9 +305,8 @@ class Runtime:
     def batches(self, ds: Any, batch_size: int, *, shuffle: bool, generator: torch.Generator | None,
                 augment: Any = None, drop_last: bool = False, device: torch.device | str = "cpu",
                 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """iterate_batches for this process: its share of every global batch (racl.data.loader)."""
-        if self.world > 1 and not drop_last:
-            raise ValueError("sharded training batches need drop_last=True (equal batches on every rank)")
+        """iterate_batches for this process: its share of every global batch (racl.data.loader, which
+        also refuses a sharded epoch without drop_last)."""
         return iterate_batches(ds, batch_size, shuffle=shuffle, generator=generator, augment=augment,
                                drop_last=drop_last, device=device, shard=(self.rank, self.world))
 
@@ -324,7 +323,7 @@ class Runtime:
     # -------------------------------------------------------------- collectives
     def sum(self, values: Iterable[float]) -> list[float]:
         """Element-wise sum over processes (float64, exact for counts), as Python floats."""
-        return all_reduce_sum(values) if self.world > 1 else [float(v) for v in values]  # as all_reduce_sum
+        return all_reduce_sum(values) if self.world > 1 else [float(v) for v in values]
 
     def average_gradients(self, params: Iterable[torch.Tensor]) -> None:
         """Mean of the gradients over processes after backward (see the class docstring for why the

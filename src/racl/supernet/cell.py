@@ -11,7 +11,7 @@ The cell output is the channel concatenation of the last `multiplier` intermedia
   - ReLU of each node is computed once and shared by every op that starts with it (sep/dil convs and
     FactorizedReduce on all edges leaving that node), instead of once per op and edge; likewise the
     ReLU of each cell output, shared by the preprocessing of the next two cells (SharedReLU);
-  - max and average pooling of each node are computed once per pooling (kind, stride) and shared by
+  - max and average pooling of each node are computed once per pooling (kind and settings) and shared by
     all edges leaving the node (NodeCache; each edge keeps its own BatchNorm, so running statistics
     stay per edge);
   - the architecture weight beta_e * alpha_o is folded into the affine-free BatchNorm that ends each

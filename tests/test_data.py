@@ -19,6 +19,7 @@ from racl.data import (
     AugmentConfig,
     add_data_arguments,
     augment_batch,
+    balanced_subset,
     data_from_args,
     iterate_batches,
     load_data,
@@ -219,6 +220,19 @@ def test_torchvision_sets_keep_official_test_split(tmp_path, monkeypatch):
     s = load_data("cifar10", str(tmp_path), val_fraction=0.2, test_fraction=0.5, image_size=16, limit=8)
     assert (len(s.train), len(s.val), len(s.test)) == (60, 20, 40)  # 8/class, 2 val each; test_fraction unused
     assert s.mean == (0.4914, 0.4822, 0.4465) and s.image_size == 16
+
+
+def test_balanced_subset_takes_every_class_in_turn():
+    labels = torch.arange(4).repeat_interleave(10)  # a split as an image folder leaves it: class by class
+    idx = balanced_subset(labels, 8)
+    assert torch.bincount(labels[idx], minlength=4).tolist() == [2, 2, 2, 2]  # "the first 8" is class 0 only
+    assert torch.equal(idx, balanced_subset(labels, 8)) and not torch.equal(idx, balanced_subset(labels, 8, seed=1))
+    assert torch.equal(balanced_subset(labels, 4), idx[:4])  # a smaller subset is a prefix of a larger one
+    everything = balanced_subset(labels, 100)
+    assert sorted(everything.tolist()) == list(range(40))
+    uneven = torch.tensor([0] * 6 + [1] * 2)
+    assert torch.bincount(uneven[balanced_subset(uneven, 4)]).tolist() == [2, 2]
+    assert balanced_subset(torch.empty(0, dtype=torch.int64), 3).numel() == 0
 
 
 def test_digits():

@@ -14,9 +14,11 @@ from racl.data.cli_args import add_data_arguments, data_from_args
 from racl.data.datasets import DATASETS, load_data, load_data_from_spec
 from racl.data.loader import epoch_order, iterate_batches, num_batches
 from racl.data.sources import STATS
+from racl.data.splits import balanced_subset
 
 __all__ = [
     "ArrayDataset",
+    "balanced_subset",
     "DataSplits",
     "AugmentConfig",
     "DATASETS",

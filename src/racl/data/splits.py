@@ -47,3 +47,21 @@ def limit_per_class(labels: torch.Tensor, limit: int | None) -> torch.Tensor:
     for c in torch.unique(labels).tolist():
         keep[(labels == c).nonzero().flatten()[:limit]] = True
     return keep.nonzero().flatten()
+
+
+def balanced_subset(labels: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
+    """Indices of a fixed, class-balanced subset of `n` examples: each class shuffled by a generator
+    seeded with `seed`, then the classes taken in turn (the first of each class, then the second, ...).
+
+    Splits are sorted by index, and image folders list their classes one after another, so "the first
+    n" of a split would be its first few classes; the per-epoch validation subsets use this instead."""
+    labels = labels.cpu()
+    g = torch.Generator().manual_seed(int(seed))
+    rank = torch.empty(len(labels), dtype=torch.int64)
+    for c in torch.unique(labels).tolist():
+        idx = (labels == c).nonzero().flatten()
+        rank[idx[torch.randperm(len(idx), generator=g)]] = torch.arange(len(idx))
+    if len(labels) == 0:
+        return torch.empty(0, dtype=torch.int64)
+    order = torch.argsort(rank * (int(labels.max()) + 1) + labels.long())  # keys unique: (rank, class)
+    return order[: max(n, 0)]

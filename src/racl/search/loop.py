@@ -32,7 +32,7 @@ from typing import Any, Callable
 import torch
 
 from racl import guards
-from racl.data import ArrayDataset, AugmentConfig, DataSplits, iterate_batches
+from racl.data import ArrayDataset, AugmentConfig, DataSplits, balanced_subset, iterate_batches
 from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.lifecycle import cosine_lr, progress_bar
@@ -239,7 +239,8 @@ def _epoch(run: SearchRun) -> dict[str, Any]:
     recalibrate_bn(run)
     bound = run.strategy.epoch_end(run.epoch, arch_phase, run.generators["sample"])
     genotype = run.strategy.genotype()
-    val = partial(accuracy, run.supernet, ds=run.data.val, limit=c.eval_images, batch_size=c.eval_batch_size,
+    val_set = run.data.val.subset(balanced_subset(run.data.val.labels, c.eval_images))
+    val = partial(accuracy, run.supernet, ds=val_set, limit=c.eval_images, batch_size=c.eval_batch_size,
                   device=run.device, rt=run.rt)
     g_w = genotype_to_weights(genotype, run.supernet.num_ops, run.device)
     record = {

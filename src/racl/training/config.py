@@ -106,7 +106,7 @@ class AugmentSection:
 class ValidationConfig:
     """Per-epoch clean and PGD-`val_steps` accuracy on a fixed subset (validate.py)."""
 
-    val_images: int = 500  # the first val_images of the val split; 0 = no validation
+    val_images: int = 500  # a fixed class-balanced subset of the val split; 0 = none
     val_steps: int = 10
     val_batch_size: int = 256
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from racl import guards
 from racl.checkpoint import build_from_spec, save_model_checkpoint
-from racl.data import AugmentConfig, DataSplits
+from racl.data import AugmentConfig, DataSplits, balanced_subset
 from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.io import append_jsonl
@@ -134,7 +134,7 @@ class TrainLoop:
         a = cfg.augmentation
         self.augment = AugmentConfig(crop_padding=a.crop_padding, flip=a.flip, cutout=a.cutout) if a.augment else None
         n_val = min(cfg.validation.val_images, len(data.val))
-        self.val_set = data.val.subset(torch.arange(n_val)) if n_val else None
+        self.val_set = data.val.subset(balanced_subset(data.val.labels, n_val)) if n_val else None
         global_batch = rt.global_batch(cfg.batch_size)  # batch_size per process
         self.drop_last = len(data.train) >= global_batch  # no size-1 tail batch for BatchNorm
         if rt.world > 1 and not self.drop_last:

@@ -203,3 +203,44 @@ def test_fast_path_shares_relus() -> None:
     # RACL: per normal cell 2 preprocessing ReLUs of which 1 is shared with the previous cell, and
     # 3 ops reading node 0 share its ReLU
     assert counts["fast"] < counts["reference"] - 5, counts
+
+
+def test_training_step_attacks_a_folded_copy_with_the_same_result() -> None:
+    """The trainer's PGD step (eval-mode attack, the default): on the fast path the attack passes run
+    on a BN-folded copy (no BN kernel in them), on the reference path on the model as it is; loss,
+    adversarial logits and every parameter gradient agree."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from racl.training.config import TrainConfig
+    from racl.training.losses import make_objective
+
+    class CountBN(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.__name__
+            self.count += "batch_norm" in name and "backward" not in name
+            return func(*args, **(kwargs or {}))
+
+    cfg = TrainConfig(adv="pgd", steps=3).resolved()
+    assert cfg.objective.attack_mode == "eval"
+    torch.manual_seed(0)
+    kwargs = dict(num_classes=5, channels=4, layers=5)
+    ref = build_model("RACL", ops="reference", **kwargs)
+    fast = build_model("RACL", ops="fast", **kwargs)
+    fast.load_state_dict(ref.state_dict())
+    x, y = torch.rand(8, 3, 16, 16), torch.randint(0, 5, (8,))
+    for net in (ref, fast):  # the same non-trivial running statistics in both
+        with torch.no_grad():
+            net.train()(x)
+    out, counts = [], {}
+    for name, net in (("reference", ref), ("fast", fast)):
+        torch.manual_seed(1)  # the same random start
+        with CountBN() as mode:
+            step = make_objective(net, cfg)(x, y)
+            grads = torch.autograd.grad(step.loss, list(net.parameters()))
+        counts[name] = mode.count
+        out.append([step.loss.detach(), step.adv_logits, step.clean_logits, *grads])
+    _assert_close(*out)
+    # reference: BN in the clean forward, 3 attack passes and the weight pass; fast: in 2 of those 5
+    assert counts["reference"] % 5 == 0 and counts["fast"] == 2 * counts["reference"] // 5, counts

@@ -47,9 +47,10 @@ def test_defaults_follow_the_protocol():
     a, o = c.attack, c.optim
     assert (c.objective.adv, a.eps, a.alpha, a.steps, a.random_start) == ("pgd", 8 / 255, 2 / 255, 7, True)
     assert (o.lr, o.momentum, o.weight_decay, o.schedule, o.grad_clip) == (0.1, 0.9, 2e-4, "cosine", 5.0)
-    assert TrainConfig().objective.trades_beta == 6.0 and c.objective.attack_mode == "train"
+    assert TrainConfig().objective.trades_beta == 6.0 and c.objective.attack_mode == "eval"  # Pang et al.
     fast = TrainConfig(adv="fgsm_rs").resolved()
-    assert fast.attack.alpha == pytest.approx(1.25 * 8 / 255)
+    assert fast.attack.alpha == pytest.approx(1.25 * 8 / 255) and fast.objective.attack_mode == "train"
+    assert TrainConfig(attack_mode="train").resolved().objective.attack_mode == "train"
     assert TrainConfig(adv="trades").resolved().objective.attack_mode == "eval"
     assert TrainConfig(alpha=0.01).resolved().attack.alpha == 0.01
     assert TrainConfig(eps=4 / 255).resolved().attack.alpha == pytest.approx(1 / 255)  # the one rule: eps / 4

@@ -90,9 +90,10 @@ class Attack:
     @contextmanager
     def _folded_model(self) -> Iterator[None]:
         """In eval mode, attack a copy with BN folded into the convs (same function, fewer kernels;
-        racl.models.fuse). `attack.fold_bn = False` attacks the model as it is."""
+        racl.models.fuse). `attack.fold_bn = False`, or a model built with ops="reference" (the plain
+        formulation, racl.models.layers.use_fast_path), is attacked as it is."""
         original = self.model
-        if self.fold_bn and self.model_mode == "eval":
+        if self.fold_bn and self.model_mode == "eval" and getattr(original, "ops", "fast") == "fast":
             folded, count = fold_batchnorm(original)
             self.model = folded if count else original
         try:

@@ -7,7 +7,8 @@ format for weights and activations) and `compile` (False, or a torch.compile bac
 
 supernet: one weight step + one distribution step of the RACL search (the loop's own functions);
 attack:   PGD-20 on a DARTS-space evaluation network, racl vs torchattacks with identical settings;
-train:    one PGD-7 adversarial training step (the trainer's own objective) of the C=36, 20-cell RACL net.
+train:    one PGD-7 adversarial training step (the trainer's own objective) of the C=36, 20-cell RACL net
+          (attack_mode: the trainer's default eval, or train).
 """
 from __future__ import annotations
 
@@ -160,10 +161,13 @@ def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16
 
 
 def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False, channels_last: bool | None = None,
-               compile: bool | str = False, channels: int = 36, layers: int = 20) -> Callable[[], None]:
+               compile: bool | str = False, channels: int = 36, layers: int = 20,
+               attack_mode: str | None = None) -> Callable[[], None]:
+    """The trainer's PGD-7 step; `attack_mode` None = the trainer's default (eval: the fast path attacks
+    a BN-folded copy, the reference the model as it is)."""
     torch.manual_seed(0)
     model = _eval_net(ops, device, channels, layers, channels_last, compile).train()
-    cfg = TrainConfig(adv="pgd", steps=7).resolved()
+    cfg = TrainConfig(adv="pgd", steps=7, attack_mode=attack_mode).resolved()
     objective = make_objective(model, cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
     x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)

@@ -10,6 +10,7 @@ import sys
 import torch
 
 from racl.bench.machine import describe_machine, matmul_peak_gflops
+from racl.training.config import TrainConfig
 
 
 def _worker(spec: dict) -> dict:
@@ -92,12 +93,14 @@ def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: 
             "racl_times_s": r["racl"]["times_s"], "torchattacks_times_s": r["torchattacks"]["times_s"]}
 
 
-def bench_train(device: str = "cpu", repeats: int = 1, rounds: int = 2, batch: int = 32, **switch) -> dict:
+def bench_train(device: str = "cpu", repeats: int = 1, rounds: int = 2, batch: int = 32,
+                attack_mode: str | None = None, **switch) -> dict:
     dev = torch.device(device)
     peak = matmul_peak_gflops(dev)
     sw = switches(**switch)
-    common = {"case": "train_step", "batch": batch, "device": device, "repeats": repeats, **sw}
+    mode = TrainConfig(adv="pgd", attack_mode=attack_mode).resolved().objective.attack_mode
+    common = {"case": "train_step", "batch": batch, "device": device, "repeats": repeats, "attack_mode": mode, **sw}
     r = compare({"fast": {**common, "ops": "fast"}, "reference": {**common, "ops": "reference"}}, rounds)
-    return {"benchmark": "train", "what": "one PGD-7 adversarial training step, RACL C=36, 20 cells",
-            "batch": batch, "switches": sw, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
+    return {"benchmark": "train", "what": f"one PGD-7 adversarial training step ({mode}-mode attack), RACL "
+            "C=36, 20 cells", "attack_mode": mode, "batch": batch, "switches": sw, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
             **_summary(r["fast"], r["reference"], peak)}

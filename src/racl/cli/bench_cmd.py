@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="torch.compile the network on both sides (backend default: inductor)")
     p.add_argument("--warmup", type=int, default=None,
                    help="untimed calls per process (default 1; 3 with --compile)")
+    p.add_argument("--attack-mode", choices=("eval", "train"), default=None,
+                   help="train: BN mode of the 7 attack passes (default: the trainer's, eval)")
     p.add_argument("--size", choices=("default", "quick", "both"), default="both",
                    help="supernet sizes (default: both)")
     p.set_defaults(func=_run)
@@ -48,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.what == "attack":
         result = run.bench_attack(**kw)
     else:
-        result = run.bench_train(**kw)
+        result = run.bench_train(attack_mode=args.attack_mode, **kw)
     print(json.dumps(result, indent=2) if args.json else _line(result))
     return 0
 

@@ -36,10 +36,12 @@ OPS_MODES = ("fast", "reference")
 def use_fast_path(model: nn.Module, ops: str) -> nn.Module:
     """`fast`: channels-last weights and activations (1.8x on CPU for the supernet, measured), the
     rewritten dilated depthwise convolutions (racl.search_space.depthwise) and shared ReLUs
-    (racl.search_space.ops.SharedReLU); `reference`: the plain NCHW formulation of the published
-    code. Same parameters either way."""
+    (racl.search_space.ops.SharedReLU), and eval-mode attacks on a copy with BN folded into the convs
+    (racl.attacks.base; model.ops says which); `reference`: the plain NCHW formulation of the
+    published code. Same parameters and function either way."""
     if ops not in OPS_MODES:
         raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
+    model.ops = ops
     for m in model.modules():
         if hasattr(type(m), "fast"):  # modules with a fast formulation (DepthwiseConv2d, DartsNetwork)
             m.fast = ops == "fast"

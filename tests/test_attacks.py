@@ -241,3 +241,31 @@ def test_apgd_names_build_the_custom_autoattack() -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
     assert build_attack("apgd-ce", model, 8 / 255).attacks_to_run == ("apgd-ce",)
     assert build_attack("apgd", model, 8 / 255).attacks_to_run == ("apgd-ce", "apgd-t")
+
+
+def test_autoattack_checks_the_model_on_its_first_batch_only() -> None:
+    """pyautoattack's model checks (7 forwards per call) run once per AutoAttack object; their warning
+    is kept, the package's checks module is left as it was, and the attack itself is unchanged."""
+    import importlib
+
+    from racl.attacks.autoattack import MODEL_CHECKS, _import_autoattack
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 3), nn.Softmax(dim=1))  # softmax: warned of
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    x, y = torch.rand(6, 3, 4, 4), torch.zeros(6, dtype=torch.long)
+    y = model(x).argmax(1)
+    checks = importlib.import_module(_import_autoattack().__module__).checks
+    before = {name: getattr(checks, name) for name in MODEL_CHECKS}
+    attack = AutoAttack(model, 8 / 255, version="custom", attacks_to_run=("apgd-ce",), n_iter=3)
+    counts, advs = [], []
+    for _ in range(2):
+        calls.clear()
+        advs.append(attack(x, y))
+        counts.append(len(calls))
+    assert counts[0] - counts[1] == 7, counts
+    assert any("probability" in w for w in attack.warnings)
+    assert {name: getattr(checks, name) for name in MODEL_CHECKS} == before
+    fresh = AutoAttack(model, 8 / 255, version="custom", attacks_to_run=("apgd-ce",), n_iter=3)(x, y)
+    assert torch.equal(advs[1], fresh) and torch.equal(advs[0], fresh)

@@ -3,10 +3,28 @@ from racl.bench import run, worker
 
 
 def test_worker_times_a_case_and_reports_memory() -> None:
+    for attack in ("pgd20", "apgd-ce"):
+        for impl in ("racl", "torchattacks"):
+            out = worker.main({"case": "attack", "attack": attack, "impl": impl, "batch": 2, "repeats": 1,
+                               "channels": 4, "layers": 3})
+            assert out["median_s"] > 0 and len(out["times_s"]) == 1 and out["peak_rss_mib"] > 0
+
+
+def test_apgd_case_attacks_every_point_the_same_way_in_both() -> None:
+    """Labels are the network's predictions, so pyautoattack and torchattacks (both attack only points
+    classified correctly) attack all of them; their APGD-CE finds the same robust accuracy."""
+    import torch
+
+    from racl.bench import cases
+
+    accs = {}
     for impl in ("racl", "torchattacks"):
-        out = worker.main({"case": "attack_pgd20", "impl": impl, "batch": 2, "repeats": 1, "channels": 4,
-                           "layers": 3})
-        assert out["median_s"] > 0 and len(out["times_s"]) == 1 and out["peak_rss_mib"] > 0
+        run_case = cases.attack(impl, 16, torch.device("cpu"), attack="apgd-ce", channels=4, layers=3)
+        attack, (x, y) = run_case.attack, run_case.inputs
+        model = run_case.model
+        assert bool((model(x).argmax(1) == y).all())
+        accs[impl] = float((model(attack(x, y)).argmax(1) == y).float().mean())
+    assert abs(accs["racl"] - accs["torchattacks"]) <= 2 / 16, accs
 
 
 def test_summary_ratio_is_reference_over_fast() -> None:
@@ -28,7 +46,7 @@ def test_flop_counts_of_the_attack_and_training_cases() -> None:
     # a conv/linear net: the input gradient costs one forward, the weight gradients one more
     assert fwd > 0 and fwd2 == fwd and abs(input_grad / fwd - 1) < 0.02 and abs(both / fwd - 2) < 0.02
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
-    out = worker.main({"case": "attack_pgd20", "impl": "racl", "batch": 2, "repeats": 1, "channels": 4,
+    out = worker.main({"case": "attack", "impl": "racl", "batch": 2, "repeats": 1, "channels": 4,
                        "layers": 3, "count_flops": True})
     assert out["gflop"] > 0
 

@@ -299,8 +299,8 @@ def test_fast_path_is_channels_last_and_nchw_computes_the_same() -> None:
     {"case": "supernet_step", "ops": "fast", "size": "quick", "bf16": True},
     {"case": "supernet_step", "ops": "reference", "size": "quick", "channels_last": True, "arch": False},
     {"case": "train_step", "ops": "fast", "channels": 16, "layers": 8, "channels_last": False},
-    {"case": "attack_pgd20", "impl": "racl", "bf16": True},
-    {"case": "attack_pgd20", "impl": "torchattacks"},
+    {"case": "attack", "impl": "racl", "bf16": True},
+    {"case": "attack", "impl": "torchattacks"},
 ])
 def test_benchmark_cases_run_on_the_device(spec: dict) -> None:
     out = worker.main({**spec, "device": DEVICE, "batch": 8, "repeats": 1})

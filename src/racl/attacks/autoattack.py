@@ -5,12 +5,16 @@ is what a robust-accuracy number needs. Its own reliability warnings (randomised
 outputs, ...) are captured in `self.warnings`. Targeted attacks use min(9, K - 1) target classes.
 The custom version can change iterations and restarts (n_iter, n_restarts) for quick runs; the
 standard version is left exactly as published (100 iterations, 1 restart for APGD-CE, 9 targets).
+The package checks the model for signs of a defence it cannot evaluate (randomness, softmax outputs,
+dynamic code: 7 forward passes, one under a Python tracer) at every call; they concern the model, not
+the batch, so one AutoAttack object runs them on its first batch only (`_model_checks_done`).
 """
 from __future__ import annotations
 
 import importlib
 import logging
-from typing import Any, Sequence
+from contextlib import contextmanager, nullcontext
+from typing import Any, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -40,6 +44,24 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+MODEL_CHECKS = ("check_randomized", "check_range_output", "check_dynamic", "check_n_classes")
+
+
+@contextmanager
+def _without_model_checks(adversary: Any) -> Iterator[None]:
+    """The package's per-call model checks (its `checks` module, looked up at call time) as no-ops
+    (check_range_output's class count only feeds check_n_classes)."""
+    checks = importlib.import_module(type(adversary).__module__).checks
+    saved = {name: getattr(checks, name) for name in MODEL_CHECKS}
+    try:
+        for name in MODEL_CHECKS:
+            setattr(checks, name, lambda *a, **k: None)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(checks, name, fn)
+
+
 class AutoAttack(Attack):
     name = "autoattack"
 
@@ -60,6 +82,7 @@ class AutoAttack(Attack):
             raise RaclError("n_iter / n_restarts change AutoAttack; they are only allowed with version='custom'")
         self.n_iter, self.n_restarts = n_iter, n_restarts
         self.warnings: list[str] = []
+        self._model_checks_done = False
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         adversary = self._build(images)
@@ -67,7 +90,9 @@ class AutoAttack(Attack):
         handler = _Collect()
         logger.addHandler(handler)
         try:
-            adv, _ = adversary.run_standard_evaluation(images, labels, batch_size=self.batch_size)
+            with _without_model_checks(adversary) if self._model_checks_done else nullcontext():
+                adv, _ = adversary.run_standard_evaluation(images, labels, batch_size=self.batch_size)
+            self._model_checks_done = True
         finally:
             logger.removeHandler(handler)
         self.warnings.extend(m for m in handler.messages if m not in self.warnings)

@@ -6,7 +6,7 @@ format for weights and activations) and `compile` (False, or a torch.compile bac
 "inductor": `nn.Module.compile` in place, so every call of the network goes through the compiler).
 
 supernet: one weight step + one distribution step of the RACL search (the loop's own functions);
-attack:   PGD-20 on a DARTS-space evaluation network, racl vs torchattacks with identical settings;
+attack:   PGD-20 or APGD-CE on a DARTS-space evaluation network, racl vs torchattacks, identical settings;
 train:    one PGD-7 adversarial training step (the trainer's own objective) of the C=36, 20-cell RACL net
           (attack_mode: the trainer's default eval, or train).
 """
@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from racl.attacks import PGD
+from racl.attacks.autoattack import AutoAttack
 from racl.bench.timing import cuda_peak_mib, peak_rss_mib, reset_cuda_peak, time_median
 from racl.models import build_model
 from racl.models.layers import Normalize, crashes_channels_last
@@ -140,23 +141,45 @@ def _model_gflop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, param
     return forward.get_total_flops() / 1e9, backward.get_total_flops() / 1e9
 
 
-def attack_pgd20(impl: str, batch: int, device: torch.device, channels: int = 16, layers: int = 8,
-                 ops: str = "fast", bf16: bool = False, channels_last: bool | None = None,
-                 compile: bool | str = False) -> Callable[[], None]:
-    model = _eval_net(ops, device, channels, layers, channels_last, compile)
-    x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)
-    if impl == "racl":
-        attack = PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
-    else:
-        import torchattacks
+ATTACKS = {"pgd20": "PGD-20 (eps 8/255, step 2/255, random start)",
+           "apgd-ce": "AutoAttack's APGD-CE (eps 8/255, 20 iterations, 1 restart)"}
 
-        attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
+
+def attack(impl: str, batch: int, device: torch.device, attack: str = "pgd20", channels: int = 16,
+           layers: int = 8, ops: str = "fast", bf16: bool = False, channels_last: bool | None = None,
+           compile: bool | str = False) -> Callable[[], None]:
+    """`attack` (ATTACKS) by racl (PGD; AutoAttack through pyautoattack) or torchattacks, same settings.
+    For APGD the labels are the network's own predictions: both implementations attack only points
+    classified correctly, so every point is attacked."""
+    model = _eval_net(ops, device, channels, layers, channels_last, compile)
+    x = torch.rand(batch, 3, 32, 32, device=device)
+    if attack == "pgd20":
+        y = torch.randint(0, 10, (batch,), device=device)
+        if impl == "racl":
+            run_attack = PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
+        else:
+            import torchattacks
+
+            run_attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
+    elif attack == "apgd-ce":
+        with torch.no_grad():
+            y = model(x).argmax(1)
+        if impl == "racl":
+            run_attack = AutoAttack(model, eps=8 / 255, version="custom", attacks_to_run=("apgd-ce",), n_iter=20,
+                                    n_restarts=1, batch_size=batch)
+        else:
+            import torchattacks
+
+            run_attack = torchattacks.APGD(model, eps=8 / 255, steps=20, n_restarts=1, loss="ce", seed=0)
+    else:
+        raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {attack!r}")
 
     def run() -> None:
         with _autocast(device, bf16):
-            attack(x, y)
+            run_attack(x, y)
 
     run.gflop = lambda: 20 * sum(_model_gflop(model, x, y, param_grads=False))  # 20 forward + input-grad
+    run.model, run.attack, run.inputs = model, run_attack, (x, y)
     return run
 
 

@@ -9,6 +9,7 @@ import sys
 
 import torch
 
+from racl.bench.cases import ATTACKS
 from racl.bench.machine import describe_machine, matmul_peak_gflops
 from racl.training.config import TrainConfig
 
@@ -74,13 +75,14 @@ def _summary(fast: dict, ref: dict, peak: float) -> dict:
             "fast_times_s": fast["times_s"], "reference_times_s": ref["times_s"]}
 
 
-def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32, **switch) -> dict:
+def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32, attack: str = "pgd20",
+                 **switch) -> dict:
     dev = torch.device(device)
     peak = matmul_peak_gflops(dev)
     sw = switches(**switch)
-    common = {"case": "attack_pgd20", "batch": batch, "device": device, "repeats": repeats, **sw}
+    common = {"case": "attack", "attack": attack, "batch": batch, "device": device, "repeats": repeats, **sw}
     r = compare({"racl": {**common, "impl": "racl"}, "torchattacks": {**common, "impl": "torchattacks"}}, rounds)
-    return {"benchmark": "attack", "what": "PGD-20 (eps 8/255, step 2/255, random start) on RACL, C=16, 8 cells",
+    return {"benchmark": "attack", "attack": attack, "what": f"{ATTACKS[attack]} on RACL, C=16, 8 cells",
             "batch": batch, "switches": sw, "machine": describe_machine(dev), "matmul_peak_gflops": peak,
             "racl_images_per_s": batch / r["racl"]["median_s"],
             "torchattacks_images_per_s": batch / r["torchattacks"]["median_s"],

@@ -26,6 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="torch.compile the network on both sides (backend default: inductor)")
     p.add_argument("--warmup", type=int, default=None,
                    help="untimed calls per process (default 1; 3 with --compile)")
+    p.add_argument("--attack", choices=("pgd20", "apgd-ce"), default="pgd20",
+                   help="attack: the attack timed against torchattacks (default pgd20)")
     p.add_argument("--attack-mode", choices=("eval", "train"), default=None,
                    help="train: BN mode of the 7 attack passes (default: the trainer's, eval)")
     p.add_argument("--size", choices=("default", "quick", "both"), default="both",
@@ -48,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         sizes = ("default", "quick") if args.size == "both" else (args.size,)
         result = run.bench_supernet(sizes=sizes, **kw)
     elif args.what == "attack":
-        result = run.bench_attack(**kw)
+        result = run.bench_attack(attack=args.attack, **kw)
     else:
         result = run.bench_train(attack_mode=args.attack_mode, **kw)
     print(json.dumps(result, indent=2) if args.json else _line(result))
@@ -57,7 +59,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _line(r: dict) -> str:
     if r["benchmark"] == "attack":
-        return (f"PGD-20: racl {r['racl_images_per_s']:.2f} img/s, torchattacks "
+        return (f"{r['attack']}: racl {r['racl_images_per_s']:.2f} img/s, torchattacks "
                 f"{r['torchattacks_images_per_s']:.2f} img/s, ratio {r['ratio']:.2f}")
     rows = r["cases"].items() if "cases" in r else [("step", r)]
     return "\n".join(f"{r['benchmark']} {k}: fast {c['fast_s']:.3f} s, reference {c['reference_s']:.3f} s, "

@@ -241,6 +241,10 @@ def test_apgd_names_build_the_custom_autoattack() -> None:
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
     assert build_attack("apgd-ce", model, 8 / 255).attacks_to_run == ("apgd-ce",)
     assert build_attack("apgd", model, 8 / 255).attacks_to_run == ("apgd-ce", "apgd-t")
+    # the standard version's settings: 1 restart (pyautoattack's custom version would run 5)
+    built = build_attack("apgd-ce", model, 8 / 255)._build(torch.rand(2, 3, 4, 4))
+    assert (built.apgd.n_restarts, built.apgd.n_iter, built.apgd_targeted.n_restarts) == (1, 100, 1)
+    assert build_attack("apgd-ce", model, 8 / 255, n_restarts=5).n_restarts == 5
 
 
 def test_autoattack_checks_the_model_on_its_first_batch_only() -> None:

@@ -2,7 +2,9 @@
 
 Names: fgsm, pgd (10 steps) and pgd<N> (pgd7, pgd20, pgd100), pgdl2_<N> (L2 PGD), mifgsm, cw and
 cw<N> (CW-inf, 30 steps by default), autoattack (standard version), apgd (AutoAttack's APGD-CE +
-APGD-T, a cheaper custom version). Extra keyword arguments go to the attack's constructor.
+APGD-T, a cheaper custom version) and apgd-ce (its first attack alone), both with the standard
+version's settings (100 iterations, 1 restart; pyautoattack's custom version would otherwise run APGD-CE
+with 5). Extra keyword arguments go to the attack's constructor (n_iter, n_restarts, ...).
 """
 from __future__ import annotations
 
@@ -28,9 +30,9 @@ _FIXED: dict[str, Factory] = {
     "autoattack": AutoAttack,
     "apgd": lambda model, eps, **kw: AutoAttack(model, eps, version="custom",
                                                 attacks_to_run=kw.pop("attacks_to_run", ("apgd-ce", "apgd-t")),
-                                                **kw),
+                                                **{"n_restarts": 1, **kw}),
     "apgdce": lambda model, eps, **kw: AutoAttack(model, eps, version="custom", attacks_to_run=("apgd-ce",),
-                                                  **kw),
+                                                  **{"n_restarts": 1, **kw}),
 }
 _PATTERNS: list[tuple[re.Pattern, Factory]] = [
     (re.compile(r"^pgd([0-9]{1,7})$"), lambda model, eps, n, **kw: PGD(model, eps, steps=n, **kw)),

@@ -140,6 +140,8 @@ def plan(out: Path, slice_steps: int = 50) -> list[Step]:
              ("train", "nchw"), ("attack", "nchw"), ("supernet", "nchw"), ("attack", "compile"),
              ("supernet", "compile")]
     by_name = {v[0]: v for v in variants}
+    steps.append(Step("bench-attack-apgd", _bench("attack", "--attack", "apgd-ce"), 75, optional=True,
+                      what="racl bench attack --attack apgd-ce (AutoAttack's APGD-CE vs torchattacks.APGD)"))
     for what, variant in order:
         _, flags, box = by_name[variant]
         steps.append(Step(f"bench-{what}-{variant}", _bench(what, *flags), box, optional=True,

@@ -5,7 +5,7 @@ from racl.bench import run, worker
 def test_worker_times_a_case_and_reports_memory() -> None:
     for attack in ("pgd20", "apgd-ce"):
         for impl in ("racl", "torchattacks"):
-            out = worker.main({"case": "attack", "attack": attack, "impl": impl, "batch": 2, "repeats": 1,
+            out = worker.main({"case": "attack", "which": attack, "impl": impl, "batch": 2, "repeats": 1,
                                "channels": 4, "layers": 3})
             assert out["median_s"] > 0 and len(out["times_s"]) == 1 and out["peak_rss_mib"] > 0
 
@@ -19,7 +19,7 @@ def test_apgd_case_attacks_every_point_the_same_way_in_both() -> None:
 
     accs = {}
     for impl in ("racl", "torchattacks"):
-        run_case = cases.attack(impl, 16, torch.device("cpu"), attack="apgd-ce", channels=4, layers=3)
+        run_case = cases.attack(impl, 16, torch.device("cpu"), which="apgd-ce", channels=4, layers=3)
         attack, (x, y) = run_case.attack, run_case.inputs
         model = run_case.model
         assert bool((model(x).argmax(1) == y).all())

@@ -145,15 +145,15 @@ ATTACKS = {"pgd20": "PGD-20 (eps 8/255, step 2/255, random start)",
            "apgd-ce": "AutoAttack's APGD-CE (eps 8/255, 20 iterations, 1 restart)"}
 
 
-def attack(impl: str, batch: int, device: torch.device, attack: str = "pgd20", channels: int = 16,
+def attack(impl: str, batch: int, device: torch.device, which: str = "pgd20", channels: int = 16,
            layers: int = 8, ops: str = "fast", bf16: bool = False, channels_last: bool | None = None,
            compile: bool | str = False) -> Callable[[], None]:
-    """`attack` (ATTACKS) by racl (PGD; AutoAttack through pyautoattack) or torchattacks, same settings.
+    """The attack `which` (ATTACKS) by racl (PGD; AutoAttack through pyautoattack) or torchattacks, same settings.
     For APGD the labels are the network's own predictions: both implementations attack only points
     classified correctly, so every point is attacked."""
     model = _eval_net(ops, device, channels, layers, channels_last, compile)
     x = torch.rand(batch, 3, 32, 32, device=device)
-    if attack == "pgd20":
+    if which == "pgd20":
         y = torch.randint(0, 10, (batch,), device=device)
         if impl == "racl":
             run_attack = PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
@@ -161,7 +161,7 @@ def attack(impl: str, batch: int, device: torch.device, attack: str = "pgd20", c
             import torchattacks
 
             run_attack = torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=20, random_start=True)
-    elif attack == "apgd-ce":
+    elif which == "apgd-ce":
         with torch.no_grad():
             y = model(x).argmax(1)
         if impl == "racl":
@@ -172,7 +172,7 @@ def attack(impl: str, batch: int, device: torch.device, attack: str = "pgd20", c
 
             run_attack = torchattacks.APGD(model, eps=8 / 255, steps=20, n_restarts=1, loss="ce", seed=0)
     else:
-        raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {attack!r}")
+        raise ValueError(f"attack must be one of {', '.join(ATTACKS)}, got {which!r}")
 
     def run() -> None:
         with _autocast(device, bf16):

@@ -80,7 +80,7 @@ def bench_attack(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: 
     dev = torch.device(device)
     peak = matmul_peak_gflops(dev)
     sw = switches(**switch)
-    common = {"case": "attack", "attack": attack, "batch": batch, "device": device, "repeats": repeats, **sw}
+    common = {"case": "attack", "which": attack, "batch": batch, "device": device, "repeats": repeats, **sw}
     r = compare({"racl": {**common, "impl": "racl"}, "torchattacks": {**common, "impl": "torchattacks"}}, rounds)
     return {"benchmark": "attack", "attack": attack, "what": f"{ATTACKS[attack]} on RACL, C=16, 8 cells",
             "batch": batch, "switches": sw, "machine": describe_machine(dev), "matmul_peak_gflops": peak,

@@ -99,11 +99,12 @@ def row(label: str, runs: list[dict], flops: dict[str, float]) -> str:
             f"{pct([r['clean_accuracy'] for r in runs])} | {pct([r['robust_accuracy']['pgd20'] for r in runs])} | "
             f"{pct([r['robust_accuracy']['cw'] for r in runs])} | {pct([r['worst_case_accuracy'] for r in runs])} | "
             f"{pct(strong(runs, 'pgd100'))} | {pct(strong(runs, 'autoattack'))} ({n_strong}) | "
-            f"{statistics.mean(r['train_estimate_s'] for r in runs):.0f} | {len(runs)} | {lip_text} |")
+            f"{statistics.mean(r['train_estimate_s'] for r in runs):.0f} | {len(runs)} | "
+            f"{', '.join(str(r.get('best_epoch') or '-') for r in runs)} | {lip_text} |")
 
 
 HEADER = ("| architecture | params | MFLOPs | clean % | PGD-20 % | CW % | worst % | PGD-100 % * | AutoAttack % * (n) "
-          "| train s ** | seeds | ln L global / local |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| train s ** | seeds | kept epoch | ln L global / local |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def short(edges) -> str:

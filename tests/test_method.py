@@ -91,7 +91,7 @@ def test_reference_g_starts_at_ln_k_plus_the_spread():
     strategy.start_arch_phase()
     mu, sigma = strategy.lognormal(strategy._fixed_generator())
     # at the start the distribution's mean is the reference: g = ln k + z sigma (+ the mean/median gap)
-    assert _g(strategy) == pytest.approx(math.log(2.0) + strategy.constraint.z * float(sigma), abs=0.05)
+    assert _g(strategy) == pytest.approx(math.log(2.0) + strategy.constraint.z * float(sigma.detach()), abs=0.05)
 
 
 def test_initial_mode_fixes_the_threshold_once():

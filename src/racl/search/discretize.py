@@ -97,6 +97,7 @@ def _gap(g: LogGaussian, score: torch.Tensor, a: tuple, b: tuple) -> float:
     return round(float(score[a] - score[b]) / max(var, 1e-30) ** 0.5, 4)
 
 
+@torch.no_grad()  # a diagnostic: never differentiated
 def decision_margins(alpha: LogGaussian, edge: LogGaussian, cell: tuple[Edge, ...], kind: str = "quantile",
                      eta: float = 0.9, primitives: tuple[str, ...] = PRIMITIVES) -> dict[str, list[float | None]]:
     """How decided a discretised cell is: score differences in units of the std of the difference

@@ -13,7 +13,7 @@
 #   reference  controls and published cells: WEAK (skip/pool only), DARTS_V2, RACL, ADVRUSH, PC_DARTS,
 #              ResNet-18 at a width matched to DARTS_V2's parameters, each trained with SEEDS
 #   searches   racl and darts search seeds 0 1 2, random seed 0 (quick preset, the same training data)
-#   searched   each finished search's cell trained with SEEDS (one comparison folder per search)
+#   searched   each finished search's cell trained with SEEDS (one comparison folder per search; racl first)
 #   ablation   racl ablate: full, point (no confidence learning), no_gradnorm; search seed 0 (one worker)
 #   robustness every checkpoint (seed 0 of all first): PGD-100 and standard AutoAttack on 100 test images,
 #              eps sweep (PGD-20); seed 0: global Lipschitz bound vs local estimate (racl lipschitz)
@@ -79,7 +79,8 @@ for stage in $STAGES; do
       for s in 0 1 2; do search darts "$s"; search racl "$s"; done
       search random 0 ;;
     searched)
-      for dir in "$ROOT"/search/*-seed*/; do
+      # strategy by strategy, racl first: a stopped stretch leaves whole strategies, not a bit of each
+      for dir in "$ROOT"/search/racl-seed*/ "$ROOT"/search/darts-seed*/ "$ROOT"/search/random-seed*/; do
         dir=${dir%/}; name=$(basename "$dir")
         search_done "$dir" && compare "compare-searched/$name" "$name=$dir"
       done ;;

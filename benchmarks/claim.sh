@@ -14,7 +14,8 @@
 #              ResNet-18 at a width matched to DARTS_V2's parameters, each trained with SEEDS
 #   searches   racl and darts search seeds 0 1 2, random seed 0 (quick preset, the same training data)
 #   searched   each finished search's cell trained with SEEDS (one comparison folder per search; racl first)
-#   ablation   racl ablate: full, point (no confidence learning), no_gradnorm; search seed 0 (one worker)
+#   ablation   racl ablate: point (no confidence learning), no_gradnorm; search seed 0 (one worker); the
+#              full variant is racl-seed0 of the searches and searched stages
 #   robustness every checkpoint (seed 0 of all first): PGD-100 and standard AutoAttack on 100 test images,
 #              eps sweep (PGD-20); seed 0: global Lipschitz bound vs local estimate (racl lipschitz)
 #   table      benchmarks/claim_table.py -> ROOT/PROTOCOL/claim.md
@@ -85,11 +86,9 @@ for stage in $STAGES; do
         search_done "$dir" && compare "compare-searched/$name" "$name=$dir"
       done ;;
     ablation)
-      # the full variant's search is the searches stage's racl seed 0 (same settings; ablate checks them)
-      mkdir -p "$ROOT/$PROTOCOL/ablation/search"
-      search_done "$ROOT/search/racl-seed0" && [ ! -e "$ROOT/$PROTOCOL/ablation/search/full-s0" ] && \
-        ln -s ../../../search/racl-seed0 "$ROOT/$PROTOCOL/ablation/search/full-s0"
-      flock -n "$ROOT/ablation.lock" "$RACL" ablate --variants full point no_gradnorm --search-preset quick --search-seeds 0 \
+      # full RACL is the searches stage's racl seed 0 and its searched-stage trainings (the same
+      # settings), so only the other two variants are searched and trained here; claim_table.py merges
+      flock -n "$ROOT/ablation.lock" "$RACL" ablate --variants point no_gradnorm --search-preset quick --search-seeds 0 \
         --seeds "${SEEDS[@]}" "${DATA[@]}" "${BUDGET[@]}" --attacks pgd20,cw --eval-limit 0 \
         --out "$ROOT/$PROTOCOL/ablation" >> "$ROOT/logs/ablation.$$.log" 2>&1 || echo "ablation: busy elsewhere or failed" ;;
     robustness)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from racl.ablate import ablation_markdown, ablation_table, search_row
 from racl.checkpoint import load_model_checkpoint
 from racl.search.loop import parameter_free
 from racl.search_space import Genotype
@@ -42,6 +43,31 @@ def pct(values: list[float], digits: int = 1) -> str:
     if len(values) == 1:
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {100 * statistics.stdev(values):.{digits}f}"
+
+
+def ablation(root: Path, runs_root: Path) -> dict | None:
+    """The ablation table: full RACL from the searches/searched stages' racl seed 0, the other variants
+    from `racl ablate` (claim.sh runs it without full, so the full cell is not trained twice)."""
+    done = load(runs_root / "ablation" / "ablation.json")
+    full_search = root / "search" / "racl-seed0"
+    full_runs = load(runs_root / "compare-searched" / "racl-seed0" / "results.json")
+    if not done and not full_runs:
+        return None
+    variants, searches, runs, failures = [], {}, [], []
+    metrics = (done or full_runs)["metrics"]
+    if full_runs and (full_search / "genotype.json").is_file():
+        variants.append("full")
+        searches["full-s0"] = search_row(full_search)
+        runs += [{**r, "label": "full-s0"} for r in full_runs["runs"]]
+    if done:
+        compare = load(runs_root / "ablation" / "train" / "results.json") or {"runs": [], "failures": []}
+        for row in done["rows"]:
+            variants.append(row["variant"])
+            for label in row["cells"]:
+                searches[label] = search_row(runs_root / "ablation" / "search" / label)
+        runs += compare["runs"]
+        failures += compare["failures"]
+    return ablation_table(variants, [0], searches, {"runs": runs, "metrics": metrics, "failures": failures})
 
 
 def mdd(s: float, n: int) -> float:
@@ -212,10 +238,12 @@ def main(root: Path, protocol: str) -> None:
     print("\n## Searches\n")
     print("\n".join(search_rows(root)))
 
-    ablation = load(runs_root / "ablation" / "ablation.json")
-    if ablation:
-        print("\n## Ablation (racl ablate at this protocol)\n")
-        print((runs_root / "ablation" / "ablation.md").read_text())
+    table = ablation(root, runs_root)
+    if table:
+        print("\n## Ablation (racl ablate at this protocol, search seed 0)\n")
+        print("full = the racl-seed0 search and its trainings above (the same settings); point and")
+        print("no_gradnorm from `racl ablate` (ROOT/PROTOCOL/ablation).\n")
+        print(ablation_markdown(table))
 
     cpu = {"training": sum(r["train_seconds"] for r in reference + searched),
            "evaluation (PGD-20, CW)": sum(r["eval_seconds"] for r in reference + searched),

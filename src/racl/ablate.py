@@ -51,7 +51,7 @@ def _search_done(run_dir: Path, epochs: int) -> bool:
     return (run_dir / "genotype.json").is_file() and len(read_metrics(run_dir)) >= epochs
 
 
-def _search_row(run_dir: Path) -> dict[str, Any]:
+def search_row(run_dir: Path) -> dict[str, Any]:
     last = read_metrics(run_dir)[-1]
     genotype = Genotype.load(run_dir / "genotype.json")
     return {"parameter_free_normal": parameter_free(genotype.normal),
@@ -79,7 +79,7 @@ def run_ablation(base: SearchConfig, budget: TrainConfig, data: DataSplits, out:
             say(f"[search {label}] {cfg.epochs} epochs")
             run_search(cfg, data, run_dir, resume=True, device=device,
                        log=lambda m, t=label: say(f"[search {t}] {m}"))
-        searches[label] = _search_row(run_dir)
+        searches[label] = search_row(run_dir)
         archs.append(f"{label}={run_dir}")
     plan = make_plan(archs, train_seeds, budget, data, attacks=attacks, eps=eps, eval_limit=eval_limit)
     compare = run_comparison(plan, data, out / "train", resume=True, device=device, log=say)

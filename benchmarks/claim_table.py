@@ -70,6 +70,17 @@ def ablation(root: Path, runs_root: Path) -> dict | None:
     return ablation_table(variants, [0], searches, {"runs": runs, "metrics": metrics, "failures": failures})
 
 
+def diff_ci(a: list[float], b: list[float]) -> str:
+    """mean(a) - mean(b) in points with its 95% confidence interval (two-sample t, pooled variance)."""
+    d = 100 * (statistics.mean(a) - statistics.mean(b))
+    df = len(a) + len(b) - 2
+    if len(a) < 2 or len(b) < 2:
+        return f"{d:+.1f} (n = {len(a)} vs {len(b)})"
+    pooled = ((len(a) - 1) * statistics.variance(a) + (len(b) - 1) * statistics.variance(b)) / df
+    half = T975[max(k for k in T975 if k <= df)] * 100 * math.sqrt(pooled * (1 / len(a) + 1 / len(b)))
+    return f"{d:+.1f} [{d - half:+.1f}, {d + half:+.1f}] (n = {len(a)} vs {len(b)})"
+
+
 def mdd(s: float, n: int) -> float:
     df = 2 * n - 2
     key = max(k for k in T975 if k <= df)
@@ -224,6 +235,25 @@ def main(root: Path, protocol: str) -> None:
             print(f"| {strategy} | {len(means)} | {len(runs)} | {pct([r['clean_accuracy'] for r in runs])} | "
                   f"{pct([r['robust_accuracy']['pgd20'] for r in runs])} | "
                   f"{pct([r['robust_accuracy']['cw'] for r in runs])} | {spread} |")
+
+    metric = {"PGD-20": lambda r: r["robust_accuracy"]["pgd20"], "CW": lambda r: r["robust_accuracy"]["cw"],
+              "clean": lambda r: r["clean_accuracy"]}
+    if "DARTS_V2" in groups:
+        print("\n## Differences against DARTS_V2 (points, 95% CI over training seeds; pooled-variance t)\n")
+        print("| architecture | " + " | ".join(metric) + " |\n|---|" + "---|" * len(metric))
+        for label, runs in {**groups, **searched_groups}.items():
+            if label != "DARTS_V2":
+                print(f"| {label} | " + " | ".join(diff_ci([get(r) for r in runs], [get(r) for r in groups["DARTS_V2"]])
+                                                  for get in metric.values()) + " |")
+    if {"racl", "darts"} <= by_strategy.keys():
+        print("\n## racl against the other strategies (points, 95% CI; the unit is the search: each search "
+              "seed's mean over its training seeds)\n")
+        print("| strategies | " + " | ".join(metric) + " |\n|---|" + "---|" * len(metric))
+        seed_means = {k: {name: [statistics.mean(get(r) for r in rs) for rs in by_label(runs).values()]
+                          for name, get in metric.items()} for k, runs in by_strategy.items()}
+        for other in sorted(k for k in seed_means if k != "racl"):
+            print(f"| racl - {other} | " + " | ".join(diff_ci(seed_means["racl"][m], seed_means[other][m])
+                                                      for m in metric) + " |")
 
     sweeps = [(label, r) for label, runs in {**groups, **searched_groups}.items() for r in runs
               if r["seed"] == 0 and r["strong"] and r["strong"].get("eps_sweep")]

@@ -271,8 +271,10 @@ def main(root: Path, protocol: str) -> None:
     table = ablation(root, runs_root)
     if table:
         print("\n## Ablation (racl ablate at this protocol, search seed 0)\n")
-        print("full = the racl-seed0 search and its trainings above (the same settings); point and")
-        print("no_gradnorm from `racl ablate` (ROOT/PROTOCOL/ablation).\n")
+        others = [r["variant"] for r in table["rows"] if r["variant"] != "full"]
+        print("full = the racl-seed0 search and its trainings above (the same settings); "
+              + (f"{', '.join(others)} from `racl ablate` (ROOT/PROTOCOL/ablation)." if others else
+                 "the other variants (point, no_gradnorm) have not run yet (claim.sh stage ablation).") + "\n")
         print(ablation_markdown(table))
 
     cpu = {"training": sum(r["train_seconds"] for r in reference + searched),

@@ -62,6 +62,8 @@ def ablation(root: Path, runs_root: Path) -> dict | None:
     if done:
         compare = load(runs_root / "ablation" / "train" / "results.json") or {"runs": [], "failures": []}
         for row in done["rows"]:
+            if row["variant"] in variants:  # an older ablation run that still trained full itself
+                continue
             variants.append(row["variant"])
             for label in row["cells"]:
                 searches[label] = search_row(runs_root / "ablation" / "search" / label)

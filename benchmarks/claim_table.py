@@ -61,13 +61,15 @@ def ablation(root: Path, runs_root: Path) -> dict | None:
         runs += [{**r, "label": "full-s0"} for r in full_runs["runs"]]
     if done:
         compare = load(runs_root / "ablation" / "train" / "results.json") or {"runs": [], "failures": []}
+        kept = set()
         for row in done["rows"]:
             if row["variant"] in variants:  # an older ablation run that still trained full itself
                 continue
             variants.append(row["variant"])
             for label in row["cells"]:
                 searches[label] = search_row(runs_root / "ablation" / "search" / label)
-        runs += compare["runs"]
+                kept.add(label)
+        runs += [r for r in compare["runs"] if r["label"] in kept]
         failures += compare["failures"]
     return ablation_table(variants, [0], searches, {"runs": runs, "metrics": metrics, "failures": failures})
 

@@ -25,8 +25,8 @@ USED_PER_CLASS = 500  # claim.sh's --limit
 
 def main(source: str, out: str, per_class: int) -> None:
     used = {tuple(p) for p in list_folder(source, limit=USED_PER_CLASS).splits["train"].files}
-    every = list_folder(source).splits["train"]
-    classes = list_folder(source).classes
+    listing = list_folder(source)
+    every, classes = listing.splits["train"], listing.classes
     chosen: dict[int, list[tuple[str, ...]]] = {}
     for parts, label in zip(every.files, every.labels):
         if tuple(parts) not in used and len(chosen.setdefault(label, [])) < per_class:

@@ -69,6 +69,13 @@ search() {  # search STRATEGY SEED (skipped while another worker holds it)
     $flag >> "$ROOT/logs/search-$1-seed$2.log" 2>&1 || echo "search $1 seed $2: busy elsewhere or failed"
 }
 
+ablate() {  # ablate VARIANT...: racl ablate on search seed 0 with the training protocol
+  mkdir -p "$ROOT/$PROTOCOL/ablation"
+  "$RACL" ablate --variants "$@" --search-preset quick --search-seeds 0 --seeds "${SEEDS[@]}" "${DATA[@]}" \
+    "${BUDGET[@]}" --attacks pgd20,cw --eval-limit 0 --out "$ROOT/$PROTOCOL/ablation" \
+    >> "$ROOT/logs/ablation.$$.log" 2>&1 || echo "ablation $*: failed runs or busy elsewhere (see the log)"
+}
+
 main() {  # a function: bash reads it whole, so editing this file does not disturb running workers
 for stage in $STAGES; do
   echo "== $stage ($(date -u +%H:%M:%S))"
@@ -87,10 +94,19 @@ for stage in $STAGES; do
       done ;;
     ablation)
       # full RACL is the searches stage's racl seed 0 and its searched-stage trainings (the same
-      # settings), so only the other two variants are searched and trained here; claim_table.py merges
-      flock -n "$ROOT/ablation.lock" "$RACL" ablate --variants point no_gradnorm --search-preset quick --search-seeds 0 \
-        --seeds "${SEEDS[@]}" "${DATA[@]}" "${BUDGET[@]}" --attacks pgd20,cw --eval-limit 0 \
-        --out "$ROOT/$PROTOCOL/ablation" >> "$ROOT/logs/ablation.$$.log" 2>&1 || echo "ablation: busy elsewhere or failed" ;;
+      # settings), so only the other two variants are searched and trained here; claim_table.py merges.
+      # One worker per variant's search (flock); then any worker helps train a finished search's cells
+      # (comparison runs are claimed); the last one to finish writes the table of both variants.
+      local abl="$ROOT/$PROTOCOL/ablation" v
+      for v in point no_gradnorm; do
+        if ! search_done "$abl/search/$v-s0"; then
+          ( flock -n 9 || { echo "ablation $v: searching elsewhere"; exit 0; }; ablate "$v" ) 9> "$abl-$v.lock"
+        fi
+      done
+      for v in point no_gradnorm; do if search_done "$abl/search/$v-s0"; then ablate "$v"; fi; done
+      if search_done "$abl/search/point-s0" && search_done "$abl/search/no_gradnorm-s0"; then
+        ablate point no_gradnorm
+      fi ;;
     robustness)
       for seed in "${SEEDS[@]}"; do
         for ckpt in "$ROOT/$PROTOCOL"/compare-reference/runs/*/seed$seed/train/$CKPT.safetensors \

@@ -16,7 +16,7 @@
 #   searched   each finished search's cell trained with SEEDS (one comparison folder per search; racl first)
 #   ablation   racl ablate: point (no confidence learning), no_gradnorm; search seed 0 (one worker); the
 #              full variant is racl-seed0 of the searches and searched stages
-#   robustness every checkpoint (seed 0 of all first): PGD-100 and standard AutoAttack on 100 test images,
+#   robustness every checkpoint (the reference architectures' first, seed 0 first): PGD-100 and standard AutoAttack on 100 test images,
 #              eps sweep (PGD-20); seed 0: global Lipschitz bound vs local estimate (racl lipschitz)
 #   table      benchmarks/claim_table.py -> ROOT/PROTOCOL/claim.md
 # Searches live in ROOT/search (shared by protocols); trainings and evaluations in ROOT/PROTOCOL.
@@ -108,19 +108,21 @@ for stage in $STAGES; do
         ablate point no_gradnorm
       fi ;;
     robustness)
-      for seed in "${SEEDS[@]}"; do
-        for ckpt in "$ROOT/$PROTOCOL"/compare-reference/runs/*/seed$seed/train/$CKPT.safetensors \
-                    "$ROOT/$PROTOCOL"/compare-searched/*/runs/*/seed$seed/train/$CKPT.safetensors; do
-          [ -f "$ckpt" ] || continue
-          cell=$(dirname "$(dirname "$ckpt")")
-          [ -f "$cell/eval-strong/results.json" ] || flock -n "$cell/eval-strong.lock" "$RACL" evaluate \
-            --checkpoint "$ckpt" "${DATA[@]}" --attacks pgd100,autoattack --eps 8/255 --n-images 100 --seed 0 \
-            --eps-sweep 0,2/255,4/255,8/255,12/255 --sweep-attacks pgd20 --out "$cell/eval-strong" --resume \
-            >> "$ROOT/logs/robustness.log" 2>&1 || echo "evaluate $ckpt: busy elsewhere or failed"
-          [ "$seed" = 0 ] && { [ -f "$cell/lipschitz/lipschitz.json" ] || flock -n "$cell/lipschitz.lock" \
-            "$RACL" lipschitz --checkpoint "$ckpt" "${DATA[@]}" --n-images 64 --out "$cell/lipschitz" \
-            >> "$ROOT/logs/robustness.log" 2>&1 || echo "lipschitz $ckpt: busy elsewhere or failed"; }
-        done
+      # the reference architectures' seeds first (their spread is the protocol's AutoAttack power)
+      for group in "compare-reference" "compare-searched/*"; do
+        for seed in "${SEEDS[@]}"; do
+          for ckpt in "$ROOT/$PROTOCOL"/$group/runs/*/seed$seed/train/$CKPT.safetensors; do
+            [ -f "$ckpt" ] || continue
+            cell=$(dirname "$(dirname "$ckpt")")
+            [ -f "$cell/eval-strong/results.json" ] || flock -n "$cell/eval-strong.lock" "$RACL" evaluate \
+              --checkpoint "$ckpt" "${DATA[@]}" --attacks pgd100,autoattack --eps 8/255 --n-images 100 --seed 0 \
+              --eps-sweep 0,2/255,4/255,8/255,12/255 --sweep-attacks pgd20 --out "$cell/eval-strong" --resume \
+              >> "$ROOT/logs/robustness.log" 2>&1 || echo "evaluate $ckpt: busy elsewhere or failed"
+            [ "$seed" = 0 ] && { [ -f "$cell/lipschitz/lipschitz.json" ] || flock -n "$cell/lipschitz.lock" \
+              "$RACL" lipschitz --checkpoint "$ckpt" "${DATA[@]}" --n-images 64 --out "$cell/lipschitz" \
+              >> "$ROOT/logs/robustness.log" 2>&1 || echo "lipschitz $ckpt: busy elsewhere or failed"; }
+          done
+      done
       done ;;
     table)
       .venv/bin/python benchmarks/claim_table.py "$ROOT" "$PROTOCOL" > "$ROOT/$PROTOCOL/claim.md" && cat "$ROOT/$PROTOCOL/claim.md" ;;

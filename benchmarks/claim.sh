@@ -122,7 +122,7 @@ for stage in $STAGES; do
               "$RACL" lipschitz --checkpoint "$ckpt" "${DATA[@]}" --n-images 64 --out "$cell/lipschitz" \
               >> "$ROOT/logs/robustness.log" 2>&1 || echo "lipschitz $ckpt: busy elsewhere or failed"; }
           done
-      done
+        done
       done ;;
     table)
       .venv/bin/python benchmarks/claim_table.py "$ROOT" "$PROTOCOL" > "$ROOT/$PROTOCOL/claim.md" && cat "$ROOT/$PROTOCOL/claim.md" ;;

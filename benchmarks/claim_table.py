@@ -155,6 +155,11 @@ def short(edges) -> str:
     return ", ".join(names.get(op, op) for op, _ in edges)
 
 
+def search_seconds(folder: Path) -> float:
+    return sum(json.loads(x).get("seconds") or 0 for f in folder.glob("*/metrics.jsonl")
+               for x in f.read_text().splitlines() if x.strip())
+
+
 def search_rows(root: Path) -> list[str]:
     lines = ["| search | seconds | normal cell | reduction cell | param-free (normal / reduce) | Pr(L<=Lbar) | nu | "
              "ln L genotype |", "|---|---|---|---|---|---|---|---|"]
@@ -285,8 +290,10 @@ def main(root: Path, protocol: str) -> None:
            "evaluation (PGD-20, CW)": sum(r["eval_seconds"] for r in reference + searched),
            "strong evaluation (PGD-100, AutoAttack; the eps sweep not counted)": sum(sum(r["strong"]["seconds"].values()) for r in reference + searched
                                     if r["strong"]),
-           "search": sum(json.loads(x).get("seconds") or 0 for f in (root / "search").glob("*/metrics.jsonl")
-                         for x in f.read_text().splitlines() if x.strip())}
+           "search": search_seconds(root / "search"),
+           "ablation searches (point, no_gradnorm)": search_seconds(runs_root / "ablation" / "search"),
+           "ablation training + evaluation": sum(r["train_seconds"] + r["eval_seconds"]
+                                                 for r in runs_of(runs_root / "ablation" / "train"))}
     print("\n## Wall time of the finished pieces (one thread each)\n")
     for k, v in cpu.items():
         print(f"- {k}: {v / 3600:.2f} h")

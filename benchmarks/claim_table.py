@@ -45,9 +45,10 @@ def pct(values: list[float], digits: int = 1) -> str:
     return f"{mean:.{digits}f} ± {100 * statistics.stdev(values):.{digits}f}"
 
 
-def ablation(root: Path, runs_root: Path) -> dict | None:
-    """The ablation table: full RACL from the searches/searched stages' racl seed 0, the other variants
-    from `racl ablate` (claim.sh runs it without full, so the full cell is not trained twice)."""
+def ablation(root: Path, runs_root: Path) -> tuple[dict, list[dict]] | None:
+    """The ablation table and its runs (labelled VARIANT-s0): full RACL from the searches/searched stages'
+    racl seed 0, the other variants from `racl ablate` (claim.sh runs it without full, so the full cell
+    is not trained twice)."""
     done = load(runs_root / "ablation" / "ablation.json")
     full_search = root / "search" / "racl-seed0"
     full_runs = load(runs_root / "compare-searched" / "racl-seed0" / "results.json")
@@ -71,7 +72,7 @@ def ablation(root: Path, runs_root: Path) -> dict | None:
                 kept.add(label)
         runs += [r for r in compare["runs"] if r["label"] in kept]
         failures += compare["failures"]
-    return ablation_table(variants, [0], searches, {"runs": runs, "metrics": metrics, "failures": failures})
+    return ablation_table(variants, [0], searches, {"runs": runs, "metrics": metrics, "failures": failures}), runs
 
 
 def diff_ci(a: list[float], b: list[float]) -> str:
@@ -277,14 +278,24 @@ def main(root: Path, protocol: str) -> None:
     print("\n## Searches\n")
     print("\n".join(search_rows(root)))
 
-    table = ablation(root, runs_root)
-    if table:
+    merged = ablation(root, runs_root)
+    if merged:
+        table, ablation_runs = merged
         print("\n## Ablation (racl ablate at this protocol, search seed 0)\n")
         others = [r["variant"] for r in table["rows"] if r["variant"] != "full"]
         print("full = the racl-seed0 search and its trainings above (the same settings); "
               + (f"{', '.join(others)} from `racl ablate` (ROOT/PROTOCOL/ablation)." if others else
                  "the other variants (point, no_gradnorm) have not run yet (claim.sh stage ablation).") + "\n")
         print(ablation_markdown(table))
+        variant_runs = by_label(ablation_runs)
+        if "full-s0" in variant_runs and len(variant_runs) > 1:
+            print("Differences (points, 95% CI over training seeds; pooled-variance t):\n")
+            print("| variants | " + " | ".join(metric) + " |\n|---|" + "---|" * len(metric))
+            for label, runs in variant_runs.items():
+                if label != "full-s0":
+                    print(f"| full - {label.removesuffix('-s0')} | " + " | ".join(
+                        diff_ci([get(r) for r in variant_runs["full-s0"]], [get(r) for r in runs])
+                        for get in metric.values()) + " |")
 
     cpu = {"training": sum(r["train_seconds"] for r in reference + searched),
            "evaluation (PGD-20, CW)": sum(r["eval_seconds"] for r in reference + searched),

@@ -62,7 +62,8 @@ def test_ablation_merges_full_from_the_searched_stage_and_skips_an_older_full_ro
     (runs_root / "ablation" / "ablation.json").write_text(json.dumps(ablation_json))
     _results(runs_root / "ablation" / "train" / "results.json",
              _runs("full-s0", [0.1, 0.1]) + _runs("point-s0", [0.20, 0.22, 0.24]))
-    table = claim_table.ablation(root, runs_root)
+    table, runs = claim_table.ablation(root, runs_root)
+    assert sorted({r["label"] for r in runs}) == ["full-s0", "point-s0"] and len(runs) == 6
     rows = {r["variant"]: r for r in table["rows"]}
     assert list(rows) == ["full", "point"]
     assert rows["full"]["runs"] == 3 and rows["full"]["pgd20"]["mean"] == pytest.approx(0.26)

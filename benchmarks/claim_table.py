@@ -195,26 +195,33 @@ def main(root: Path, protocol: str) -> None:
             print(f"- {r['label']} seed {r['seed']}: clean {100 * r['clean_accuracy']:.1f}%, "
                   f"PGD-20 {100 * r['robust_accuracy']['pgd20']:.1f}%, CW {100 * r['robust_accuracy']['cw']:.1f}%")
         print()
-    print("## Power of the protocol (reference architectures, seed-to-seed)\n")
-    print("| metric | runs | pooled seed std (points) | architectures | MDD, 3 vs 3 seeds (points) |")
-    print("|---|---|---|---|---|")
+    merged = ablation(root, runs_root)
+    ablation_groups = by_label(merged[1]) if merged else {}
+    ablation_groups.pop("full-s0", None)  # the racl-seed0 runs, already among the searched cells
+    print("## Power of the protocol (seed-to-seed)\n")
+    print("Pooled over the reference architectures, and over every trained architecture (reference, searched "
+          "cells, ablation cells).\n")
+    print("| metric | pooled over | runs | pooled seed std (points) | architectures | MDD, 3 vs 3 seeds (points) |")
+    print("|---|---|---|---|---|---|")
+    scopes = {"reference": groups, "all trained": {**groups, **searched_groups, **ablation_groups}}
     for name, get in (("clean", lambda r: r["clean_accuracy"]), ("PGD-20", lambda r: r["robust_accuracy"]["pgd20"]),
                       ("CW", lambda r: r["robust_accuracy"]["cw"]),
                       ("AutoAttack (100 images)", lambda r: r["strong"]["robust_accuracy"]["autoattack"]
-                       if r["strong"] else None)):
-        for which, keep in (("all", lambda r: True), ("without overfit runs", lambda r: r not in overfit)):
-            if which != "all" and not overfit:
-                continue
-            variances = []
-            for runs in groups.values():
-                vals = [v for v in (get(r) for r in runs if keep(r)) if v is not None]
-                if len(vals) >= 2:
-                    variances.append(statistics.variance(vals))
-            if variances:
-                sd = math.sqrt(statistics.mean(variances))
-                print(f"| {name} | {which} | {100 * sd:.2f} | {len(variances)} | {100 * mdd(sd, 3):.1f} |")
-            else:
-                print(f"| {name} | {which} | - | 0 | - |")
+                       if r.get("strong") else None)):
+        for scope, scope_groups in scopes.items():
+            for which, keep in (("all", lambda r: True), ("without overfit runs", lambda r: r not in overfit)):
+                if which != "all" and not overfit:
+                    continue
+                variances = []
+                for runs in scope_groups.values():
+                    vals = [v for v in (get(r) for r in runs if keep(r)) if v is not None]
+                    if len(vals) >= 2:
+                        variances.append(statistics.variance(vals))
+                if variances:
+                    sd = math.sqrt(statistics.mean(variances))
+                    print(f"| {name} | {scope} | {which} | {100 * sd:.2f} | {len(variances)} | {100 * mdd(sd, 3):.1f} |")
+                else:
+                    print(f"| {name} | {scope} | {which} | - | 0 | - |")
 
     if {"WEAK", "DARTS_V2", "RACL"} <= groups.keys():
         print("\n## Control: the skip/pool-only cell against DARTS_V2 and the published RACL cell (PGD-20)\n")
@@ -278,7 +285,6 @@ def main(root: Path, protocol: str) -> None:
     print("\n## Searches\n")
     print("\n".join(search_rows(root)))
 
-    merged = ablation(root, runs_root)
     if merged:
         table, ablation_runs = merged
         print("\n## Ablation (racl ablate at this protocol, search seed 0)\n")

@@ -262,6 +262,14 @@ def main(root: Path, protocol: str) -> None:
             if label != "DARTS_V2":
                 print(f"| {label} | " + " | ".join(diff_ci([get(r) for r in runs], [get(r) for r in groups["DARTS_V2"]])
                                                   for get in metric.values()) + " |")
+    published = [k for k in ("DARTS_V2", "PC_DARTS", "ADVRUSH") if k in groups]
+    if "RACL" in groups and published:
+        print("\n## The published RACL cell against the other published cells (points, 95% CI over training seeds)\n")
+        print("| cells | " + " | ".join(metric) + " |\n|---|" + "---|" * len(metric))
+        for other in published:
+            print(f"| RACL - {other} | " + " | ".join(diff_ci([get(r) for r in groups["RACL"]],
+                                                                [get(r) for r in groups[other]])
+                                                        for get in metric.values()) + " |")
     if {"racl", "darts"} <= by_strategy.keys():
         print("\n## racl against the other strategies (points, 95% CI; the unit is the search: each search "
               "seed's mean over its training seeds)\n")

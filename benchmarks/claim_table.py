@@ -86,6 +86,14 @@ def diff_ci(a: list[float], b: list[float]) -> str:
     return f"{d:+.1f} [{d - half:+.1f}, {d + half:+.1f}] (n = {len(a)} vs {len(b)})"
 
 
+def diff_table(first: str, metric: dict, pairs: list[tuple[str, list[dict], list[dict]]]) -> None:
+    """One Markdown row per (name, runs a, runs b): mean(a) - mean(b) with its 95% CI for every metric."""
+    print(f"| {first} | " + " | ".join(metric) + " |\n|---|" + "---|" * len(metric))
+    for name, a, b in pairs:
+        print(f"| {name} | " + " | ".join(diff_ci([get(r) for r in a], [get(r) for r in b])
+                                          for get in metric.values()) + " |")
+
+
 def mdd(s: float, n: int) -> float:
     df = 2 * n - 2
     key = max(k for k in T975 if k <= df)
@@ -257,19 +265,12 @@ def main(root: Path, protocol: str) -> None:
               "clean": lambda r: r["clean_accuracy"]}
     if "DARTS_V2" in groups:
         print("\n## Differences against DARTS_V2 (points, 95% CI over training seeds; pooled-variance t)\n")
-        print("| architecture | " + " | ".join(metric) + " |\n|---|" + "---|" * len(metric))
-        for label, runs in {**groups, **searched_groups}.items():
-            if label != "DARTS_V2":
-                print(f"| {label} | " + " | ".join(diff_ci([get(r) for r in runs], [get(r) for r in groups["DARTS_V2"]])
-                                                  for get in metric.values()) + " |")
+        diff_table("architecture", metric, [(label, runs, groups["DARTS_V2"]) for label, runs in
+                                            {**groups, **searched_groups}.items() if label != "DARTS_V2"])
     published = [k for k in ("DARTS_V2", "PC_DARTS", "ADVRUSH") if k in groups]
     if "RACL" in groups and published:
         print("\n## The published RACL cell against the other published cells (points, 95% CI over training seeds)\n")
-        print("| cells | " + " | ".join(metric) + " |\n|---|" + "---|" * len(metric))
-        for other in published:
-            print(f"| RACL - {other} | " + " | ".join(diff_ci([get(r) for r in groups["RACL"]],
-                                                                [get(r) for r in groups[other]])
-                                                        for get in metric.values()) + " |")
+        diff_table("cells", metric, [(f"RACL - {other}", groups["RACL"], groups[other]) for other in published])
     if {"racl", "darts"} <= by_strategy.keys():
         print("\n## racl against the other strategies (points, 95% CI; the unit is the search: each search "
               "seed's mean over its training seeds)\n")
@@ -304,12 +305,8 @@ def main(root: Path, protocol: str) -> None:
         variant_runs = by_label(ablation_runs)
         if "full-s0" in variant_runs and len(variant_runs) > 1:
             print("Differences (points, 95% CI over training seeds; pooled-variance t):\n")
-            print("| variants | " + " | ".join(metric) + " |\n|---|" + "---|" * len(metric))
-            for label, runs in variant_runs.items():
-                if label != "full-s0":
-                    print(f"| full - {label.removesuffix('-s0')} | " + " | ".join(
-                        diff_ci([get(r) for r in variant_runs["full-s0"]], [get(r) for r in runs])
-                        for get in metric.values()) + " |")
+            diff_table("variants", metric, [(f"full - {label.removesuffix('-s0')}", variant_runs["full-s0"], runs)
+                                            for label, runs in variant_runs.items() if label != "full-s0"])
 
     cpu = {"training": sum(r["train_seconds"] for r in reference + searched),
            "evaluation (PGD-20, CW)": sum(r["eval_seconds"] for r in reference + searched),

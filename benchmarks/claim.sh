@@ -14,10 +14,11 @@
 #              ResNet-18 at a width matched to DARTS_V2's parameters, each trained with SEEDS
 #   searches   racl and darts search seeds 0 1 2, random seed 0 (quick preset, the same training data)
 #   searched   each finished search's cell trained with SEEDS (one comparison folder per search; racl first)
-#   ablation   racl ablate: point (no confidence learning), no_gradnorm; search seed 0 (one worker); the
-#              full variant is racl-seed0 of the searches and searched stages
-#   robustness every checkpoint (the reference architectures' first, seed 0 first): PGD-100 and standard AutoAttack on 100 test images,
-#              eps sweep (PGD-20); seed 0: global Lipschitz bound vs local estimate (racl lipschitz)
+#   ablation   racl ablate: point (no confidence learning), no_gradnorm; search seed 0 (one search per
+#              worker, trainings shared); the full variant is racl-seed0 of the searches and searched stages
+#   robustness every checkpoint (the reference architectures' first, seed 0 first): PGD-100 and standard
+#              AutoAttack on 100 test images, eps sweep (PGD-20); seed 0: global Lipschitz bound vs local
+#              estimate (racl lipschitz)
 #   table      benchmarks/claim_table.py -> ROOT/PROTOCOL/claim.md
 # Searches live in ROOT/search (shared by protocols); trainings and evaluations in ROOT/PROTOCOL.
 set -euo pipefail

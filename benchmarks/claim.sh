@@ -96,7 +96,7 @@ for stage in $STAGES; do
     ablation)
       # full RACL is the searches stage's racl seed 0 and its searched-stage trainings (the same
       # settings), so only the other two variants are searched and trained here; claim_table.py merges.
-      # One worker per variant's search (flock); then any worker helps train a finished search's cells
+      # One worker per variant's search (flock); then any worker helps train the finished searches' cells
       # (comparison runs are claimed); the last one to finish writes the table of both variants.
       local abl="$ROOT/$PROTOCOL/ablation" v
       for v in point no_gradnorm; do
@@ -104,10 +104,9 @@ for stage in $STAGES; do
           ( flock -n 9 || { echo "ablation $v: searching elsewhere"; exit 0; }; ablate "$v" ) 9> "$abl-$v.lock"
         fi
       done
-      for v in point no_gradnorm; do if search_done "$abl/search/$v-s0"; then ablate "$v"; fi; done
-      if search_done "$abl/search/point-s0" && search_done "$abl/search/no_gradnorm-s0"; then
-        ablate point no_gradnorm
-      fi ;;
+      local finished=()
+      for v in point no_gradnorm; do if search_done "$abl/search/$v-s0"; then finished+=("$v"); fi; done
+      if [ ${#finished[@]} -gt 0 ]; then ablate "${finished[@]}"; fi ;;
     robustness)
       # the reference architectures' seeds first (their spread is the protocol's AutoAttack power)
       for group in "compare-reference" "compare-searched/*"; do

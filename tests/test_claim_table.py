@@ -26,7 +26,7 @@ def test_diff_ci_is_the_pooled_two_sample_t_interval_in_points() -> None:
 
 
 def test_minimum_detectable_difference_uses_both_t_quantiles() -> None:
-    # 3 vs 3 seeds (df 4): (2.776 + 0.941) * s * sqrt(2/3); with the measured s = 0.36 points: 1.1 points
+    # 3 vs 3 seeds (df 4): (2.776 + 0.941) * s * sqrt(2/3); s = 0.36 points gives 1.1 points
     assert claim_table.mdd(0.36, 3) == pytest.approx(3.717 * 0.36 * math.sqrt(2 / 3))
     assert round(claim_table.mdd(0.36, 3), 1) == 1.1
     assert claim_table.mdd(1.0, 5) < claim_table.mdd(1.0, 3)  # more seeds, smaller detectable difference

@@ -24,7 +24,7 @@ import torch
 
 from racl.ablate import ablation_markdown, ablation_table, search_row
 from racl.checkpoint import load_model_checkpoint
-from racl.search.loop import parameter_free
+from racl.search_space.darts.ops import count_parameter_free as parameter_free
 from racl.search_space import Genotype
 
 # Student t quantiles by degrees of freedom (two-sided 0.05 -> 0.975; power 0.8 -> 0.80)

@@ -14,7 +14,7 @@ import sys
 from itertools import combinations
 from pathlib import Path
 
-from racl.search.loop import parameter_free
+from racl.search_space.darts.ops import count_parameter_free as parameter_free
 from racl.search_space.genotype import Genotype
 
 SHORT = {"max_pool_3x3": "max", "avg_pool_3x3": "avg", "skip_connect": "skip", "sep_conv_3x3": "sep3",

@@ -23,7 +23,7 @@ from racl.errors import RaclError
 from racl.io import write_json, write_text
 from racl.search import apply_overrides, run_search
 from racl.search.config import SearchConfig, override_top
-from racl.search.loop import parameter_free
+from racl.search_space.darts.ops import count_parameter_free as parameter_free
 from racl.search.outputs import read_metrics
 from racl.search_space import Genotype
 from racl.training import TrainConfig

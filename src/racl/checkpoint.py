@@ -15,7 +15,6 @@ from torch import nn
 from racl.errors import RaclError
 from racl.io import load_safetensors, read_json, save_safetensors, write_json
 from racl.models import build_model
-from racl.search_space.genotype import Genotype
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -24,7 +23,7 @@ def sidecar_path(path: str | Path) -> Path:
 
 def model_spec(name_or_genotype: Any, **model_args: Any) -> dict:
     """The sidecar's description of a network: enough for `build_model` to rebuild it."""
-    model = name_or_genotype.to_dict() if isinstance(name_or_genotype, Genotype) else name_or_genotype
+    model = name_or_genotype if isinstance(name_or_genotype, (str, dict)) else name_or_genotype.to_dict()
     return {"model": model, "model_args": {k: (list(v) if isinstance(v, tuple) else v) for k, v in model_args.items()}}
 
 
@@ -38,10 +37,12 @@ def save_model_checkpoint(path: str | Path, model: nn.Module, spec: dict, **meta
 
 
 def build_from_spec(spec: dict) -> nn.Module:
+    from racl.search_space.resolve import load_genotype
+
     model = spec.get("model")
     if isinstance(model, dict):
-        model = Genotype.from_dict(model)
-    if not isinstance(model, (str, Genotype)):
+        model = load_genotype(model)
+    elif not isinstance(model, str):
         raise RaclError("checkpoint sidecar has no usable 'model' entry")
     return build_model(model, **spec.get("model_args", {}))
 

@@ -25,7 +25,8 @@ from racl.models.layers import Normalize, crashes_channels_last
 from racl.search.config import config_from_dict
 from racl.search.strategies import build_strategy
 from racl.search.weight_step import weight_step
-from racl.supernet import Supernet
+from racl.search_space.darts import DARTS
+from racl.search_space.darts.supernet import Supernet
 from racl.training.config import TrainConfig
 from racl.training.losses import make_objective
 
@@ -71,7 +72,7 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
     net = Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops).to(device)
     set_memory_format(net, channels_last)
     _compile(net, compile)
-    strategy = build_strategy(cfg, net, (3, image_size, image_size)).to(device)
+    strategy = build_strategy(cfg, DARTS, net, (3, image_size, image_size)).to(device)
     strategy.start_arch_phase()
     w_opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     gen = torch.Generator(device=device).manual_seed(0)

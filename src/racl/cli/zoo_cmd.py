@@ -5,8 +5,8 @@ import argparse
 import json
 
 from racl.models import build_model, count_parameters
-from racl.search_space import list_genotypes, resolve_genotype
-from racl.search_space.draw import draw_genotype
+from racl.search_space import resolve_genotype, space_of
+from racl.search_space.resolve import zoo_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    print("\n".join(list_genotypes()))
+    print("\n".join(zoo_names()))
     return 0
 
 
@@ -52,6 +52,7 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _draw(args: argparse.Namespace) -> int:
-    for path in draw_genotype(resolve_genotype(args.name), args.out, label=args.name):
+    genotype = resolve_genotype(args.name)
+    for path in space_of(genotype).draw(genotype, args.out, label=args.name):
         print(path)
     return 0

@@ -20,7 +20,7 @@ with w = softmax(m) and C the log-covariance (the Hessian of logsumexp is diag(w
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -92,18 +92,16 @@ def delta_logsumexp(x: LogGaussian) -> LogGaussian:
 LSE_APPROXIMATIONS = {"fw": fw_logsumexp, "delta": delta_logsumexp}
 
 
-def log_normalize(x: LogGaussian, groups: torch.Tensor | None = None, lse: str = "fw") -> LogGaussian:
+def log_normalize(x: LogGaussian, groups: Sequence[range] | None = None, lse: str = "fw") -> LogGaussian:
     """ln(w_k / sum_l w_l) by the delta method: m_k - m_S, b_k - b_S, r2_k + r2_S (S by `lse`).
 
-    Without `groups`, the sum runs over the last dimension; with `groups` (K,) long (group id of
-    each term), over the terms of each group. The residual of the sum is treated as independent.
+    Without `groups`, the sum runs over the last dimension; with `groups` (contiguous index ranges of
+    the last dimension, e.g. the edges entering each node), over the terms of each group. The residual
+    of the sum is treated as independent.
     """
     if groups is None:
         s = LSE_APPROXIMATIONS[lse](x)
         return LogGaussian(x.m - s.m.unsqueeze(-1), x.b - s.b.unsqueeze(-2), x.r2 + s.r2.unsqueeze(-1))
-    out_m, out_b, out_r2 = x.m.clone(), x.b.clone(), x.r2.clone()
-    for g in groups.unique().tolist():
-        idx = (groups == g).nonzero().flatten()
-        part = log_normalize(LogGaussian(x.m[..., idx], x.b[..., idx, :], x.r2[..., idx]), lse=lse)
-        out_m[..., idx], out_b[..., idx, :], out_r2[..., idx] = part
-    return LogGaussian(out_m, out_b, out_r2)
+    parts = [log_normalize(LogGaussian(x.m[..., g.start:g.stop], x.b[..., g.start:g.stop, :],
+                                       x.r2[..., g.start:g.stop]), lse=lse) for g in groups]
+    return LogGaussian(*(torch.cat(p, dim) for p, dim in zip(zip(*parts), (-1, -2, -1))))

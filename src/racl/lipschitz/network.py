@@ -1,12 +1,13 @@
-"""Global Lipschitz bound of a trained evaluation network (DARTS cells, ResNet-18, WideResNet).
+"""Global Lipschitz bound of a trained evaluation network (a search space's cell network, ResNet-18,
+WideResNet).
 
-The same conventions as the supernet's bound (op_constants.py, method spec section 3): l2 norms with
-respect to the [0, 1] input, eval-mode BN as a diagonal scaling, ReLU 1, each linear piece between two
-nonlinearities by power iteration, sums by the triangle inequality, concatenations by root-sum-square,
-the head as global pooling (1/sqrt(HW)) then the classifier's exact spectral norm. A DARTS network is
-the supernet with 0/1 weights, so this is the bound the search constrains, evaluated on the trained
-network. Power iteration converges from below: with enough iterations (default 100) the piece norms
-are exact to a few digits, and the product is an upper bound of the network's Lipschitz constant.
+The same conventions as the supernet's bound (racl.lipschitz.linear, method spec section 3): l2 norms
+with respect to the [0, 1] input, eval-mode BN as a diagonal scaling, ReLU 1, each linear piece between
+two nonlinearities by power iteration, sums by the triangle inequality, concatenations by
+root-sum-square, the head as global pooling (1/sqrt(HW)) then the classifier's exact spectral norm. A
+cell network is the supernet with 0/1 weights, so its bound (the space's `network_bound`) is the one
+the search constrains, evaluated on the trained network. With enough iterations (default 100) the
+piece norms are exact to a few digits, and the product is an upper bound of the network's constant.
 
 Per part (stem, cell or residual block, head) the report holds
   log_constant:   ln of the part's own bound (a DARTS cell: w.r.t. its two inputs jointly, the l2 norm
@@ -17,16 +18,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from racl.errors import RaclError
-from racl.lipschitz.op_constants import (MAXPOOL_GAIN, Factor, batched_bn, batched_conv, bn_scale, chain, head_log_constant,
-                                         op_factors, out_shape, preprocess_linear, stem_linear)
+from racl.lipschitz.linear import Factor, batched_bn, batched_conv, bn_scale, chain, head_log_constant, out_shape
 from racl.lipschitz.power_iteration import PowerIteration
-from racl.models.darts_net import DartsNetwork
+from racl.models.layers import reference_mode
 from racl.models.resnet import ResNet18
 from racl.models.wide_resnet import WideResNet
 
@@ -40,7 +40,7 @@ class Part:
     detail: dict = field(default_factory=dict)
 
 
-class _Pieces:
+class Pieces:
     """Power iteration on one piece after another, at the input shapes of one forward pass."""
 
     def __init__(self, model: nn.Module, input_shape: Sequence[int], n_iter: int, seed: int):
@@ -60,7 +60,7 @@ class _Pieces:
                 total += power.step(fn, self.n_iter).item()
                 shape = out_shape(fn, 1, shape, self.like)
             else:
-                total += fn().item()
+                total += fn().reshape(-1)[0].item()
         return total
 
     def piece(self, fn, module: nn.Module) -> float:
@@ -72,13 +72,14 @@ def _input_shapes(model: nn.Module, input_shape: Sequence[int]) -> dict[nn.Modul
     shapes: dict[nn.Module, tuple[int, ...]] = {}
 
     def record(module: nn.Module, args: tuple) -> None:
-        shapes.setdefault(module, tuple(args[0].shape[1:]))
+        if args and isinstance(args[0], torch.Tensor):
+            shapes.setdefault(module, tuple(args[0].shape[1:]))
 
     hooks = [m.register_forward_pre_hook(record) for m in model.modules()]
     was_training = model.training
     try:
         model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), reference_mode(model):
             model(next(model.parameters()).new_zeros(1, *input_shape))
     finally:
         for h in hooks:
@@ -87,7 +88,7 @@ def _input_shapes(model: nn.Module, input_shape: Sequence[int]) -> dict[nn.Modul
     return shapes
 
 
-def _lse(*logs: float) -> float:
+def lse(*logs: float) -> float:
     finite = [v for v in logs if v != -math.inf]
     if not finite:
         return -math.inf
@@ -95,71 +96,22 @@ def _lse(*logs: float) -> float:
     return top + math.log(sum(math.exp(v - top) for v in finite))
 
 
-def _rss(logs: Sequence[float]) -> float:
+def rss(logs: Sequence[float]) -> float:
     """ln sqrt(sum exp(2 l)): a concatenation's bound from its parts'."""
-    return 0.5 * _lse(*(2 * v for v in logs))
+    return 0.5 * lse(*(2 * v for v in logs))
 
 
-def darts_cell_logs(pre: tuple[float, float], lam: Sequence[float], indices: Sequence[int],
-                    concat: Sequence[int], inputs: tuple[float, float]) -> float:
-    """ln bound of a discrete cell's output given ln bounds of its inputs (s_{k-2}, s_{k-1})."""
-    states = [pre[0] + inputs[0], pre[1] + inputs[1]]
-    for i in range(len(lam) // 2):
-        states.append(_lse(*(lam[k] + states[indices[k]] for k in (2 * i, 2 * i + 1))))
-    return _rss([states[i] for i in concat])
-
-
-def _darts_parts(net: nn.Module, pieces: _Pieces) -> list[Part]:
-    log_stem = pieces.piece(stem_linear(net.normalize, net.stem), net.stem)
-    parts = [Part("stem", net.stem, log_stem, log_stem)]
-    s_pp = s_p = log_stem
-    for k, cell in enumerate(net.cells):
-        pre = (pieces.piece(preprocess_linear(cell.preprocess0), cell.preprocess0),
-               pieces.piece(preprocess_linear(cell.preprocess1), cell.preprocess1))
-        edges = cell_edges(net, k)
-        lam = [pieces.log_norm(discrete_op_factors(name, op, stride), pieces.shapes[op])
-               for (name, stride), op in zip(edges, cell.ops)]
-        args = (pre, lam, cell.indices, cell.concat)
-        a = darts_cell_logs(*args, inputs=(0.0, -math.inf))
-        b = darts_cell_logs(*args, inputs=(-math.inf, 0.0))
-        s_pp, s_p = s_p, darts_cell_logs(*args, inputs=(s_pp, s_p))
-        kind = "reduce" if cell.reduction else "normal"
-        parts.append(Part(f"cell{k} ({kind})", cell, _rss([a, b]), s_p,
-                          {"log_from_prev_prev": a, "log_from_prev": b, "log_ops": lam}))
-    head = head_log_constant(net.classifier, *pieces.shapes[net.global_pooling][1:]).item()
-    parts.append(Part("head", None, head, s_p + head))
-    return parts
-
-
-def discrete_op_factors(name: str, op: nn.Module, stride: int) -> list[Factor] | None:
-    """As op_factors, for an evaluation cell's op: its pools have no BN after them (the supernet's do)."""
-    if name == "max_pool_3x3":
-        gain = torch.tensor(math.log(MAXPOOL_GAIN[stride]))
-        return [("closed", lambda: gain)]
-    if name == "avg_pool_3x3":
-        return [("power", op)]
-    return op_factors(name, [op], stride)
-
-
-def cell_edges(net: nn.Module, k: int) -> list[tuple[str, int]]:
-    """(op name, stride) of each edge of cell k, from the network's genotype."""
-    cell = net.cells[k]
-    edges = net.genotype.reduce if cell.reduction else net.genotype.normal
-    return [(op, 2 if cell.reduction and idx < 2 else 1) for op, idx in edges]
-
-
-def _block_parts(name: str, blocks: Sequence[nn.Module], main, shortcut, pieces: _Pieces,
-                 start: float) -> tuple[list[Part], float]:
+def block_parts(name: str, blocks: Sequence[nn.Module], main, shortcut, start: float) -> tuple[list[Part], float]:
     """Residual blocks: own bound = main path + shortcut (triangle inequality), ReLU counts 1."""
     parts, total = [], start
     for i, block in enumerate(blocks):
-        own = _lse(main(block), shortcut(block))
+        own = lse(main(block), shortcut(block))
         total += own
         parts.append(Part(f"{name}{i}", block, own, total))
     return parts, total
 
 
-def _resnet_parts(net: nn.Module, pieces: _Pieces) -> list[Part]:
+def _resnet_parts(net: nn.Module, pieces: Pieces) -> list[Part]:
     stem = pieces.piece(chain(lambda x: x / net.normalize.std, batched_conv([net.conv1]), batched_bn([net.bn1])),
                         net.conv1)
 
@@ -172,13 +124,13 @@ def _resnet_parts(net: nn.Module, pieces: _Pieces) -> list[Part]:
             return 0.0
         return pieces.piece(chain(batched_conv([b.shortcut[0]]), batched_bn([b.shortcut[1]])), b.shortcut)
 
-    blocks, total = _block_parts("block", list(net.layers), main, shortcut, pieces, stem)
+    blocks, total = block_parts("block", list(net.layers), main, shortcut, stem)
     head_in = pieces.shapes[net.layers[-1]]
     head = head_log_constant(net.classifier, *_out_hw(net.layers[-1], head_in, pieces)).item()
     return [Part("stem", net.bn1, stem, stem), *blocks, Part("head", None, head, total + head)]
 
 
-def _wrn_parts(net: nn.Module, pieces: _Pieces) -> list[Part]:
+def _wrn_parts(net: nn.Module, pieces: Pieces) -> list[Part]:
     stem = pieces.piece(chain(lambda x: x / net.normalize.std, batched_conv([net.conv1])), net.conv1)
 
     def main(b):
@@ -190,13 +142,13 @@ def _wrn_parts(net: nn.Module, pieces: _Pieces) -> list[Part]:
             return 0.0
         return pieces.piece(chain(batched_bn([b.bn1]), batched_conv([b.shortcut])), b.bn1)
 
-    blocks, total = _block_parts("block", list(net.blocks), main, shortcut, pieces, stem)
+    blocks, total = block_parts("block", list(net.blocks), main, shortcut, stem)
     bn = bn_scale(net.bn).max().log().item()  # diagonal, then ReLU
     head = bn + head_log_constant(net.classifier, *pieces.shapes[net.bn][1:]).item()
     return [Part("stem", net.conv1, stem, stem), *blocks, Part("head", None, head, total + head)]
 
 
-def _out_hw(block: nn.Module, in_shape: tuple[int, ...], pieces: _Pieces) -> tuple[int, int]:
+def _out_hw(block: nn.Module, in_shape: tuple[int, ...], pieces: Pieces) -> tuple[int, int]:
     with torch.no_grad():
         was = block.training
         block.eval()
@@ -205,15 +157,27 @@ def _out_hw(block: nn.Module, in_shape: tuple[int, ...], pieces: _Pieces) -> tup
     return int(shape[0]), int(shape[1])
 
 
+def _builder(model: nn.Module) -> Callable[[nn.Module, Pieces], list[Part]] | None:
+    builders = {ResNet18: _resnet_parts, WideResNet: _wrn_parts}
+    if type(model) in builders:
+        return builders[type(model)]
+    from racl.search_space.registry import get_space, list_spaces
+
+    for name in list_spaces():
+        space = get_space(name)
+        if isinstance(model, space.network_type):
+            return space.network_bound
+    return None
+
+
 def network_bound(model: nn.Module, input_shape: Sequence[int], n_iter: int = 100, seed: int = 0) -> list[Part]:
     """Per-part global bounds of an evaluation network (see the module docstring)."""
-    builders = {DartsNetwork: _darts_parts, ResNet18: _resnet_parts, WideResNet: _wrn_parts}
-    builder = builders.get(type(model))
+    builder = _builder(model)
     if builder is None:
-        raise RaclError(f"no Lipschitz bound for {type(model).__name__}; supported: DARTS-cell networks, "
-                        "resnet18, wrn34_10")
+        raise RaclError(f"no Lipschitz bound for {type(model).__name__}; supported: the search spaces' "
+                        "cell networks, resnet18, wrn34_10")
     if n_iter < 1:
         raise RaclError(f"power iterations must be at least 1, got {n_iter}")
-    pieces = _Pieces(model, input_shape, n_iter, seed)
+    pieces = Pieces(model, input_shape, n_iter, seed)
     with torch.no_grad():
         return builder(model, pieces)

@@ -1,51 +1,44 @@
-"""Propagation of the Lipschitz bound through the supernet, in log space (method spec, section 3).
+"""The bound through a cell, in log space (method spec, section 3), over three "algebras".
 
-With lambda the per-op constants and p0, p1 the preprocessing constants of cell k:
-  ln L(h0) = ln p0_k + ln L(s_{k-2}),   ln L(h1) = ln p1_k + ln L(s_{k-1}),
-  ln L(h_j) = logsumexp_{i<j, o != none} (ln beta_ij + ln alpha_o^ij + ln lambda_o^(ij,k) + ln L(h_i))
-      (composition, then the triangle inequality over the node's sum),
-  ln L(s_k) = 0.5 logsumexp_j (2 ln L(h_j))
-      (root of the sum of squares: ||Delta concat(h)||^2 = sum_j ||Delta h_j||^2 makes it exact for a
-       concatenation, and never larger than the plain sum sum_j L(h_j)),
-  ln L_F = ln L(s_last) + ln L_head,  starting from s_{-2} = s_{-1} = stem output with ln L_stem.
-The same recursion runs over two "algebras": batches of sampled log-weights (exact for each sample,
-vectorised over samples: the Monte-Carlo estimate and `log_bound`) and LogGaussians (the analytic
-log-normal, with correlations carried by Gaussian loadings; each sum by Fenton-Wilkinson or by the
-second-order log-space delta method, see distributions/lognormal.py).
+Node formula of the bound (composition, then the triangle inequality over the node's sum), with
+lambda the per-op constants of the cell:
+    ln L(h_j) = logsumexp_{e = (i -> j), o != none} (ln beta_e + ln alpha_eo + ln lambda_eo + ln L(h_i)).
+How a cell's inputs and output are bounded (DARTS: preprocessing constants, root-sum-square over the
+concatenated nodes; NAS-Bench-201: the last node) and the macro network around the cells are the
+space's (its `lipschitz` module); they use the operations below, so one recursion runs over:
+  - SampleAlgebra: batches of sampled log-weights, exact for each sample, vectorised over samples
+    (the Monte-Carlo estimate and `LipschitzBound.log_bound`);
+  - GaussianAlgebra: LogGaussians, the analytic log-normal with correlations carried by Gaussian
+    loadings, each sum by Fenton-Wilkinson or the second-order delta method (distributions/lognormal.py);
+  - LowestAlgebra: the lowest bound any normalised weights can give (the "unreachable" diagnostic).
 """
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import torch
 
 from racl.distributions.lognormal import LSE_APPROXIMATIONS, LogGaussian
-
-
-class LogConstants(NamedTuple):
-    """Log Lipschitz constants of the supernet's pieces (no gradient)."""
-
-    stem: torch.Tensor  # ()
-    pre: torch.Tensor   # (cells, 2)
-    ops: torch.Tensor   # (cells, E, O), -inf for `none`
-    head: torch.Tensor  # ()
-
-
-class Graph(NamedTuple):
-    """The supernet's wiring: cell types, edge list (node j, input i), steps, concatenated nodes."""
-
-    reductions: tuple[bool, ...]
-    edges: tuple[tuple[int, int], ...]
-    steps: int
-    multiplier: int
+from racl.search_space.base import CellTopology, CellWeights
 
 
 class Algebra(Protocol):
     def const(self, c: torch.Tensor): ...
     def shift(self, x, c: torch.Tensor): ...
-    def edge_terms(self, alpha, beta, e: int, log_lambda: torch.Tensor, state): ...
-    def lse(self, terms: list): ...
-    def rss(self, nodes: list): ...
+    def edge_terms(self, w: CellWeights, e: int, log_lambda: torch.Tensor, state): ...
+    def node(self, terms: list, mass: float): ...
+    def lse(self, xs: list): ...
+    def rss(self, xs: list): ...
+
+
+def cell_nodes(alg: Algebra, inputs: Sequence, w: CellWeights, log_lambda: torch.Tensor,
+               topo: CellTopology) -> list:
+    """The bounds of a cell's inputs followed by those of its nodes. log_lambda: (E, O) of this cell."""
+    states = list(inputs)
+    for j in range(topo.steps):
+        terms = [alg.edge_terms(w, e, log_lambda[e], states[topo.edges[e][1]]) for e in topo.edges_into(j)]
+        states.append(alg.node(terms, topo.edge_mass(j)))
+    return states
 
 
 class SampleAlgebra:
@@ -60,14 +53,17 @@ class SampleAlgebra:
     def shift(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return x + c
 
-    def edge_terms(self, alpha, beta, e, log_lambda, state):  # -> (S, O)
-        return alpha[:, e] + (beta[:, e] + state).unsqueeze(-1) + log_lambda
+    def edge_terms(self, w: CellWeights, e: int, log_lambda: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        return w.alpha[:, e] + (w.beta[:, e] + state).unsqueeze(-1) + log_lambda  # (S, O)
 
-    def lse(self, terms: list[torch.Tensor]) -> torch.Tensor:
+    def node(self, terms: list[torch.Tensor], mass: float) -> torch.Tensor:
         return torch.logsumexp(torch.cat(terms, -1), -1)
 
-    def rss(self, nodes: list[torch.Tensor]) -> torch.Tensor:
-        return 0.5 * torch.logsumexp(2 * torch.stack(nodes, -1), -1)
+    def lse(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.logsumexp(torch.stack(xs, -1), -1)
+
+    def rss(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return 0.5 * torch.logsumexp(2 * torch.stack(xs, -1), -1)
 
 
 class GaussianAlgebra:
@@ -83,28 +79,35 @@ class GaussianAlgebra:
     def shift(self, x: LogGaussian, c: torch.Tensor) -> LogGaussian:
         return x.shift(c.to(self.zeros))
 
-    def edge_terms(self, alpha, beta, e, log_lambda, state) -> LogGaussian:  # (O,)
+    def edge_terms(self, w: CellWeights, e: int, log_lambda: torch.Tensor, state: LogGaussian) -> LogGaussian:
+        alpha, beta = w.alpha, w.beta
         m = alpha.m[e] + beta.m[e] + state.m + log_lambda.to(self.zeros)
         b = alpha.b[e] + (beta.b[e] + state.b).unsqueeze(0)
-        return LogGaussian(m, b, alpha.r2[e] + beta.r2[e] + state.r2)
+        return LogGaussian(m, b, alpha.r2[e] + beta.r2[e] + state.r2)  # (O,)
 
-    def lse(self, terms: list[LogGaussian]) -> LogGaussian:
+    def node(self, terms: list[LogGaussian], mass: float) -> LogGaussian:
         return self.sum(LogGaussian(*(torch.cat(parts, 0) for parts in zip(*terms))))
 
-    def rss(self, nodes: list[LogGaussian]) -> LogGaussian:
-        stacked = LogGaussian(*(torch.stack(parts, 0) for parts in zip(*nodes)))
-        return self.sum(stacked.scale(2.0)).scale(0.5)
+    def lse(self, xs: list[LogGaussian]) -> LogGaussian:
+        return self.sum(LogGaussian(*(torch.stack(parts, 0) for parts in zip(*xs))))
+
+    def rss(self, xs: list[LogGaussian]) -> LogGaussian:
+        return self.lse([x.scale(2.0) for x in xs]).scale(0.5)
 
 
 class LowestAlgebra:
-    """The lowest bound any normalised weights can give (alpha summing to 1 over the real ops of an
-    edge, beta summing to `edge_mass` over a node's edges): a node's bound is linear in each weight
-    group, so its minimum puts all of alpha on the edge's smallest lambda * L(input) and all of beta
-    on the node's smallest edge. Minimised per cell, i.e. a lower bound of what weights shared by all
-    cells of a type can reach. States: 0-dim log-bounds."""
+    """The lowest bound any normalised weights can give (alpha summing to 1 over the choosable ops of
+    an edge; beta summing to the node's edge mass over its edges, or fixed at 1 without an edge
+    choice): a node's bound is linear in each weight group, so its minimum puts all of alpha on the
+    edge's smallest lambda * L(input) and all of beta on the node's smallest edge (without an edge
+    choice: every edge at its smallest op). Minimised per cell, i.e. a lower bound of what weights
+    shared by all cells of a type can reach. States: 0-dim log-bounds. Weights are ignored."""
 
-    def __init__(self, edge_mass: float):
-        self.log_mass = torch.tensor(edge_mass).log()
+    def __init__(self, topo: CellTopology):
+        self.has_beta = topo.has_beta
+        self.choosable = torch.zeros(topo.num_ops, dtype=torch.bool)
+        self.choosable[list(topo.choosable_ops)] = True
+        self.none = topo.none_index
 
     def const(self, c: torch.Tensor) -> torch.Tensor:
         return c
@@ -112,47 +115,23 @@ class LowestAlgebra:
     def shift(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         return x + c
 
-    def edge_terms(self, alpha, beta, e, log_lambda, state):  # -> (O,), `none` (-inf) left out
-        return torch.where(torch.isfinite(log_lambda), log_lambda + state, torch.full_like(log_lambda, float("inf")))
+    def edge_terms(self, w, e: int, log_lambda: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The edge's smallest choosable term, 0-dim (`none`, when choosable, gives -inf)."""
+        terms = log_lambda + state
+        if self.none is not None:
+            terms = terms.clone()
+            terms[self.none] = float("-inf")  # `none` adds exactly 0 (its constant is -inf already)
+        choosable = self.choosable.to(terms.device)
+        return torch.where(choosable, terms, torch.full_like(terms, float("inf"))).min()
 
-    def lse(self, terms: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat(terms).min() + self.log_mass.to(terms[0])
+    def node(self, terms: list[torch.Tensor], mass: float) -> torch.Tensor:
+        stacked = torch.stack(terms)
+        if self.has_beta:
+            return stacked.min() + torch.tensor(mass).log().to(stacked)
+        return torch.logsumexp(stacked, 0)
 
-    def rss(self, nodes: list[torch.Tensor]) -> torch.Tensor:
-        return 0.5 * torch.logsumexp(2 * torch.stack(nodes), 0)
+    def lse(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return torch.logsumexp(torch.stack(xs), 0)
 
-
-def propagate(consts: LogConstants, graph: Graph, alg: Algebra, normal: tuple, reduce: tuple):
-    """ln L_F through stem, cells and head. normal / reduce: (log alpha, log beta) in alg's form."""
-    s_pp = s_p = alg.const(consts.stem)
-    for k, reduction in enumerate(graph.reductions):
-        alpha, beta = reduce if reduction else normal
-        states = [alg.shift(s_pp, consts.pre[k, 0]), alg.shift(s_p, consts.pre[k, 1])]
-        e = 0
-        for j in range(graph.steps):
-            terms = []
-            for i in range(j + 2):
-                terms.append(alg.edge_terms(alpha, beta, e, consts.ops[k, e], states[i]))
-                e += 1
-            states.append(alg.lse(terms))
-        s_pp, s_p = s_p, alg.rss(states[-graph.multiplier:])
-    return alg.shift(s_p, consts.head)
-
-
-def propagate_samples(consts: LogConstants, graph: Graph, log_alpha_beta: Sequence[torch.Tensor]
-                      ) -> torch.Tensor:
-    """ln L_F per sample; log_alpha_beta = (normal alpha (S, E, O), normal beta (S, E), reduce ...)."""
-    na, nb, ra, rb = log_alpha_beta
-    return propagate(consts, graph, SampleAlgebra(na.shape[0]), (na, nb), (ra, rb))
-
-
-def propagate_gaussian(consts: LogConstants, graph: Graph, normal: tuple[LogGaussian, LogGaussian],
-                       reduce: tuple[LogGaussian, LogGaussian], lse: str = "fw") -> LogGaussian:
-    """ln L_F as one LogGaussian (FW or delta at every sum, loadings carried through)."""
-    alg = GaussianAlgebra(normal[0].b.shape[-1], normal[0].m, lse)
-    return propagate(consts, graph, alg, normal, reduce)
-
-
-def lowest_log_bound(consts: LogConstants, graph: Graph, edge_mass: float) -> torch.Tensor:
-    """ln of the lowest bound over all normalised weights (see LowestAlgebra), 0-dim."""
-    return propagate(consts, graph, LowestAlgebra(edge_mass), (None, None), (None, None))
+    def rss(self, xs: list[torch.Tensor]) -> torch.Tensor:
+        return 0.5 * torch.logsumexp(2 * torch.stack(xs), 0)

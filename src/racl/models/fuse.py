@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from racl.models.layers import Normalize
-from racl.search_space.ops import FactorizedReduce
+from racl.search_space.darts.ops import FactorizedReduce
 
 
 def _bn_slice(bn: nn.BatchNorm2d, start: int, stop: int) -> nn.BatchNorm2d:

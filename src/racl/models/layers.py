@@ -1,7 +1,8 @@
-"""Small layers shared by the networks: input normalisation and drop-path."""
+"""Small layers shared by the networks: input normalisation and drop-path; the fast-path switch."""
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -35,15 +36,15 @@ OPS_MODES = ("fast", "reference")
 
 def use_fast_path(model: nn.Module, ops: str) -> nn.Module:
     """`fast`: channels-last weights and activations (1.8x on CPU for the supernet, measured), the
-    rewritten dilated depthwise convolutions (racl.search_space.depthwise) and shared ReLUs
-    (racl.search_space.ops.SharedReLU), and eval-mode attacks on a copy with BN folded into the convs
-    (racl.attacks.base; model.ops says which); `reference`: the plain NCHW formulation of the
-    published code. Same parameters and function either way."""
+    rewritten dilated depthwise convolutions (racl.search_space.depthwise), a space's fast formulation
+    (racl.search_space.darts.fast: every module whose class has a `fast` flag) and eval-mode attacks on
+    a copy with BN folded into the convs (racl.attacks.base; model.ops says which); `reference`: the
+    plain NCHW formulation of the published code. Same parameters and function either way."""
     if ops not in OPS_MODES:
         raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
     model.ops = ops
     for m in model.modules():
-        if hasattr(type(m), "fast"):  # modules with a fast formulation (DepthwiseConv2d, DartsNetwork)
+        if hasattr(type(m), "fast"):  # modules with a fast formulation (DepthwiseConv2d, DARTS cells)
             m.fast = ops == "fast"
     if ops == "fast" and not any(crashes_channels_last(m) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
@@ -60,3 +61,18 @@ def crashes_channels_last(m: nn.Module) -> bool:
     crash in 30 steps). Models with a strided convolution of fewer than 8 input channels therefore stay
     NCHW (the reference layout, same maths); DARTS networks with C >= 4 have none."""
     return isinstance(m, nn.Conv2d) and m.stride != (1, 1) and m.groups == 1 and m.in_channels < 8
+
+
+@contextmanager
+def reference_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside, every module runs its reference formulation (the fast flags off; every op called as a
+    module, so hooks see each one); the flags are restored on exit."""
+    flagged = [m for m in model.modules() if hasattr(type(m), "fast")]
+    saved = [m.fast for m in flagged]
+    for m in flagged:
+        m.fast = False
+    try:
+        yield model
+    finally:
+        for m, flag in zip(flagged, saved):
+            m.fast = flag

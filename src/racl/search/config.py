@@ -2,9 +2,10 @@
 
 YAML layout (every key optional; unknown keys are errors):
 
+    space: darts              # darts (racl.search_space.registry)
     strategy: racl            # racl | darts | random
     epochs: 50
-    supernet:     {channels: 16, layers: 8, steps: 4}
+    supernet:     {channels: null, layers: null, steps: null}   # null: the space's defaults
     distribution: {cov: full, init_sigma: 0.1, normalize: true, discretize: quantile, decay_to: init}
     constraint:   {eta: 0.9, lbar_mode: reference, lbar: 2.0, rho: 1.0, nu0: 0.0, dual_update: epoch}
     bound:        {bn: none, recalibrate_batches: 10, bound_method: delta, mc_samples: 256,
@@ -32,19 +33,23 @@ from racl.attacks import AttackSpec
 from racl.attacks.spec import TRAINING_ATTACKS
 from racl.config import check, check_one_of, read_number
 from racl.search.registry import REGISTRY
+from racl.search_space import registry as spaces
 
 STRATEGIES = tuple(REGISTRY)  # racl, darts, random (racl/search/registry.py)
 
 
 @dataclass(frozen=True)
 class SupernetConfig:
-    channels: int = 16  # [paper] initial channels C
-    layers: int = 8     # [paper] cells (reductions at 1/3 and 2/3)
-    steps: int = 4      # [paper] intermediate nodes per cell
+    """The search network's size; null: the space's default (DARTS [paper]: C = 16, 8 cells (reductions
+    at 1/3 and 2/3), 4 nodes per cell)."""
+
+    channels: int | None = None  # initial channels C
+    layers: int | None = None    # cells (DARTS: all cells; NAS-Bench-201: cells per stage)
+    steps: int | None = None     # intermediate nodes per cell
 
     def __post_init__(self) -> None:
-        check(self.channels >= 1 and self.layers >= 3 and self.steps >= 2,
-               "supernet needs channels >= 1, layers >= 3 and steps >= 2")
+        check((self.channels or 1) >= 1 and (self.layers or 1) >= 1 and (self.steps or 2) >= 2,
+              "supernet needs channels >= 1, layers >= 1 and steps >= 2")
 
 
 @dataclass(frozen=True)
@@ -235,6 +240,7 @@ class SearchConfig:
     RENAMED = RENAMED  # racl.config: old keys, named in errors
     upgrade = staticmethod(upgrade)  # racl.config: old saved configs still load
 
+    space: str = "darts"         # the search space (racl.search_space.registry)
     strategy: str = "racl"       # racl | darts | random (same supernet, data and budget)
     seed: int = 0
     epochs: int = 50             # [paper]
@@ -258,6 +264,11 @@ class SearchConfig:
 
     def __post_init__(self) -> None:
         check_one_of("strategy", self.strategy, STRATEGIES)
+        check_one_of("space", self.space, tuple(spaces.REGISTRY))
+        from racl.search.registry import strategy_class  # here: the strategies import this module
+        supported = strategy_class(self.strategy).spaces
+        check(self.space in supported, f"the {self.strategy} strategy does not support the {self.space} space "
+                                       f"(it supports: {', '.join(supported)})")
         check(self.epochs >= 1 and 0 <= self.warmup_epochs, "need epochs >= 1 and warmup_epochs >= 0")
         check(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
         check(0 < self.weight_fraction < 1, f"weight_fraction must be in (0, 1), got {self.weight_fraction}")
@@ -267,6 +278,12 @@ class SearchConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
+
+    def supernet_size(self) -> dict[str, int]:
+        """channels, layers, steps of the search network: the config's, else the space's defaults."""
+        defaults = spaces.get_space(self.space).supernet_defaults
+        return {k: defaults[k] if getattr(self.supernet, k) is None else getattr(self.supernet, k)
+                for k in ("channels", "layers", "steps")}
 
     @property
     def gamma(self) -> float:

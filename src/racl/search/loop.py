@@ -38,12 +38,11 @@ from racl.errors import RaclError
 from racl.lifecycle import cosine_lr, progress_bar
 from racl.search import outputs
 from racl.search.config import SearchConfig, config_from_dict, config_to_dict, save_search_config
-from racl.search.discretize import genotype_to_weights
 from racl.search.strategies import SearchStrategy, build_strategy
 from racl.search.weight_step import weight_step
-from racl.search_space.genotype import Genotype
+from racl.search_space.base import ArchWeights
+from racl.search_space.registry import get_space
 from racl.state import get_rng_state, load_state, save_state, seed_everything, set_rng_state
-from racl.supernet import ArchWeights, Supernet
 from racl.supernet.batchnorm import batch_statistics, recalibrate
 from racl.tblog import TensorBoardLog
 
@@ -53,7 +52,7 @@ GENERATORS = ("weight_data", "arch_data", "sample")  # seeded with seed * 16 + 1
 
 @dataclass
 class SearchResult:
-    genotype: Genotype
+    genotype: Any  # the space's genotype (racl.search_space.Genotype for DARTS)
     metrics: list[dict[str, Any]]
     out_dir: Path
 
@@ -64,7 +63,7 @@ class SearchRun:
 
     config: SearchConfig
     data: DataSplits
-    supernet: Supernet
+    supernet: torch.nn.Module  # the strategy's (strategy.supernet), for short access
     strategy: SearchStrategy
     w_opt: torch.optim.Optimizer
     generators: dict[str, torch.Generator]
@@ -94,7 +93,7 @@ def split_halves(train: ArrayDataset, config: SearchConfig,
 
 
 @torch.no_grad()
-def accuracy(supernet: Supernet, weights: ArchWeights, ds: ArrayDataset, limit: int, batch_size: int,
+def accuracy(supernet: torch.nn.Module, weights: ArchWeights, ds: ArrayDataset, limit: int, batch_size: int,
              device: torch.device, rt: Runtime = Runtime()) -> float | None:
     """Top-1 accuracy of f(.; weights) on the first `limit` images of ds, BN with the statistics of
     each batch (the architecture's own; the running ones belong to the training mixture), every BN
@@ -126,13 +125,14 @@ def recalibrate_bn(run: "SearchRun") -> None:
 def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.device,
               rt: Runtime = Runtime()) -> SearchRun:
     seed_everything(config.seed)  # supernet init; the global RNG also feeds attack random starts
-    s = config.supernet
-    supernet = Supernet(num_classes=data.num_classes, channels=s.channels, layers=s.layers, steps=s.steps,
-                        in_channels=data.channels, mean=data.mean, std=data.std).to(device)
+    space = get_space(config.space)
+    supernet = space.supernet(num_classes=data.num_classes, in_channels=data.channels, mean=data.mean, std=data.std,
+                              **config.supernet_size()).to(device)
     weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config, rt))
     evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random.candidate_images,
                         batch_size=config.eval_batch_size, device=device, rt=rt)
-    strategy = build_strategy(config, supernet, (data.channels, data.image_size, data.image_size), evaluator, rt)
+    shape = (data.channels, data.image_size, data.image_size)
+    strategy = build_strategy(config, space, supernet, shape, evaluator, rt)
     o = config.optim
     w_opt = torch.optim.SGD(supernet.parameters(), lr=o.w_lr, momentum=o.w_momentum, weight_decay=o.w_wd)
     gens = {name: torch.Generator(device=device if name == "sample" else "cpu").manual_seed(config.seed * 16 + k)
@@ -144,8 +144,8 @@ def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.d
 def _state(run: SearchRun) -> dict[str, Any]:
     return {"format": outputs.STATE_FORMAT, "epoch": run.epoch, "global_step": run.global_step,
             "config": config_to_dict(run.config), "data_spec": run.data.spec(),
-            "supernet": run.supernet.state_dict(), "strategy": run.strategy.state_dict(),
-            "w_opt": run.w_opt.state_dict(),
+            "strategy": run.strategy.state_dict(), "w_opt": run.w_opt.state_dict(),
+            "arch_opt": None if run.strategy.optimizer is None else run.strategy.optimizer.state_dict(),
             "rng": get_rng_state(), "generators": {k: g.get_state() for k, g in run.generators.items()},
             "metrics": run.records}
 
@@ -155,8 +155,9 @@ def restore_run(run: SearchRun, state: dict[str, Any]) -> int:
     if state.get("format") == outputs.STATE_FORMAT:  # the saved config as this version reads it (keys
         state = {**state, "config": config_to_dict(config_from_dict(state["config"]))}  # added since: defaults
     outputs.check_resumable(state, config_to_dict(run.config), run.data.spec())
-    run.supernet.load_state_dict(state["supernet"])
-    run.strategy.load_state_dict(state["strategy"])  # with its optimiser and bound (extra state)
+    run.strategy.load_state_dict(state["strategy"])  # supernet, architecture parameters, bound buffers
+    if run.strategy.optimizer is not None:
+        run.strategy.optimizer.load_state_dict(state["arch_opt"])
     run.w_opt.load_state_dict(state["w_opt"])
     set_rng_state(state["rng"])
     for name, g in run.generators.items():
@@ -242,7 +243,7 @@ def _epoch(run: SearchRun) -> dict[str, Any]:
     val_set = run.data.val.subset(balanced_subset(run.data.val.labels, c.eval_images))
     val = partial(accuracy, run.supernet, ds=val_set, limit=c.eval_images, batch_size=c.eval_batch_size,
                   device=run.device, rt=run.rt)
-    g_w = genotype_to_weights(genotype, run.supernet.num_ops, run.device)
+    free, total = run.strategy.space.parameter_free(genotype)
     record = {
         "epoch": run.epoch + 1, "phase": "search" if arch_phase else "warmup", "steps": int(sums.get("steps", 0)),
         "lr": sums["lr"], "train_loss": _mean(sums, "loss", "n"), "train_ce": _mean(sums, "ce", "n"),
@@ -250,9 +251,9 @@ def _epoch(run: SearchRun) -> dict[str, Any]:
         "arch_loss": _mean(sums, "arch_loss", "n_arch"), "arch_acc": _mean(sums, "arch_correct", "n_arch"),
         "penalty": _mean(sums, "penalty", "n_arch"), **bound,
         "val_acc": val(run.strategy.eval_weights()),
-        "genotype_val_acc": val(ArchWeights(*(g_w[k] for k in ArchWeights._fields))),
+        "genotype_val_acc": val(run.strategy.genotype_weights(genotype)),
         "genotype": genotype.to_dict(),
-        "parameter_free_normal": parameter_free(genotype.normal),
+        "parameter_free_normal": free, "ops_normal": total,
     }
     margins = record.get("decision_margins")
     if margins:
@@ -260,14 +261,6 @@ def _epoch(run: SearchRun) -> dict[str, Any]:
         record["decision_margin"] = min(values) if values else None
     record["seconds"] = round(time.perf_counter() - start, 3)
     return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
-
-
-PARAMETER_FREE = ("max_pool_3x3", "avg_pool_3x3", "skip_connect")
-
-
-def parameter_free(cell) -> int:
-    """How many of a cell's (op, input) pairs carry no weights (pools and skips)."""
-    return sum(op in PARAMETER_FREE for op, _ in cell)
 
 
 def warnings_for(record: dict[str, Any], last: bool) -> list[str]:
@@ -278,8 +271,9 @@ def warnings_for(record: dict[str, Any], last: bool) -> list[str]:
         out.append(f"epoch {record['epoch']}: the constraint is unreachable: even the lowest bound normalised "
                    f"weights can give (ln {record['ln_l_min']:.2f}) exceeds L_bar (ln {record['ln_lbar']:.2f}); "
                    "lower constraint.lbar (k) or use lbar_mode=reference")
-    if last and record.get("parameter_free_normal", 0) >= 7:
-        out.append(f"the normal cell has {record['parameter_free_normal']} of 8 parameter-free ops (pools, skips)")
+    free, total = record.get("parameter_free_normal", 0), record.get("ops_normal", 8)
+    if last and total and free >= total - 1:
+        out.append(f"the cell has {free} of {total} parameter-free ops (pools, skips, none): a collapse")
     if last and record.get("decision_margin") is not None and record["decision_margin"] < 1.0:
         out.append(f"some choices of the genotype are not decided: smallest margin {record['decision_margin']:.2f} "
                    "std (see decision_margins in metrics.jsonl); a longer search would settle them")
@@ -354,10 +348,10 @@ def _save_epoch(run: SearchRun, record: dict[str, Any], tb: TensorBoardLog) -> N
     save_state(run.out / outputs.CHECKPOINT, _state(run))
     outputs.write_metrics(run.out, run.records)
     tb.write(record)
-    Genotype.from_dict(record["genotype"]).save(run.out / outputs.GENOTYPE)
+    run.strategy.space.genotype_from_dict(record["genotype"]).save(run.out / outputs.GENOTYPE)
 
 
 def _synced_state(run: SearchRun) -> list[torch.Tensor]:
     """What must be identical on every rank (torchrun): supernet weights and buffers, the strategy's
     parameters and buffers (distributions, duals), the bound's power-iteration vectors and constants."""
-    return [*run.supernet.state_dict().values(), *run.strategy.synced_tensors()]
+    return run.strategy.synced_tensors()

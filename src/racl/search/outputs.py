@@ -3,8 +3,8 @@
     DIR/checkpoint.safetensors  everything needed to resume exactly (racl.state format)
     DIR/config.yaml             resolved SearchConfig
     DIR/metrics.jsonl           one JSON object per epoch (see loop.py for the fields)
-    DIR/genotype.json           the current genotype (bare Genotype JSON, for `racl train --genotype`)
-    DIR/normal.{dot,png}, DIR/reduction.{dot,png}   cell pictures (racl.search_space.draw)
+    DIR/genotype.json           the current genotype (its space's JSON, for `racl train --genotype`)
+    DIR/*.{dot,png}             cell pictures (the space's `draw`: DARTS normal.*, reduction.*)
 
 Preparing the folder and the resume rule (every setting as it was except `epochs`, the same data)
 are racl.lifecycle's, as for `racl train` and `racl compare`.
@@ -19,13 +19,12 @@ from racl.errors import RaclError
 from racl.lifecycle import CONFIG, METRICS, RunFolder
 from racl.lifecycle import check_resumable as check_same
 from racl.search.config import config_from_dict, config_to_dict
-from racl.search_space.draw import draw_genotype
-from racl.search_space.genotype import Genotype
+from racl.search_space.registry import space_of
 
 GENOTYPE, CHECKPOINT = "genotype.json", "checkpoint.safetensors"
 RUN_FILES = (CHECKPOINT, CONFIG, METRICS, GENOTYPE)
-PICTURES = ("normal.dot", "normal.png", "reduction.dot", "reduction.png")
-STATE_FORMAT = "racl-search-v2"  # v2: the strategy's optimiser and bound inside its state_dict
+PICTURES = ("normal.dot", "normal.png", "reduction.dot", "reduction.png", "cell.dot", "cell.png")  # the spaces' draw
+STATE_FORMAT = "racl-search-v3"  # v3: the strategy owns the supernet; its optimiser saved beside it
 
 
 def search_folder(out_dir: str | Path) -> RunFolder:
@@ -47,10 +46,10 @@ def read_metrics(out_dir: str | Path) -> list[dict[str, Any]]:
     return search_folder(out_dir).read_metrics()
 
 
-def draw_cells(genotype: Genotype, out_dir: str | Path) -> list[Path]:
-    """DOT + PNG pictures of both cells; a failing drawer (no Graphviz, ...) is a warning, not an error."""
+def draw_cells(genotype: Any, out_dir: str | Path) -> list[Path]:
+    """DOT + PNG pictures of the cells; a failing drawer (no Graphviz, ...) is a warning, not an error."""
     try:
-        return list(draw_genotype(genotype, out_dir))
+        return list(space_of(genotype).draw(genotype, out_dir))
     except (OSError, RuntimeError, ValueError) as e:
         warnings.warn(f"cell pictures skipped: {e}", stacklevel=2)
         return []
@@ -59,6 +58,7 @@ def draw_cells(genotype: Genotype, out_dir: str | Path) -> list[Path]:
 def check_resumable(saved: dict[str, Any], config: dict[str, Any], data_spec: dict[str, Any]) -> None:
     """Refuse to resume a checkpoint written with other settings (only `epochs` may change) or data."""
     if saved.get("format") != STATE_FORMAT:
-        raise RaclError("the checkpoint is not a racl search checkpoint; use --overwrite to start again")
+        raise RaclError("the checkpoint is not a search checkpoint of this racl version (0.x checkpoints do not "
+                        "carry over); use --overwrite to start again")
     check_same("this search", "config", saved["config"], config)
     check_same("this search", "data spec", saved.get("data_spec"), data_spec, may_change=())

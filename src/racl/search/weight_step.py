@@ -18,10 +18,11 @@ from torch import nn
 from racl.attacks import AttackSpec
 from racl.distributed import Runtime
 from racl.search.config import RobustConfig
-from racl.supernet import ArchWeights, FixedArch, Supernet
+from racl.search_space.base import ArchWeights
+from racl.supernet import FixedArch
 
 
-def adversarial_inputs(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
+def adversarial_inputs(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
                        cfg: RobustConfig, attack: AttackSpec) -> torch.Tensor:
     """x itself (robust.adv = none), or `attack`'s FGSM-RS or PGD example against f(.; weights)."""
     if cfg.adv == "none" or attack.eps == 0:
@@ -37,7 +38,7 @@ class WeightStepResult:
     correct: int
 
 
-def weight_loss(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
+def weight_loss(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
                 gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """(total loss, CE, logits (B, K), mean input-gradient norm or None)."""
     if gamma > 0:
@@ -53,7 +54,7 @@ def weight_loss(supernet: Supernet, weights: ArchWeights, x: torch.Tensor, y: to
     return ce + gamma * grad_norm, ce, logits, grad_norm
 
 
-def weight_step(supernet: Supernet, optimizer: torch.optim.Optimizer, weights: ArchWeights,
+def weight_step(supernet: nn.Module, optimizer: torch.optim.Optimizer, weights: ArchWeights,
                 x: torch.Tensor, y: torch.Tensor, cfg: RobustConfig, attack: AttackSpec, grad_clip: float,
                 gamma: float, rt: Runtime = Runtime()) -> WeightStepResult:
     """One SGD step on the supernet weights; raises FloatingPointError on a non-finite loss.

@@ -1,9 +1,17 @@
-"""The DARTS cell search space: primitives, genotypes, the zoo of published cells, cell pictures."""
-from racl.search_space.genotype import Genotype
-from racl.search_space.ops import OPS, PARAMETER_FREE, PRIMITIVES, make_op
-from racl.search_space.zoo import ZOO, get_genotype, list_genotypes, resolve_genotype
+"""Cell search spaces as plugins (racl.search_space.base: the interface; .registry: the names).
+
+`darts`: the DARTS cell space (racl.search_space.darts). The DARTS names are re-exported here for
+convenience (`Genotype`, `PRIMITIVES`, `ZOO`, ...).
+"""
+from racl.search_space.base import ArchWeights, CellTopology, CellWeights, SearchSpace, Selection
+from racl.search_space.darts.genotype import Genotype
+from racl.search_space.darts.ops import OPS, PARAMETER_FREE, PRIMITIVES, make_op
+from racl.search_space.darts.zoo import ZOO, get_genotype, list_genotypes
+from racl.search_space.registry import get_space, list_spaces, register_space, space_of
+from racl.search_space.resolve import load_genotype, resolve_genotype
 
 __all__ = [
-    "Genotype", "OPS", "PARAMETER_FREE", "PRIMITIVES", "ZOO",
-    "get_genotype", "list_genotypes", "make_op", "resolve_genotype",
+    "ArchWeights", "CellTopology", "CellWeights", "Genotype", "OPS", "PARAMETER_FREE", "PRIMITIVES",
+    "SearchSpace", "Selection", "ZOO", "get_genotype", "get_space", "list_genotypes", "list_spaces",
+    "load_genotype", "make_op", "register_space", "resolve_genotype", "space_of",
 ]

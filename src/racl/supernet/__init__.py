@@ -1,7 +1,7 @@
-"""The DARTS supernet whose node formula takes log-normal architecture weights from outside."""
-from racl.supernet.cell import EDGES, SearchCell, edge_index, make_edges
-from racl.supernet.mixed_op import MixedOp, make_search_op
-from racl.supernet.network import ArchWeights, FixedArch, Supernet
+"""What every search space's supernet shares: the mixed op, the node formula, fixed weights, BN statistics."""
+from racl.search_space.base import ArchWeights, CellWeights
+from racl.supernet.cell import node_states
+from racl.supernet.fixed import FixedArch
+from racl.supernet.mixed_op import MixedOp, active_ops
 
-__all__ = ["ArchWeights", "EDGES", "FixedArch", "MixedOp", "SearchCell", "Supernet", "edge_index", "make_edges",
-           "make_search_op"]
+__all__ = ["ArchWeights", "CellWeights", "FixedArch", "MixedOp", "active_ops", "node_states"]

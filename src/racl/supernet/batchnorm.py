@@ -21,7 +21,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
-from racl.supernet.network import ArchWeights, FixedArch, Supernet
+from racl.search_space.base import ArchWeights
+from racl.supernet.fixed import FixedArch
 
 
 def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -48,6 +49,6 @@ def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @torch.no_grad()
-def recalibrate(supernet: Supernet, weights: ArchWeights, batches: Iterable[torch.Tensor]) -> None:
+def recalibrate(supernet: nn.Module, weights: ArchWeights, batches: Iterable[torch.Tensor]) -> None:
     """Running statistics = cumulative averages over `batches` of the supernet at `weights`."""
     update_bn(batches, FixedArch(supernet, weights))

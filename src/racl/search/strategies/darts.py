@@ -2,9 +2,10 @@
 
 alpha (E, O) per cell type, weights softmax(alpha) over the ops of each edge, beta = 1 on every
 edge; the architecture step is Adam on the validation (distribution-half) CE with the current
-weights fixed (first order: no unrolled step). Discretisation is DARTS's: per node the 2 incoming
-edges with the largest non-`none` softmax weight, on each the arg-max non-`none` op
-(`discretize` with beta = 1). The racl-specific metrics hold the point bound ln L_F(softmax(alpha)).
+weights fixed (first order: no unrolled step). Discretisation is DARTS's: per node the incoming
+edges with the largest non-`none` softmax weight (as many as the space keeps), on each the arg-max
+op (racl.search.discretize with the softmax as both scores). The racl-specific metrics hold the point
+bound ln L_F(softmax(alpha)).
 """
 from __future__ import annotations
 
@@ -14,32 +15,31 @@ from torch import nn
 
 from racl.search.config import SearchConfig
 from racl.search.discretize import discretize
-from racl.search.strategies.base import Evaluator, SearchStrategy, make_bound
-from racl.search_space.genotype import Genotype
-from racl.supernet import ArchWeights, Supernet
+from racl.search.strategies.base import Evaluator, SearchStrategy
+from racl.search_space.base import ArchWeights, CellWeights, SearchSpace
 
 
 class DartsStrategy(SearchStrategy):
     name = "darts"
+    spaces = ("darts",)
 
-    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int],
-                 evaluator: Evaluator | None = None):
-        super().__init__(supernet, config, input_shape, evaluator)
-        device = next(supernet.parameters()).device
+    def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
+                 input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
+        super().__init__(space, supernet, config, input_shape, evaluator)
         g = torch.Generator().manual_seed(config.seed)
-        shape = (supernet.num_edges, supernet.num_ops)
-        self.normal_alpha = nn.Parameter(config.darts.init_scale * torch.randn(shape, generator=g).to(device))
-        self.reduce_alpha = nn.Parameter(config.darts.init_scale * torch.randn(shape, generator=g).to(device))
-        self.attach_bound(make_bound(supernet, input_shape, config))
+        shape = (self.topology.num_edges, self.topology.num_ops)
+        for t in self.topology.cell_types:
+            self.register_parameter(f"{t}_alpha", nn.Parameter(
+                config.darts.init_scale * torch.randn(shape, generator=g).to(self.device)))
+        self.with_bound()
         self._make_optimizer()
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [self.normal_alpha, self.reduce_alpha]
+        return [getattr(self, f"{t}_alpha") for t in self.topology.cell_types]
 
     def _weights(self) -> ArchWeights:
-        ones = torch.ones(self.normal_alpha.shape[0], device=self.normal_alpha.device)
-        return ArchWeights(F.softmax(self.normal_alpha, dim=-1), ones,
-                           F.softmax(self.reduce_alpha, dim=-1), ones)
+        ones = torch.ones(self.topology.num_edges, device=self.device)
+        return {t: CellWeights(F.softmax(getattr(self, f"{t}_alpha"), dim=-1), ones) for t in self.topology.cell_types}
 
     def sample_weights(self, generator: torch.Generator) -> ArchWeights:
         with torch.no_grad():
@@ -58,7 +58,7 @@ class DartsStrategy(SearchStrategy):
         self._arch_update(loss)
         return {"arch_loss": loss.item(), "arch_correct": float((logits.argmax(1) == y).sum())}
 
-    def genotype(self) -> Genotype:
+    def genotype(self):
         w = self.eval_weights()
-        return discretize({"normal_alpha": w.normal_alpha, "reduce_alpha": w.reduce_alpha}, self.supernet.steps,
-                          seed=self.config.seed)
+        return self.space.genotype(discretize({t: c.alpha for t, c in w.items()}, None, self.topology,
+                                              seed=self.config.seed))

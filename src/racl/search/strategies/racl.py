@@ -5,9 +5,9 @@ Architecture step (method.md sections 4-5; first-order, no unrolling), on a dist
     loss = CE(f(x; w), y) + nu * g + (rho / 2) * max(0, g)^2,
     g = mu_F + Phi^-1(eta) sigma_F - ln L_bar,  (mu_F, sigma_F) = LipschitzBound.lognormal(q_theta)
 Adam on theta only, its weight decay pulling theta towards the initial distribution
-(`distribution.decay_to`). The per-op Lipschitz constants are constants here, refreshed every
-`lipschitz_refresh_every` global steps (and when the architecture updates start, and at each epoch's
-end for the metrics). L_bar (`constraint.lbar_mode`): `reference` (default) re-derives
+(`distribution.decay_to`). The per-op Lipschitz constants are constants here, refreshed (base.py,
+`refresh_bound`) every `lipschitz_refresh_every` global steps, at the start of every search epoch
+and at each epoch's end for the metrics. L_bar (`constraint.lbar_mode`): `reference` (default) re-derives
 ln L_bar = ln L_ref - ln k at every refresh, L_ref the bound of the uniform start under the current
 constants; `initial` sets it once from the bound when the architecture updates start; `absolute`.
 Metrics also say which regime the constraint is in: `inactive` (nu = 0, g <= 0), `active` (nu > 0),
@@ -21,28 +21,29 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from torch import nn
+
 from racl.distributions import ArchDistribution
-from racl.distributions.arch import CELL_TYPES, EDGES_PER_NODE, edge_products
+from racl.distributions.arch import edge_products
 from racl.search.config import SearchConfig
 from racl.search.constraint import ConfidenceConstraint
 from racl.search.discretize import decision_margins, discretize
-from racl.search.strategies.base import Evaluator, SearchStrategy, make_bound
-from racl.search_space.genotype import Genotype
-from racl.supernet import ArchWeights, Supernet
+from racl.search.strategies.base import Evaluator, SearchStrategy
+from racl.search_space.base import ArchWeights, SearchSpace
 
 
 class RaclStrategy(SearchStrategy):
     name = "racl"
+    spaces = ("darts",)
 
-    def __init__(self, supernet: Supernet, config: SearchConfig, input_shape: tuple[int, int, int],
-                 evaluator: Evaluator | None = None):
-        super().__init__(supernet, config, input_shape, evaluator)
+    def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
+                 input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
+        super().__init__(space, supernet, config, input_shape, evaluator)
         d, c = config.distribution, config.constraint
-        self.dist = ArchDistribution(supernet.num_edges, supernet.num_ops, supernet.steps, cov=d.cov,
-                                     init_sigma=d.init_sigma, normalize=d.normalize)
+        self.dist = ArchDistribution(self.topology, cov=d.cov, init_sigma=d.init_sigma, normalize=d.normalize)
         self.constraint = ConfidenceConstraint(c.eta, c.rho, c.nu0, c.rho_growth)
-        self.attach_bound(make_bound(supernet, input_shape, config))
-        self.to(next(supernet.parameters()).device)
+        self.with_bound()
+        self.to(self.device)
         self._make_optimizer(coupled_decay=d.decay_to == "zero")
 
     def _decay(self) -> None:
@@ -61,8 +62,7 @@ class RaclStrategy(SearchStrategy):
 
     def eval_weights(self) -> ArchWeights:
         """E[alpha], E[beta] (the distribution's mean point)."""
-        s = self.dist.scores("mean")
-        return ArchWeights(s["normal_alpha"], s["normal_beta"], s["reduce_alpha"], s["reduce_beta"])
+        return self.dist.scores("mean")
 
     def lognormal(self, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu_F, sigma_F) of ln L_F, differentiable w.r.t. the distribution parameters."""
@@ -70,9 +70,8 @@ class RaclStrategy(SearchStrategy):
         return self.bound.lognormal(self.dist, method=b.bound_method, samples=b.mc_samples, generator=generator)
 
     @torch.no_grad()
-    def refresh(self, n_iter: int | None = None) -> None:
-        """Refresh the per-op constants; in reference mode re-derive ln L_bar under the new ones."""
-        self.bound.refresh(n_iter=n_iter)
+    def bound_refreshed(self) -> None:
+        """In reference mode, re-derive ln L_bar under the refreshed constants."""
         c = self.config.constraint
         if c.lbar_mode == "reference" and self.constraint.is_set:
             self.constraint.set_log_lbar(self.reference_log_bound() - math.log(c.lbar))
@@ -86,7 +85,7 @@ class RaclStrategy(SearchStrategy):
         """Refresh the per-op constants (`measure_power_iters` iterations, so the bound is measured
         accurately); the first time, set ln L_bar as `lbar_mode` says."""
         c = self.config.constraint
-        self.refresh(n_iter=self.config.bound.measure_power_iters)  # re-derives a set reference threshold
+        self.refresh_bound(measure=True)  # re-derives a set reference threshold
         if self.constraint.is_set:
             return
         if c.lbar_mode == "absolute":
@@ -99,13 +98,12 @@ class RaclStrategy(SearchStrategy):
 
     def _fixed_generator(self) -> torch.Generator:
         """A generator for Monte-Carlo bounds that must not disturb the run's sampling stream."""
-        device = next(self.dist.parameters()).device
-        return torch.Generator(device=device).manual_seed(self.config.seed)
+        return torch.Generator(device=self.device).manual_seed(self.config.seed)
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
                   global_step: int) -> dict[str, float]:
         if global_step % self.config.bound.lipschitz_refresh_every == 0:
-            self.refresh()
+            self.refresh_bound(measure=False)
         logits = self.supernet(x, self.dist.sample(generator))  # (B, K)
         ce = F.cross_entropy(logits, y)
         mu, sigma = self.lognormal(generator)
@@ -128,9 +126,9 @@ class RaclStrategy(SearchStrategy):
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
         """Refresh, measure (mu_F, sigma_F, g, Pr, the reference, lowest and genotype bounds, the
         regime); per-epoch dual update in the architecture phase."""
-        self.refresh(n_iter=self.config.bound.measure_power_iters)
+        self.refresh_bound(measure=True)
         mu, sigma = (float(v) for v in self.lognormal(self._fixed_generator()))
-        lowest = float(self.bound.lowest_log_bound(EDGES_PER_NODE)) if self.dist.normalize else None
+        lowest = float(self.bound.lowest_log_bound()) if self.dist.normalize else None
         out: dict[str, Any] = {"mu_F": mu, "sigma_F": sigma, "prob_within_bound": None, "constraint_g": None,
                                "dual_nu": float(self.constraint.nu), "rho": float(self.constraint.rho),
                                "ln_lbar": None, "ln_l_ref": self.reference_log_bound(), "ln_l_min": lowest,
@@ -154,11 +152,15 @@ class RaclStrategy(SearchStrategy):
         """Per cell type, how decided each choice of the genotype is (see discretize.decision_margins)."""
         with torch.no_grad():
             g = self.dist.log_gaussians()
-        genotype, kind, eta = self.genotype(), self.config.distribution.discretize, self.config.constraint.eta
-        return {t: decision_margins(g[f"{t}_alpha"], edge_products(g[f"{t}_alpha"], g[f"{t}_beta"]),
-                                    getattr(genotype, t), kind, eta) for t in CELL_TYPES}
+        selection, kind, eta = self.selection(), self.config.distribution.discretize, self.config.constraint.eta
+        return {t: decision_margins(w.alpha, edge_products(w.alpha, w.beta), selection[t], self.topology, kind, eta)
+                for t, w in g.items()}
 
-    def genotype(self) -> Genotype:
-        d = self.config.distribution
-        return discretize(self.dist.scores(d.discretize, self.config.constraint.eta), self.supernet.steps,
-                          seed=self.config.seed)
+    def selection(self):
+        """The discrete choice: the scores' op per edge, and per node the edges of largest product score."""
+        d, eta = self.config.distribution, self.config.constraint.eta
+        alpha = {t: w.alpha for t, w in self.dist.scores(d.discretize, eta).items()}
+        return discretize(alpha, self.dist.edge_scores(d.discretize, eta), self.topology, seed=self.config.seed)
+
+    def genotype(self):
+        return self.space.genotype(self.selection())

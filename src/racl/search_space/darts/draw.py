@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from racl.io import write_bytes, write_text
-from racl.search_space.genotype import Edge, Genotype
+from racl.search_space.darts.genotype import Edge, Genotype
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

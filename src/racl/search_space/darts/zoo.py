@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from racl.errors import RaclError
-from racl.search_space.genotype import Genotype
+from racl.search_space.darts.genotype import Genotype
 
 _ABBREV = {
     "max": "max_pool_3x3",
@@ -69,20 +69,3 @@ def get_genotype(name: str) -> Genotype:
     if key not in ZOO:
         raise RaclError(f"unknown genotype {name!r}; zoo has: {', '.join(ZOO)}")
     return ZOO[key]
-
-
-def resolve_genotype(name_or_path: str) -> Genotype:
-    """A zoo name, or the path of a genotype JSON file (a bare genotype or a file wrapping one)."""
-    from pathlib import Path
-
-    if name_or_path.upper().replace("-", "_") in ZOO:
-        return get_genotype(name_or_path)
-    path = Path(name_or_path)
-    if path.is_dir():
-        if not (path / "genotype.json").is_file():
-            raise RaclError(f"directory {name_or_path!r} has no genotype.json; pass a run directory, "
-                            "a zoo name or a genotype JSON file")
-        path = path / "genotype.json"
-    if path.suffix == ".json" or path.exists():
-        return Genotype.load(path)
-    raise RaclError(f"{name_or_path!r} is neither a zoo genotype ({', '.join(ZOO)}) nor a genotype JSON file")

@@ -7,12 +7,14 @@ import torch
 from torch import nn
 
 from racl.models.layers import Normalize, drop_path
-from racl.search_space.genotype import Edge, Genotype
-from racl.search_space.ops import FactorizedReduce, Identity, ReLUConvBN, SharedReLU, make_op
+from racl.search_space.darts.genotype import Edge, Genotype
+from racl.search_space.darts.ops import FactorizedReduce, Identity, ReLUConvBN, make_op
 
 
 class Cell(nn.Module):
     """A discrete cell: each intermediate node sums two ops of earlier nodes."""
+
+    fast = False  # set by racl.models.layers.use_fast_path: racl.search_space.darts.fast (same function)
 
     def __init__(self, edges: Sequence[Edge], concat: Sequence[int], c_pp: int, c_p: int, c: int,
                  reduction: bool, reduction_prev: bool):
@@ -27,22 +29,20 @@ class Cell(nn.Module):
             make_op(op, c, 2 if reduction and idx < 2 else 1, affine=True) for op, idx in edges
         )
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0,
-                shared: tuple[SharedReLU, SharedReLU] | None = None) -> torch.Tensor:
-        """`shared`: s0 and s1 as SharedReLU (fast path): a tensor's ReLU is computed once for all the
-        ops that start with one, in this cell and the next."""
-        share = shared is not None
-        s0, s1 = shared if share else (SharedReLU(s0, share=False), SharedReLU(s1, share=False))
-        states = [SharedReLU(s0.apply(self.preprocess0), share), SharedReLU(s1.apply(self.preprocess1), share)]
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
+        if self.fast:  # s0, s1 as fast.Node
+            from racl.search_space.darts import fast
+            return fast.eval_cell(self, s0, s1, drop_prob)
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
         for i in range(len(self.ops) // 2):
             total = 0
             for k in (2 * i, 2 * i + 1):
-                h = states[self.indices[k]].apply(self.ops[k])
+                h = self.ops[k](states[self.indices[k]])
                 if not isinstance(self.ops[k], Identity):
                     h = drop_path(h, drop_prob, self.training)
                 total = total + h
-            states.append(SharedReLU(total, share))
-        return torch.cat([states[i].x for i in self.concat], dim=1)
+            states.append(total)
+        return torch.cat([states[i] for i in self.concat], dim=1)
 
 
 class AuxiliaryHead(nn.Module):
@@ -73,7 +73,7 @@ class DartsNetwork(nn.Module):
     `forward(x)` returns logits; `forward(x, with_aux=True)` returns (logits, aux_logits or None).
     """
 
-    fast = False  # set by racl.models.layers.use_fast_path: share ReLUs (same function, fewer passes)
+    fast = False  # set by racl.models.layers.use_fast_path: racl.search_space.darts.fast (same function)
 
     def __init__(self, genotype: Genotype, num_classes: int = 10, channels: int = 36, layers: int = 20,
                  auxiliary: bool = False, drop_path_prob: float = 0.0, in_channels: int = 3,
@@ -107,13 +107,20 @@ class DartsNetwork(nn.Module):
         self.classifier = nn.Linear(c_p, num_classes)
 
     def forward(self, x: torch.Tensor, with_aux: bool = False):
-        s0 = s1 = self.stem(self.normalize(x))
-        shared = (SharedReLU(s0),) * 2 if self.fast else None
-        aux = None
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1, self.drop_path_prob, shared)
-            shared = (shared[1], SharedReLU(s1)) if self.fast else None
-            if i == self.aux_index and self.auxiliary_head is not None and self.training and with_aux:
-                aux = self.auxiliary_head(s1)
+        if self.fast:
+            from racl.search_space.darts import fast
+            s1, aux = fast.network_features(self, x, with_aux)
+        else:
+            s1, aux = self.features(x, with_aux)
         logits = self.classifier(self.global_pooling(s1).flatten(1))
         return (logits, aux) if with_aux else logits
+
+    def features(self, x: torch.Tensor, with_aux: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The cells on x: (last cell output, auxiliary logits when asked in training, else None)."""
+        s0 = s1 = self.stem(self.normalize(x))
+        aux = None
+        for i, cell in enumerate(self.cells):
+            s0, s1 = s1, cell(s0, s1, self.drop_path_prob)
+            if i == self.aux_index and self.auxiliary_head is not None and self.training and with_aux:
+                aux = self.auxiliary_head(s1)
+        return s1, aux

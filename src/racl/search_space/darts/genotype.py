@@ -1,4 +1,5 @@
-"""`Genotype`: a discrete DARTS cell pair as a plain, validated value with JSON read/write."""
+"""`Genotype`: a discrete DARTS cell pair as a plain, validated value with JSON read/write (files may
+name their space, `"space": "darts"`; files without it are DARTS genotypes)."""
 from __future__ import annotations
 
 import json
@@ -8,7 +9,7 @@ from typing import Any
 
 from racl.errors import RaclError, shown
 from racl.io import read_json, write_json
-from racl.search_space.ops import PRIMITIVES
+from racl.search_space.darts.ops import PRIMITIVES
 
 Edge = tuple[str, int]  # (op name, input node index: 0, 1 = cell inputs, 2.. = intermediate nodes)
 
@@ -44,10 +45,12 @@ class Genotype:
             raise RaclError(f"genotype must be a JSON object, got {type(data).__name__}")
         if "genotype" in data and isinstance(data["genotype"], dict):
             data = data["genotype"]  # accept files that wrap the genotype with metadata
+        if data.get("space", "darts") != "darts":
+            raise RaclError(f"this is a genotype of the {shown(data['space'])} space, not a DARTS genotype")
         missing = [k for k in ("normal", "reduce") if k not in data]
         if missing:
             raise RaclError(f"genotype is missing key(s): {', '.join(missing)}")
-        unknown = sorted(shown(k) for k in set(data) - {"normal", "normal_concat", "reduce", "reduce_concat"})
+        unknown = sorted(shown(k) for k in set(data) - {"space", "normal", "normal_concat", "reduce", "reduce_concat"})
         if unknown:
             raise RaclError(f"genotype has unknown key(s): {', '.join(unknown)}")
         cells = {c: _parse_edges(c, data[c]) for c in ("normal", "reduce")}

@@ -1,5 +1,6 @@
-"""The fast path computes the same function as the reference path: outputs, input gradients and
-parameter gradients agree within float32 tolerance, for every op and stride, and for whole networks.
+"""The fast path (racl.search_space.darts.fast) computes the same function as the reference
+formulation from the same parameters: outputs, input gradients, parameter gradients and BN statistics
+agree within float32 tolerance, for every op and stride, and for whole networks.
 
 Tolerance: float32 reassociation (weights folded into BN, shared ReLU/pooling, NHWC kernels) gives
 differences around 1e-6 relative; we allow rtol 1e-4 and atol 1e-5 + 1e-4 * max|value|.
@@ -11,10 +12,12 @@ import torch
 from torch.nn import functional as F
 
 from racl.models import build_model
-from racl.models.layers import use_fast_path
-from racl.search_space import PRIMITIVES
-from racl.search_space.ops import NodeCache, SharedReLU, batch_norm_scaled
-from racl.supernet import ArchWeights, Supernet, make_search_op
+from racl.models.layers import Normalize
+from racl.search_space import PRIMITIVES, ArchWeights, CellWeights
+from racl.search_space.darts import fast as darts_fast
+from racl.search_space.darts.fast import Node, batch_norm_scaled
+from racl.search_space.darts.ops import make_search_op
+from racl.search_space.darts.supernet import Supernet
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -28,20 +31,36 @@ def _pair(layers: int = 3, channels: int = 4) -> tuple[Supernet, Supernet]:
 
 
 def _weights(net: Supernet, only_op: int | None = None) -> ArchWeights:
+    """Random positive weights; with `only_op`, that op alone on every edge (and only it computed)."""
     g = torch.Generator().manual_seed(1)
-    parts = []
-    for shape in ((net.num_edges, net.num_ops), (net.num_edges,)) * 2:
-        w = torch.rand(shape, generator=g) + 0.1
-        if only_op is not None and len(shape) == 2:
-            w = torch.zeros(shape).index_fill(1, torch.tensor([only_op]), 1.0) * w
-        parts.append(w.requires_grad_(True))
-    return ArchWeights(*parts)
+    topo, out = net.topology, {}
+    for t in topo.cell_types:
+        alpha = torch.rand(topo.num_edges, topo.num_ops, generator=g) + 0.1
+        beta = torch.rand(topo.num_edges, generator=g) + 0.1
+        mask = None
+        if only_op is not None:
+            alpha = torch.zeros_like(alpha).index_fill(1, torch.tensor([only_op]), 1.0) * alpha
+            mask = tuple(tuple(o == only_op for o in range(topo.num_ops)) for _ in range(topo.num_edges))
+        out[t] = CellWeights(alpha.requires_grad_(True), beta.requires_grad_(True), mask)
+    return out
+
+
+def _tensors(w: ArchWeights) -> list[torch.Tensor]:
+    return [t for c in w.values() for t in (c.alpha, c.beta)]
+
+
+def _channels_last_reference(net: Supernet) -> None:
+    """The reference formulation in the fast path's memory format (NHWC), fast flags left off."""
+    net.to(memory_format=torch.channels_last)
+    for m in net.modules():
+        if isinstance(m, Normalize):
+            m.channels_last = True
 
 
 def _grads(net: Supernet, x: torch.Tensor, y: torch.Tensor, w: ArchWeights) -> list[torch.Tensor]:
     x = x.clone().requires_grad_(True)
     loss = F.cross_entropy(net(x, w), y)
-    inputs = [x, *w, *net.parameters()]
+    inputs = [x, *_tensors(w), *net.parameters()]
     grads = torch.autograd.grad(loss, inputs, allow_unused=True)  # one-op weights leave ops unused
     return [loss.detach(), *(torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads))]
 
@@ -62,9 +81,10 @@ def test_every_op_and_stride_matches(op: int) -> None:
     if PRIMITIVES[op] == "max_pool_3x3":
         # max pooling of max-pooled maps has ties; NCHW and NHWC kernels route the (sub)gradient to
         # different tied inputs, both correct. Same function: compare outputs, then gradients with the
-        # reference formulation in the fast path's memory format.
+        # reference formulation (fast flags still off) in the fast path's memory format.
         torch.testing.assert_close(ref(x, w), fast(x, w), rtol=RTOL, atol=ATOL)
-        use_fast_path(ref, "fast")
+        _channels_last_reference(ref)
+        assert not any(getattr(m, "fast", False) for m in ref.modules())
     _assert_close(_grads(ref, x, y, w), _grads(fast, x, y, w))
 
 
@@ -79,25 +99,30 @@ def test_whole_supernet_step_matches_in_train_and_eval_mode() -> None:
     _assert_close(_grads(ref, x, y, w), _grads(fast, x, y, w))
 
 
-def test_fast_cell_equals_reference_cell_with_zero_weights() -> None:
+def test_fast_cell_equals_reference_cell_with_edges_off() -> None:
     ref, _ = _pair()
     cell = ref.cells[0]
     s = torch.rand(2, cell.preprocess0[1].in_channels, 8, 8)
     alpha, beta = torch.rand(14, 8), torch.rand(14)
-    alpha[3:9] = 0.0  # whole edges off
-    active = ((alpha != 0) & (beta != 0).unsqueeze(-1)).tolist()
-    for row in active:
-        row[0] = False
-    plain = cell(s, s, alpha, beta, active)  # tensors: the reference formulation
-    fast = copy.deepcopy(cell)(SharedReLU(s), SharedReLU(s), alpha, beta, active)  # SharedReLU: the fast one
-    torch.testing.assert_close(fast, plain, rtol=RTOL, atol=ATOL)
+    alpha[3:9] = 0.0  # whole edges off, and so marked
+    mask = tuple(tuple(bool(v) for v in row) for row in (alpha != 0).tolist())
+    w = CellWeights(alpha, beta, mask)
+    plain = cell(s, s, w)  # the reference formulation (the flag is off)
+    quick = darts_fast.search_cell(copy.deepcopy(cell), Node(s), Node(s), w)
+    torch.testing.assert_close(quick, plain, rtol=RTOL, atol=ATOL)
+    calls = []
+    for mixed in cell.ops[3:9]:
+        for op in mixed.ops:
+            op.register_forward_hook(lambda m, a, out: calls.append(m))
+    cell(s, s, w)
+    assert calls == []  # ops the mask switches off are never computed
 
 
 @pytest.mark.parametrize("momentum", [0.1, None])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("name", PRIMITIVES[1:])
-def test_every_op_forward_shared_is_scale_times_forward(name: str, stride: int, momentum: float | None) -> None:
-    """op.forward_shared(node, scale) = scale * op(x): output, gradients, BN running statistics and
+def test_every_op_fast_apply_is_scale_times_forward(name: str, stride: int, momentum: float | None) -> None:
+    """fast.apply(op, node, scale) = scale * op(x): output, gradients, BN running statistics and
     num_batches_tracked (momentum None: cumulative average), in train and eval mode."""
     torch.manual_seed(0)
     ref = make_search_op(name, 4, stride)
@@ -112,7 +137,7 @@ def test_every_op_forward_shared_is_scale_times_forward(name: str, stride: int, 
         outs = []
         for op in (ref, fast):
             xx, ss = x.clone().requires_grad_(True), scale.clone().requires_grad_(True)
-            y = ss * op(xx) if op is ref else op.forward_shared(NodeCache(xx), ss)
+            y = ss * op(xx) if op is ref else darts_fast.apply(op, Node(xx), ss)
             g = torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
             outs.append([y.detach(), *torch.autograd.grad((y * g).sum(), [xx, ss, *op.parameters()])])
         _assert_close(*outs)
@@ -120,15 +145,15 @@ def test_every_op_forward_shared_is_scale_times_forward(name: str, stride: int, 
             torch.testing.assert_close(w.float(), v.float(), rtol=RTOL, atol=ATOL, msg=k)
 
 
-def test_node_cache_pools_once_per_setting() -> None:
+def test_node_pools_once_per_setting() -> None:
     settings = [("max_pool_3x3", 1), ("max_pool_3x3", 1), ("max_pool_3x3", 2), ("avg_pool_3x3", 1)]
     max1, max1b, max2, avg1 = (make_search_op(name, 4, stride) for name, stride in settings)
-    node = NodeCache(torch.randn(2, 4, 6, 6))
-    first = node.pool(max1[0], max1.pool_key)
-    assert node.pool(max1b[0], max1b.pool_key) is first  # another edge, same pooling: shared
-    assert node.pool(max2[0], max2.pool_key).shape[-1] == 3
-    assert not torch.equal(node.pool(avg1[0], avg1.pool_key), first)
-    assert len({max1.pool_key, max2.pool_key, avg1.pool_key}) == 3
+    node = Node(torch.randn(2, 4, 6, 6))
+    first = node.pool(max1[0])
+    assert node.pool(max1b[0]) is first  # another edge, same pooling: shared
+    assert node.pool(max2[0]).shape[-1] == 3
+    assert not torch.equal(node.pool(avg1[0]), first)
+    assert len(node._pools) == 3
 
 
 def test_batch_norm_scaled_refuses_affine_bn() -> None:

@@ -24,7 +24,8 @@ from torch.nn import functional as F
 
 from racl.bench import cases, worker
 from racl.models import build_model
-from racl.supernet import ArchWeights, Supernet
+from racl.search_space import ArchWeights, CellWeights, map_weights
+from racl.search_space.darts.supernet import Supernet
 
 DEVICE = os.environ.get("RACL_GPU_TEST_DEVICE", "cuda")
 pytestmark = [
@@ -62,8 +63,10 @@ def _data(n: int, classes: int = 10, size: int = 32, device=None) -> tuple[torch
 
 def _weights(net: Supernet, device) -> ArchWeights:
     g = torch.Generator().manual_seed(1)
-    shapes = ((net.num_edges, net.num_ops), (net.num_edges,)) * 2
-    return ArchWeights(*((torch.rand(s, generator=g) + 0.1).to(device).requires_grad_(True) for s in shapes))
+    topo = net.topology
+    return {t: CellWeights(*((torch.rand(s, generator=g) + 0.1).to(device).requires_grad_(True)
+                             for s in ((topo.num_edges, topo.num_ops), (topo.num_edges,))))
+            for t in topo.cell_types}
 
 
 def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
@@ -74,9 +77,9 @@ def _assert_close(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
 def _supernet_grads(net: Supernet, x, y, w: ArchWeights) -> list[torch.Tensor]:
     x = x.clone().requires_grad_(True)
     loss = F.cross_entropy(net(x, w), y)
-    inputs = [x, *w, *net.parameters()]
+    inputs = [x, *(t for c in w.values() for t in (c.alpha, c.beta)), *net.parameters()]
     grads = torch.autograd.grad(loss, inputs, allow_unused=True)
-    return [loss.detach(), *(torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads))]
+    return [loss.detach(), *(torch.zeros_like(t) if g is None else g for t, g in zip(inputs, grads, strict=True))]
 
 
 def _net_grads(net, x, y) -> list[torch.Tensor]:
@@ -150,7 +153,7 @@ def test_supernet_fast_matches_reference(mode: str) -> None:
     w = _weights(Supernet(num_classes=10, channels=8, layers=5), _dev())
 
     def grads(net, dtype):
-        ww = ArchWeights(*(t.detach().to(dtype).requires_grad_(True) for t in w))
+        ww = map_weights(lambda t: t.detach().to(dtype).requires_grad_(True), w)
         return _supernet_grads(net, x.to(dtype), y, ww)
 
     _check_fast_path(grads, lambda: _supernet_pair(_dev()), mode)

@@ -11,13 +11,19 @@ from torch import nn
 
 from racl.distributions import ArchDistribution
 from racl.errors import RaclError
-from racl.lipschitz import LipschitzBound, PowerIteration, spectral_norm
-from racl.lipschitz.bound import record_input_shapes
-from racl.lipschitz.op_constants import (batched_bn, batched_conv, dil_conv_linear, factorized_reduce_linear,
-                                         head_log_constant, relu_conv_bn_linear, stem_linear)
+from racl.lipschitz import PowerIteration, spectral_norm
+from racl.lipschitz.bound import record_shapes
+from racl.lipschitz.linear import batched_bn, batched_conv, head_log_constant
 from racl.models.layers import Normalize
-from racl.search_space.ops import DilConv, FactorizedReduce, ReLUConvBN, SepConv
-from racl.supernet import ArchWeights, Supernet
+from racl.search_space import CellWeights, map_weights
+from racl.search_space.darts import DARTS
+from racl.search_space.darts.lipschitz import stem_linear, supernet_bound
+from racl.search_space.darts.ops import (DilConv, FactorizedReduce, ReLUConvBN, SepConv, dil_conv_linear,
+                                         factorized_reduce_linear, relu_conv_bn_linear)
+from racl.search_space.darts.supernet import Supernet
+
+TOPO = DARTS.topology()
+LipschitzBound = supernet_bound  # the DARTS space's bound: LipschitzBound(net, input_shape, n_iter, seed)
 
 C, H = 4, 6
 REL = 1e-3  # power iteration (300-1500 iterations) vs the exact norm; measured gaps are < 2e-4
@@ -133,7 +139,7 @@ def _tiny() -> tuple[Supernet, tuple[int, int, int]]:
     torch.manual_seed(6)
     net = Supernet(num_classes=5, channels=4, layers=3)  # cells: normal, reduction, reduction
     shape = (3, 8, 8)
-    w = ArchDistribution(init_sigma=0.3).sample(torch.Generator().manual_seed(0))
+    w = ArchDistribution(TOPO, init_sigma=0.3).sample(torch.Generator().manual_seed(0))
     g = torch.Generator().manual_seed(7)
     net.train()
     with torch.no_grad():
@@ -151,7 +157,7 @@ def tiny():
 
 
 def _perturbed(seed: int = 0, normalize: bool = False, sigma: float = 0.3) -> ArchDistribution:
-    dist = ArchDistribution(init_sigma=sigma, normalize=normalize)
+    dist = ArchDistribution(TOPO, init_sigma=sigma, normalize=normalize)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in dist.named_parameters():
@@ -180,10 +186,10 @@ def _max_ratio(f, x: torch.Tensor, y: torch.Tensor, steps: int = 40) -> float:
 def test_bound_above_measured_ratio(tiny) -> None:
     net, shape, bound = tiny
     w = _perturbed(1).sample(torch.Generator().manual_seed(2))
-    w = ArchWeights(*(t.detach() for t in w))
-    alpha = w.normal_alpha.clone()
+    w = map_weights(torch.Tensor.detach, w)
+    alpha = w["normal"].alpha.clone()
     alpha[3] = 0.0  # a zero-weight edge drops out of both the network and the bound
-    w = w._replace(normal_alpha=alpha)
+    w["normal"] = CellWeights(alpha, w["normal"].beta)
     log_bound = bound.log_bound(w).item()
     f = lambda x: net(x, w)  # noqa: E731
     g = torch.Generator().manual_seed(8)
@@ -200,11 +206,12 @@ def test_bound_above_measured_ratio(tiny) -> None:
 def test_op_constants_above_measured_op_ratios(tiny) -> None:
     # op by op the constants are much tighter than the network bound: a sharper check
     net, shape, bound = tiny
-    shapes = record_input_shapes(net, shape)
+    ones = {t: CellWeights(torch.ones(14, 8), torch.ones(14)) for t in TOPO.cell_types}
+    shapes = record_shapes(net, shape, lambda x: net(x, ones))
     g = torch.Generator().manual_seed(9)
     for k, e in ((0, 0), (1, 0), (1, 5)):  # normal; reduction stride 2; reduction stride 1
         mixed = net.cells[k].ops[e]
-        for o, (name, op) in enumerate(zip(mixed.primitives, mixed.ops)):
+        for o, (name, op) in enumerate(zip(mixed.primitives, mixed.ops, strict=True)):
             if name == "none":
                 continue
             x = torch.randn(3, *shapes[mixed], generator=g)
@@ -223,7 +230,7 @@ def test_refresh_converges_from_below(tiny) -> None:
         bound.refresh()
         history.append(bound.log_op_constants.clone())
     finite = torch.isfinite(history[0])
-    for a, b in zip(history, history[1:]):
+    for a, b in zip(history[:-1], history[1:], strict=True):
         assert (b[finite] >= a[finite] - 1e-5).all()  # ||(A^T A)^k u|| ratios never decrease
     bound.refresh(20)
     assert (history[-1][finite] <= bound.log_op_constants[finite] + 1e-5).all()
@@ -232,7 +239,7 @@ def test_refresh_converges_from_below(tiny) -> None:
 def test_state_dict_round_trip(tiny) -> None:
     net, shape, bound = tiny
     keys = set(bound.state_dict())
-    assert {"log_stem", "log_pre", "log_op_constants", "log_head"} <= keys
+    assert {"log_stem", "log_pre", "log_ops", "log_head"} <= keys
     assert any(k.startswith("powers.") and k.endswith(".u") for k in keys)
     assert not any(k.startswith("cells") or "classifier" in k for k in keys)  # the supernet is not inside
     other = LipschitzBound(net, shape, seed=123)
@@ -247,7 +254,8 @@ def test_mc_is_the_mean_of_per_sample_bounds(tiny) -> None:
     dist = _perturbed(2)
     mu, sigma = bound.lognormal(dist, "mc", samples=8, generator=torch.Generator().manual_seed(3))
     logs = dist.sample_log(8, torch.Generator().manual_seed(3))
-    per = torch.stack([bound.log_bound(ArchWeights(*(t[s].exp() for t in logs))) for s in range(8)])
+    per = torch.stack([bound.log_bound({t: CellWeights(w.alpha[s].exp(), w.beta[s].exp()) for t, w in logs.items()})
+                       for s in range(8)])
     torch.testing.assert_close(mu, per.mean(), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(sigma, per.std(), rtol=1e-4, atol=1e-5)
 
@@ -300,9 +308,9 @@ def test_lognormal_gradients_reach_every_parameter(tiny, method: str, normalize:
 def test_bad_method(tiny) -> None:
     _, _, bound = tiny
     with pytest.raises(RaclError):
-        bound.lognormal(ArchDistribution(), "exact")
+        bound.lognormal(ArchDistribution(TOPO), "exact")
     with pytest.raises(RaclError):
-        bound.lognormal(ArchDistribution(), "mc", samples=1)
+        bound.lognormal(ArchDistribution(TOPO), "mc", samples=1)
 
 
 def test_bound_follows_the_supernet_dtype() -> None:
@@ -313,5 +321,5 @@ def test_bound_follows_the_supernet_dtype() -> None:
     net.double()
     bound.refresh()
     assert bound.log_op_constants.dtype == torch.float64 and bound.powers["p0"].u.dtype == torch.float64
-    w = ArchDistribution().double().sample(torch.Generator().manual_seed(0))
+    w = ArchDistribution(TOPO).double().sample(torch.Generator().manual_seed(0))
     assert torch.isfinite(bound.log_bound(w))

@@ -6,15 +6,21 @@ import math
 import pytest
 import torch
 
-from racl.distributions import KEYS, ArchDistribution, LogGaussian, delta_logsumexp, fw_logsumexp, log_normalize
+from racl.distributions import ArchDistribution, LogGaussian, delta_logsumexp, fw_logsumexp, log_normalize
 from racl.errors import RaclError
+from racl.search_space import CellTopology
+from racl.search_space.darts import DARTS
 
 N = 20_000  # samples for the statistical checks
+TOPO = DARTS.topology()
+SIZES = [2, 3, 4, 5]  # incoming edges of the DARTS nodes
+NODE_OF_EDGE = torch.tensor([j for j, size in enumerate(SIZES) for _ in range(size)])
 
 
-def _perturbed(cov: str = "full", normalize: bool = False, seed: int = 0, sigma: float = 0.3) -> ArchDistribution:
+def _perturbed(cov: str = "full", normalize: bool = False, seed: int = 0, sigma: float = 0.3,
+               topo: CellTopology = TOPO) -> ArchDistribution:
     """Random means, log-sigmas around ln(sigma) and random strictly-lower factors."""
-    dist = ArchDistribution(cov=cov, normalize=normalize, init_sigma=sigma)
+    dist = ArchDistribution(topo, cov=cov, normalize=normalize, init_sigma=sigma)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in dist.named_parameters():
@@ -23,13 +29,34 @@ def _perturbed(cov: str = "full", normalize: bool = False, seed: int = 0, sigma:
     return dist
 
 
+def _factor(log_sigma: torch.Tensor, offdiag: torch.Tensor | None) -> torch.Tensor:
+    """L written out from the parameters as documented (distributions/arch.py), independently of the
+    code: diagonal exp(log_sigma), strictly-lower entries in row-major order (row 1: (1,0); row 2:
+    (2,0), (2,1); ...). The test parameters stay inside the clamping ranges."""
+    n = log_sigma.shape[0]
+    rows = [[0.0] * n for _ in range(n)]
+    k = 0
+    for r in range(n):
+        rows[r][r] = math.exp(float(log_sigma[r]))
+        for c in range(r):
+            rows[r][c] = 0.0 if offdiag is None else float(offdiag[k])
+            k += 1
+    return torch.tensor(rows)
+
+
 def _blocks(dist: ArchDistribution, t: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(means, covariances LL^T) per edge (alpha) and per node (beta), from the parameters."""
-    ls = [b @ b.T for b in dist._blocks(t)]
-    mu_a, mu_b = getattr(dist, f"{t}_alpha_mu"), getattr(dist, f"{t}_beta_mu")
-    sizes = dist.node_sizes
-    means = list(mu_a.unbind(0)) + list(mu_b.split(sizes))
-    return means, ls
+    mu_a, mu_b = getattr(dist, f"{t}_alpha_mu").detach(), getattr(dist, f"{t}_beta_mu").detach()
+    ls_a, ls_b = getattr(dist, f"{t}_alpha_log_sigma").detach(), getattr(dist, f"{t}_beta_log_sigma").detach()
+    off_a, off_b = getattr(dist, f"{t}_alpha_offdiag", None), getattr(dist, f"{t}_beta_offdiag", None)
+    factors = [_factor(ls_a[e], None if off_a is None else off_a[e].detach()) for e in range(ls_a.shape[0])]
+    start, ostart = 0, 0
+    for n in SIZES:
+        k = n * (n - 1) // 2
+        factors.append(_factor(ls_b[start:start + n], None if off_b is None else off_b[ostart:ostart + k].detach()))
+        start, ostart = start + n, ostart + k
+    means = list(mu_a.unbind(0)) + list(mu_b.split(SIZES))
+    return means, [f @ f.T for f in factors]
 
 
 @pytest.mark.parametrize("cov", ["full", "diag"])
@@ -40,9 +67,9 @@ def test_log_sample_moments_match_parameters(cov: str) -> None:
     logs = dist.sample_log(N, torch.Generator().manual_seed(1))
     with torch.no_grad():
         for t in ("normal", "reduce"):
-            alpha, beta = getattr(logs, f"{t}_alpha"), getattr(logs, f"{t}_beta")
-            samples = list(alpha.unbind(1)) + list(beta.split(dist.node_sizes, dim=1))
-            for x, (mean, cov_true) in zip(samples, zip(*_blocks(dist, t))):
+            alpha, beta = logs[t].alpha, logs[t].beta
+            samples = list(alpha.unbind(1)) + list(beta.split(SIZES, dim=1))
+            for x, (mean, cov_true) in zip(samples, zip(*_blocks(dist, t), strict=True), strict=True):
                 torch.testing.assert_close(x.mean(0), mean, atol=0.025, rtol=0)
                 torch.testing.assert_close(torch.cov(x.T), cov_true, atol=0.025, rtol=0)
                 if cov == "diag":
@@ -52,10 +79,10 @@ def test_log_sample_moments_match_parameters(cov: str) -> None:
 def test_initial_means() -> None:
     # E[alpha] = 1/8, E[beta] = 1 at init; std of one weight ~ 0.1 * mean, so the mean of 20k samples
     # over 14 edges has relative standard error ~2e-4: tolerance 3e-3 relative
-    dist = ArchDistribution(init_sigma=0.1)
+    dist = ArchDistribution(TOPO, init_sigma=0.1)
     logs = dist.sample_log(N, torch.Generator().manual_seed(2))
     with torch.no_grad():
-        for key, x in zip(KEYS, logs):
+        for key, x in [(f"{t}_{k}", getattr(w, k)) for t, w in logs.items() for k in ("alpha", "beta")]:
             target = 1 / 8 if key.endswith("alpha") else 1.0
             assert abs(x.exp().mean().item() / target - 1) < 3e-3, key
             assert abs(x.std(0).mean().item() - 0.1) < 3e-3, key
@@ -65,7 +92,7 @@ def test_gradients_reach_every_parameter() -> None:
     dist = _perturbed()
     w = dist.sample(torch.Generator().manual_seed(3))
     g = torch.Generator().manual_seed(4)
-    sum((x * torch.randn(x.shape, generator=g)).sum() for x in w).backward()
+    sum((x * torch.randn(x.shape, generator=g)).sum() for c in w.values() for x in (c.alpha, c.beta)).backward()
     for name, p in dist.named_parameters():
         assert p.grad is not None and (p.grad != 0).all(), name
 
@@ -77,30 +104,44 @@ def test_parameters_and_state_dict_round_trip() -> None:
         for part in ("alpha", "beta"):
             assert {f"{t}_{part}_{s}" for s in ("mu", "log_sigma", "offdiag")} <= names
     assert names == set(dist.state_dict())
-    assert {n for n, _ in ArchDistribution(cov="diag").named_parameters()} == {n for n in names
-                                                                                if "offdiag" not in n}
-    clone = ArchDistribution()
+    assert {n for n, _ in ArchDistribution(TOPO, cov="diag").named_parameters()} == {n for n in names
+                                                                                      if "offdiag" not in n}
+    clone = ArchDistribution(TOPO)
     clone.load_state_dict(dist.state_dict())
     a = dist.sample(torch.Generator().manual_seed(5))
     b = clone.sample(torch.Generator().manual_seed(5))
-    for x, y in zip(a, b):
-        assert torch.equal(x, y)
+    assert a.keys() == b.keys() == {"normal", "reduce"}
+    for t in a:
+        assert torch.equal(a[t].alpha, b[t].alpha) and torch.equal(a[t].beta, b[t].beta)
     c = dist.sample(torch.Generator().manual_seed(6))
-    assert not torch.equal(a.normal_alpha, c.normal_alpha)  # a fresh sample each call
+    assert not torch.equal(a["normal"].alpha, c["normal"].alpha)  # a fresh sample each call
 
 
 def test_normalize_gives_the_expected_cell() -> None:
     # alpha over the 7 real ops sums to 1 (`none` gets 0), beta over a node's edges sums to 2
     dist = _perturbed(normalize=True)
     w = dist.sample(torch.Generator().manual_seed(7))
-    torch.testing.assert_close(w.normal_alpha.sum(-1), torch.ones(14))
-    assert torch.all(w.normal_alpha[:, 0] == 0) and torch.all(w.reduce_alpha[:, 1:] > 0)
-    for j, size in enumerate(dist.node_sizes):
-        torch.testing.assert_close(w.reduce_beta[dist.node_of_edge == j].sum(), torch.tensor(2.0))
+    torch.testing.assert_close(w["normal"].alpha.sum(-1), torch.ones(14))
+    assert torch.all(w["normal"].alpha[:, 0] == 0) and torch.all(w["reduce"].alpha[:, 1:] > 0)
+    for j, size in enumerate(SIZES):
+        torch.testing.assert_close(w["reduce"].beta[NODE_OF_EDGE == j].sum(), torch.tensor(2.0))
     ref = dist.reference_weights()
-    torch.testing.assert_close(ref.normal_alpha.sum(-1), torch.ones(14))
-    for j, size in enumerate(dist.node_sizes):
-        torch.testing.assert_close(ref.normal_beta[dist.node_of_edge == j], torch.full((size,), 2 / size))
+    torch.testing.assert_close(ref["normal"].alpha.sum(-1), torch.ones(14))
+    for j, size in enumerate(SIZES):
+        torch.testing.assert_close(ref["normal"].beta[NODE_OF_EDGE == j], torch.full((size,), 2 / size))
+
+
+def test_a_space_without_edge_choice_has_no_beta() -> None:
+    # NAS-Bench-201-like topology: 1 input, 3 nodes, every edge kept, `none` choosable: beta is fixed
+    # at 1 (no parameters, no noise) and normalised alpha sums to 1 over all ops, `none` included
+    topo = CellTopology(("cell",), ("none", "a", "b"), num_inputs=1, steps=3, keep_edges=None, none_choosable=True)
+    dist = _perturbed(normalize=True, topo=topo)
+    assert not any("beta" in n for n, _ in dist.named_parameters()) and dist.noise_dim == 6 * 3
+    w = dist.sample(torch.Generator().manual_seed(9))["cell"]
+    torch.testing.assert_close(w.alpha.sum(-1), torch.ones(6))
+    assert torch.all(w.alpha[:, 0] > 0) and torch.equal(w.beta, torch.ones(6))
+    g = dist.log_gaussians()["cell"].beta
+    assert torch.equal(g.m, torch.zeros(6)) and g.var.abs().max() == 0
 
 
 def test_decay_pulls_towards_the_initial_distribution() -> None:
@@ -109,7 +150,7 @@ def test_decay_pulls_towards_the_initial_distribution() -> None:
         p.grad = torch.zeros_like(p)
     dist.decay_gradients(0.5)
     for name, p in dist.named_parameters():
-        start = ArchDistribution(init_sigma=0.3).state_dict()[name]
+        start = ArchDistribution(TOPO, init_sigma=0.3).state_dict()[name]
         torch.testing.assert_close(p.grad, 0.5 * (p.detach() - start))
         assert p.grad.abs().sum() > 0
 
@@ -117,17 +158,17 @@ def test_decay_pulls_towards_the_initial_distribution() -> None:
 def test_scores() -> None:
     dist = _perturbed()
     q, mean, med = (dist.scores(k, 0.9) for k in ("quantile", "mean", "median"))
-    mu, s = dist.normal_alpha_mu.detach(), dist.log_gaussians()["normal_alpha"].var.detach().sqrt()
-    torch.testing.assert_close(med["normal_alpha"], mu.exp())
-    torch.testing.assert_close(q["normal_alpha"], (mu - 1.2815516 * s).exp())
-    torch.testing.assert_close(mean["normal_alpha"], (mu + s * s / 2).exp())
-    assert set(q) == set(KEYS) | {"normal_edge", "reduce_edge"} and q["reduce_beta"].shape == (14,)
+    mu, s = dist.normal_alpha_mu.detach(), dist.log_gaussians()["normal"].alpha.var.detach().sqrt()
+    torch.testing.assert_close(med["normal"].alpha, mu.exp())
+    torch.testing.assert_close(q["normal"].alpha, (mu - 1.2815516 * s).exp())
+    torch.testing.assert_close(mean["normal"].alpha, (mu + s * s / 2).exp())
+    assert set(q) == {"normal", "reduce"} and q["reduce"].beta.shape == (14,)
     # the edge score is the quantile of the product beta * alpha, not the product of the quantiles
     g = dist.log_gaussians()
-    var = (g["normal_alpha"].b + g["normal_beta"].b.unsqueeze(1)).pow(2).sum(-1)
-    torch.testing.assert_close(q["normal_edge"], (mu + dist.normal_beta_mu.detach().unsqueeze(1)
-                                                  - 1.2815516 * var.sqrt()).exp())
-    assert not torch.allclose(q["normal_edge"], q["normal_alpha"] * q["normal_beta"].unsqueeze(1))
+    var = (g["normal"].alpha.b + g["normal"].beta.b.unsqueeze(1)).pow(2).sum(-1)
+    edge = dist.edge_scores("quantile", 0.9)["normal"]
+    torch.testing.assert_close(edge, (mu + dist.normal_beta_mu.detach().unsqueeze(1) - 1.2815516 * var.sqrt()).exp())
+    assert not torch.allclose(edge, q["normal"].alpha * q["normal"].beta.unsqueeze(1))
     with pytest.raises(RaclError):
         dist.scores("mode")
     with pytest.raises(RaclError):
@@ -140,9 +181,9 @@ def test_normalized_scores_match_monte_carlo() -> None:
     dist = _perturbed(normalize=True)
     logs = dist.sample_log(N, torch.Generator().manual_seed(8))
     with torch.no_grad():
-        for key, g in dist.log_gaussians().items():
-            x = getattr(logs, key)
-            if key.endswith("alpha"):  # `none` is -inf in both
+        for key, g, x in [(k, getattr(w, k), getattr(logs[t], k)) for t, w in dist.log_gaussians().items()
+                          for k in ("alpha", "beta")]:
+            if key == "alpha":  # `none` is -inf in both
                 assert torch.all(torch.isinf(g.m[:, 0])) and torch.all(torch.isinf(x[:, :, 0]))
                 g, x = LogGaussian(g.m[:, 1:], g.b[:, 1:], g.r2[:, 1:]), x[:, :, 1:]
             torch.testing.assert_close(g.m, x.mean(0), atol=0.03, rtol=0)
@@ -196,23 +237,21 @@ def test_fw_drops_minus_infinity_terms() -> None:
     with_inf = LogGaussian(torch.cat([x.m, torch.tensor([-math.inf], dtype=torch.float64)]),
                            torch.cat([x.b, torch.ones(1, 3, dtype=torch.float64)]),
                            torch.cat([x.r2, torch.ones(1, dtype=torch.float64)]))
-    for a, b in zip(fw_logsumexp(x), fw_logsumexp(with_inf)):
+    for a, b in zip(fw_logsumexp(x), fw_logsumexp(with_inf), strict=True):
         torch.testing.assert_close(a, b)
 
 
 def test_log_normalize_groups() -> None:
     x = _random_gaussian(5, 4, 0.3, seed=12)
-    groups = torch.tensor([0, 0, 1, 1, 1])
-    out = log_normalize(x, groups)
-    first = log_normalize(LogGaussian(x.m[:2], x.b[:2], x.r2[:2]))
-    torch.testing.assert_close(out.m[:2], first.m)
-    torch.testing.assert_close(out.b[:2], first.b)
+    out = log_normalize(x, [range(0, 2), range(2, 5)])
+    for r in (range(0, 2), range(2, 5)):
+        part = log_normalize(LogGaussian(x.m[r.start:r.stop], x.b[r.start:r.stop], x.r2[r.start:r.stop]))
+        torch.testing.assert_close(out.m[r.start:r.stop], part.m)
+        torch.testing.assert_close(out.b[r.start:r.stop], part.b)
 
 
 def test_bad_arguments() -> None:
     with pytest.raises(RaclError):
-        ArchDistribution(cov="lowrank")
+        ArchDistribution(TOPO, cov="lowrank")
     with pytest.raises(RaclError):
-        ArchDistribution(num_edges=10)
-    with pytest.raises(RaclError):
-        ArchDistribution(init_sigma=0.0)
+        ArchDistribution(TOPO, init_sigma=0.0)

@@ -13,23 +13,25 @@ import torch
 
 from racl.data import load_data
 from racl.distributions import ArchDistribution
-from racl.lipschitz import LipschitzBound
 from racl.cli import main
 from racl.data import iterate_batches
 from racl.distributions.arch import edge_products
-from racl.lipschitz.propagation import propagate_samples
 from racl.search import apply_overrides, get_preset, run_search
 from racl.search.config import STRATEGIES
-from racl.search.discretize import decision_margins, discretize, discretize_cell, genotype_to_weights
+from racl.search.discretize import choose, decision_margins, discretize, selection_weights
 from racl.search.loop import accuracy, warnings_for
 from racl.search.outputs import read_metrics
 from racl.search.strategies import REGISTRY, SearchStrategy, build_strategy, strategy_class
-from racl.search.strategies.random import random_genotype
-from racl.search_space.genotype import Genotype
+from racl.search.strategies.random import random_selection
+from racl.search_space import CellTopology, Genotype
+from racl.search_space.darts import DARTS
+from racl.search_space.darts.lipschitz import supernet_bound
+from racl.search_space.darts.ops import PRIMITIVES
+from racl.search_space.darts.supernet import Supernet
 from racl.state import load_state, save_state
-from racl.search_space.ops import PRIMITIVES
-from racl.supernet import ArchWeights, Supernet
 from racl.supernet.batchnorm import batch_statistics, bn_layers, recalibrate
+
+TOPO = DARTS.topology()
 
 SHAPE = (3, 8, 8)
 
@@ -49,8 +51,13 @@ def _config(**sets):
     return apply_overrides(get_preset("tiny"), [f"{k}={v}" for k, v in sets.items()])
 
 
+def _build(config, net, evaluator=None):
+    return build_strategy(config, DARTS, net, SHAPE, evaluator)
+
+
 def _g(strategy) -> float:
-    strategy.refresh(n_iter=50)
+    strategy.bound.refresh(n_iter=50)
+    strategy.bound_refreshed()
     mu, sigma = strategy.lognormal(strategy._fixed_generator())
     return float(strategy.constraint.g(mu.detach().double(), sigma.detach().double()))
 
@@ -61,7 +68,7 @@ def test_reference_g_is_invariant_to_rescaling_the_input_bn_statistics(bn):
     # every path from input to output runs through the stem, one preprocessing per cell and the head,
     # so rescaling those BN statistics shifts mu_F and ln L_ref by the same amount: g must not move
     net = _supernet()
-    strategy = build_strategy(_config(bn=bn), net, SHAPE)
+    strategy = _build(_config(bn=bn), net)
     strategy.start_arch_phase()
     with torch.no_grad():
         strategy.dist.normal_alpha_mu.add_(0.3 * torch.randn(strategy.dist.normal_alpha_mu.shape))
@@ -77,7 +84,7 @@ def test_reference_g_is_invariant_to_rescaling_the_input_bn_statistics(bn):
 
 def test_reference_g_without_bn_ignores_all_bn_statistics():
     net = _supernet()
-    strategy = build_strategy(_config(bn="none"), net, SHAPE)
+    strategy = _build(_config(bn="none"), net)
     strategy.start_arch_phase()
     before = _g(strategy)
     with torch.no_grad():
@@ -87,7 +94,7 @@ def test_reference_g_without_bn_ignores_all_bn_statistics():
 
 
 def test_reference_g_starts_at_ln_k_plus_the_spread():
-    strategy = build_strategy(_config(lbar=2.0), _supernet(), SHAPE)
+    strategy = _build(_config(lbar=2.0), _supernet())
     strategy.start_arch_phase()
     mu, sigma = strategy.lognormal(strategy._fixed_generator())
     # at the start the distribution's mean is the reference: g = ln k + z sigma (+ the mean/median gap)
@@ -96,12 +103,12 @@ def test_reference_g_starts_at_ln_k_plus_the_spread():
 
 def test_initial_mode_fixes_the_threshold_once():
     net = _supernet()
-    strategy = build_strategy(_config(lbar_mode="initial"), net, SHAPE)
+    strategy = _build(_config(lbar_mode="initial"), net)
     strategy.start_arch_phase()
     fixed = float(strategy.constraint.log_lbar)
     with torch.no_grad():
         net.stem[1].running_var.mul_(9.0)
-    strategy.refresh(n_iter=5)
+    strategy.refresh_bound(measure=False)
     strategy.start_arch_phase()
     assert float(strategy.constraint.log_lbar) == fixed
 
@@ -109,16 +116,28 @@ def test_initial_mode_fixes_the_threshold_once():
 # ------------------------------------------------------------------ lowest bound, regime
 def test_lowest_bound_lies_below_every_genotype_and_sample():
     net = _supernet()
-    bound = LipschitzBound(net, SHAPE, n_iter=30, count_bn=False)
-    lowest = float(bound.lowest_log_bound(2.0))
-    dist = ArchDistribution(normalize=True, init_sigma=1.0)
-    samples = dist.sample_log(200, torch.Generator().manual_seed(0))
-    per_sample = propagate_samples(bound.constants(), bound.graph, samples)
+    bound = supernet_bound(net, SHAPE, n_iter=30, count_bn=False)
+    lowest = float(bound.lowest_log_bound())
+    dist = ArchDistribution(TOPO, normalize=True, init_sigma=1.0)
+    per_sample = bound.sample_log_bounds(dist.sample_log(200, torch.Generator().manual_seed(0)))
     assert lowest <= float(per_sample.min().detach()) + 1e-5
     pool = torch.Generator().manual_seed(1)
     for _ in range(20):
-        w = genotype_to_weights(random_genotype(4, pool))
-        assert lowest <= float(bound.log_bound(ArchWeights(*(w[k] for k in ArchWeights._fields)))) + 1e-5
+        w = selection_weights(random_selection(TOPO, pool), TOPO)
+        assert lowest <= float(bound.log_bound(w)) + 1e-5
+
+
+def test_lowest_bound_without_edge_choice_is_each_edge_at_its_smallest_op():
+    # a space that keeps every edge (beta = 1) and may choose `none`: the lowest bound puts every
+    # edge on `none` (-inf); without `none` every edge sits on its smallest op, summed over the edges
+    from racl.lipschitz.propagation import LowestAlgebra, cell_nodes
+
+    lam = torch.log(torch.tensor([[0.0, 2.0, 3.0], [0.0, 5.0, 1.0], [0.0, 4.0, 4.0]]))  # 3 edges; op 0 = none
+    for choosable, expected in ((True, float("-inf")), (False, math.log(1.0 + 4.0 * 2.0))):
+        topo = CellTopology(("cell",), ("none", "a", "b"), 1, 2, None, none_choosable=choosable)
+        nodes = cell_nodes(LowestAlgebra(topo), [torch.tensor(0.0)], None, lam, topo)
+        # node 0 = edge 0 (min 2); node 1 = edge 1 from the input (min 1) + edge 2 from node 0 (4 * 2)
+        assert float(nodes[-1]) == pytest.approx(expected)
 
 
 def test_an_unreachable_threshold_is_reported_and_warned(tmp_path):
@@ -137,36 +156,38 @@ def test_tie_break_favours_no_op_and_no_input():
     E, O = 14, len(PRIMITIVES)
     counts, inputs = Counter(), Counter()
     for seed in range(300):
-        cell = discretize_cell(torch.ones(E, O), torch.ones(E), seed=seed)
-        counts.update(op for op, _ in cell)
-        inputs.update(i for k, (_, i) in enumerate(cell) if k // 2 == 3)  # node 3: inputs 0..4
+        cell = choose(torch.ones(E, O), None, TOPO, seed=seed)
+        counts.update(op for _, _, op in cell)
+        inputs.update(i for j, i, _ in cell if j == 3)  # node 3: inputs 0..4
     assert set(counts) == set(PRIMITIVES[1:])
     expected = 300 * 8 / 7
     assert all(abs(c - expected) < 0.25 * expected for c in counts.values()), counts
     assert all(abs(inputs[i] - 120) < 40 for i in range(5)), inputs
     # order-free: permuting the primitives permutes nothing in the distribution of the choices
-    perm = (PRIMITIVES[0],) + tuple(reversed(PRIMITIVES[1:]))
-    counts_perm = Counter(op for s in range(300) for op, _ in discretize_cell(torch.ones(E, O), torch.ones(E),
-                                                                              primitives=perm, seed=s))
+    perm = CellTopology(TOPO.cell_types, (PRIMITIVES[0],) + tuple(reversed(PRIMITIVES[1:])), 2, 4, 2)
+    counts_perm = Counter(op for s in range(300) for _, _, op in choose(torch.ones(E, O), None, perm, seed=s))
     assert all(abs(counts_perm[p] - expected) < 0.25 * expected for p in PRIMITIVES[1:]), counts_perm
     # a clear winner is never overridden by the tie-break
     alpha = torch.ones(E, O)
     alpha[:, 5] = 1.001
-    assert all(op == PRIMITIVES[5] for s in range(20) for op, _ in discretize_cell(alpha, seed=s))
+    assert all(op == PRIMITIVES[5] for s in range(20) for _, _, op in choose(alpha, None, TOPO, seed=s))
 
 
 def test_decision_margins_grow_with_the_evidence():
-    dist = ArchDistribution(normalize=True, init_sigma=0.1)
-    g = dist.log_gaussians()
-    genotype = discretize(dist.scores())
-    flat = decision_margins(g["normal_alpha"], edge_products(g["normal_alpha"], g["normal_beta"]), genotype.normal)
+    dist = ArchDistribution(TOPO, normalize=True, init_sigma=0.1)
+
+    def margins():
+        g = dist.log_gaussians()["normal"]
+        alpha = {t: w.alpha for t, w in dist.scores().items()}
+        selection = discretize(alpha, dist.edge_scores(), TOPO)["normal"]
+        return selection, decision_margins(g.alpha, edge_products(g.alpha, g.beta), selection, TOPO)
+
+    _, flat = margins()
     assert all(abs(m) < 1e-6 for m in flat["op"])  # undecided at the uniform start
     with torch.no_grad():
         dist.normal_alpha_mu[:, PRIMITIVES.index("sep_conv_3x3")] += 1.0
-    g = dist.log_gaussians()
-    genotype = discretize(dist.scores())
-    sharp = decision_margins(g["normal_alpha"], edge_products(g["normal_alpha"], g["normal_beta"]), genotype.normal)
-    assert all(op == "sep_conv_3x3" for op, _ in genotype.normal)
+    selection, sharp = margins()
+    assert all(op == "sep_conv_3x3" for _, _, op in selection)
     assert min(sharp["op"]) > 3.0  # 1 nat apart with log-stds 0.1: ~7 std of the difference
     assert sharp["edge"][0] is None and len(sharp["edge"]) == 4
 
@@ -174,7 +195,7 @@ def test_decision_margins_grow_with_the_evidence():
 # ------------------------------------------------------------------ BN statistics of the architecture
 def test_recalibration_equals_a_full_data_pass():
     net = _supernet()
-    weights = ArchDistribution(normalize=True).reference_weights()
+    weights = ArchDistribution(TOPO, normalize=True).reference_weights()
     x = torch.rand(24, *SHAPE, generator=torch.Generator().manual_seed(0))
     recalibrate(net, weights, [x])
     conv = net.stem[0](net.normalize(x))  # the stem's BN input
@@ -191,7 +212,7 @@ def test_architecture_accuracy_uses_its_own_bn_statistics():
     torch.manual_seed(0)
     data = load_data("synthetic", image_size=8, count=200, channels=3, num_classes=4)
     net = Supernet(num_classes=4, channels=4, layers=3)
-    w = ArchDistribution(normalize=True).reference_weights()
+    w = ArchDistribution(TOPO, normalize=True).reference_weights()
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
     net.train()
     for _ in range(4):
@@ -257,11 +278,11 @@ def test_every_registered_strategy_samples_steps_discretises_and_round_trips(nam
     assert name in STRATEGIES  # the config accepts every registered name
     config = _config(strategy=name)
     net = _supernet().train()
-    evaluator = lambda w: float(w.normal_alpha.sum())  # noqa: E731 - any weights -> number
-    strategy = build_strategy(config, net, SHAPE, evaluator)
+    evaluator = lambda w: float(w["normal"].alpha.sum())  # noqa: E731 - any weights -> number
+    strategy = _build(config, net, evaluator)
     gen = torch.Generator().manual_seed(0)
     w = strategy.sample_weights(gen)
-    assert all(t.shape == (14, len(PRIMITIVES)) for t in (w.normal_alpha, w.reduce_alpha))
+    assert all(w[t].alpha.shape == (14, len(PRIMITIVES)) for t in ("normal", "reduce"))
     strategy.start_arch_phase()
     x = torch.rand(4, *SHAPE, generator=gen)
     y = torch.randint(0, 4, (4,), generator=gen)
@@ -270,13 +291,20 @@ def test_every_registered_strategy_samples_steps_discretises_and_round_trips(nam
     record = strategy.epoch_end(0, True, gen)
     assert set(record) >= {"mu_F", "sigma_F", "ln_l_genotype"}
     assert isinstance(strategy.genotype(), Genotype)
-    # the state_dict is complete: optimiser state and bound buffers come back through it alone
+    # the state_dict is complete (supernet, architecture parameters, bound buffers); with the
+    # optimiser's own state_dict it restores the strategy on a freshly built supernet
+    opt = None if strategy.optimizer is None else strategy.optimizer.state_dict()
+    assert any(k.startswith("supernet.") for k in strategy.state_dict())
+    assert any(k.startswith("bound.powers.") for k in strategy.state_dict())
     with tempfile.TemporaryDirectory() as tmp:
-        save_state(f"{tmp}/s.safetensors", {"s": strategy.state_dict()})
-        saved = load_state(f"{tmp}/s.safetensors")["s"]
-    fresh = build_strategy(config, net, SHAPE, evaluator)
-    fresh.load_state_dict(saved)
-    for a, b in zip(strategy.synced_tensors(), fresh.synced_tensors()):
+        save_state(f"{tmp}/s.safetensors", {"s": strategy.state_dict(), "opt": opt})
+        saved = load_state(f"{tmp}/s.safetensors")
+    fresh = _build(config, _supernet(seed=1).train(), evaluator)
+    assert not all(torch.equal(a, b) for a, b in zip(strategy.synced_tensors(), fresh.synced_tensors(), strict=True))
+    fresh.load_state_dict(saved["s"])
+    if fresh.optimizer is not None:
+        fresh.optimizer.load_state_dict(saved["opt"])
+    for a, b in zip(strategy.synced_tensors(), fresh.synced_tensors(), strict=True):
         assert torch.equal(a, b)
     if strategy.optimizer is not None:
         assert str(fresh.optimizer.state_dict()) == str(strategy.optimizer.state_dict())

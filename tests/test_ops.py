@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from racl.search_space import OPS, PARAMETER_FREE, PRIMITIVES, make_op
-from racl.search_space.ops import FactorizedReduce, Identity, Zero
+from racl.search_space.darts.ops import FactorizedReduce, Identity, Zero
 
 C, H = 4, 8
 

@@ -343,8 +343,9 @@ def test_training_stops_before_a_non_finite_checkpoint(tmp_path, monkeypatch):
 def test_distribution_factors_and_log_weights_stay_finite():
     """Any parameter values (a diverged optimiser, a hand-edited checkpoint): finite factors, samples, weights."""
     from racl.distributions.arch import LOG_RANGE, SIGMA_RANGE, ArchDistribution
+    from racl.search_space import CellTopology, PRIMITIVES
 
-    dist = ArchDistribution(num_edges=5, num_ops=8, steps=2, cov="full")
+    dist = ArchDistribution(CellTopology(("normal", "reduce"), PRIMITIVES, 2, 2, 2), cov="full")  # 5 edges
     with torch.no_grad():
         for i, p in enumerate(dist.parameters()):
             p.copy_(torch.randn(p.shape, generator=torch.Generator().manual_seed(i)) * 1e30)
@@ -352,9 +353,10 @@ def test_distribution_factors_and_log_weights_stay_finite():
     assert torch.isfinite(mean).all() and torch.isfinite(factor).all()
     assert factor.abs().max() <= SIGMA_RANGE[1]
     logs = dist.sample_log(64, generator=torch.Generator().manual_seed(0))
-    for field in logs:
+    for field in (t for w in logs.values() for t in (w.alpha, w.beta)):
         assert torch.isfinite(field).all() and field.abs().max() <= max(map(abs, LOG_RANGE))
         assert torch.isfinite(field.exp()).all()  # exp(30) fits float32 with room to spare
-    loss = sum(f.exp().sum() for f in dist.sample_log(4, generator=torch.Generator().manual_seed(1)))
+    loss = sum(t.exp().sum() for w in dist.sample_log(4, generator=torch.Generator().manual_seed(1)).values()
+               for t in (w.alpha, w.beta))
     loss.backward()
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in dist.parameters())

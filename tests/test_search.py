@@ -31,7 +31,8 @@ def tiny(**sets) -> SearchConfig:
 # ------------------------------------------------------------------ config
 def test_config_defaults_are_the_paper_settings():
     c = SearchConfig()
-    assert (c.supernet.layers, c.supernet.channels, c.batch_size, c.epochs) == (8, 16, 128, 50)
+    assert c.space == "darts" and c.supernet_size() == {"channels": 16, "layers": 8, "steps": 4}
+    assert (c.batch_size, c.epochs) == (128, 50)
     assert c.constraint.eta == 0.9 and c.optim.arch_lr == 6e-4 and c.optim.arch_wd == 1e-3
     assert get_preset("paper") == c
 
@@ -119,7 +120,7 @@ def test_resume_is_exact(data, tmp_path):
 
     assert strip(read_metrics(tmp_path / "part")) == strip(read_metrics(tmp_path / "full")) == strip(full.metrics)
     a, b = (load_state(tmp_path / d / "checkpoint.safetensors") for d in ("full", "part"))
-    def same(x, y, where):  # tensors, and the strategy's extra state (optimiser, bound buffers)
+    def same(x, y, where):  # tensors, and the optimisers' state dicts
         if isinstance(x, torch.Tensor):
             assert torch.equal(x, y), where
         elif isinstance(x, dict):
@@ -129,9 +130,10 @@ def test_resume_is_exact(data, tmp_path):
         else:
             assert x == y, where
 
-    for part_name in ("strategy", "supernet"):
+    for part_name in ("strategy", "w_opt", "arch_opt"):
         same(a[part_name], b[part_name], part_name)
-    assert a["strategy"]["_extra_state"]["optimizer"]["state"]  # the optimiser's state is in the checkpoint
+    assert any(k.startswith("supernet.") for k in a["strategy"])  # the strategy's state holds the supernet
+    assert a["arch_opt"]["state"]  # the optimiser's state is in the checkpoint
     assert full.metrics[-1]["dual_nu"] > 0 and full.metrics[-1]["grad_norm"] > 0
 
 
@@ -142,7 +144,7 @@ def test_out_dir_holding_a_run_is_refused(data, tmp_path):
 
 
 def test_non_finite_loss_names_the_step_and_keeps_the_checkpoint(data, tmp_path, monkeypatch):
-    from racl.supernet import Supernet
+    from racl.search_space.darts.supernet import Supernet
 
     forward, calls = Supernet.forward, {"n": 0}
 

@@ -89,7 +89,7 @@ def test_schedules():
     assert learning_rate(c, 9, 4, 5) < 0.001
     s = TrainConfig(epochs=10, lr=0.1, schedule="step")
     assert [learning_rate(s, e, 0, 5) for e in (4, 5, 7, 8)] == pytest.approx([0.1, 0.01, 0.01, 0.001])
-    assert [drop_path_prob(c, e) for e in (0, 5)] == pytest.approx([0.0, 0.1])
+    assert [drop_path_prob(0.2, e, c.epochs) for e in (0, 5)] == pytest.approx([0.0, 0.1])
 
 
 # ---------------------------------------------------------------- objectives

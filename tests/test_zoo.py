@@ -11,7 +11,7 @@ import pytest
 
 from racl.errors import RaclError
 from racl.search_space import ZOO, Genotype, get_genotype, list_genotypes, resolve_genotype
-from racl.search_space.draw import draw_genotype, genotype_to_dot, op_family
+from racl.search_space.darts.draw import draw_genotype, genotype_to_dot, op_family
 
 NAMES = ["DARTS_V1", "DARTS_V2", "PC_DARTS", "PDARTS", "ADVRUSH", "RACL"]
 REFERENCES = Path("/work/shared/docs/references.md")
@@ -172,7 +172,7 @@ def test_draw_falls_back_when_graphviz_fails(body: str, tmp_path: Path, monkeypa
 
 
 def test_draw_times_out_graphviz(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import racl.search_space.draw as draw
+    import racl.search_space.darts.draw as draw
 
     _fake_dot(tmp_path, "exec sleep 20\n")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}")

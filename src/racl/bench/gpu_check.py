@@ -280,7 +280,7 @@ def paper_search_setting() -> dict:
     cfg = config_from_dict({})  # the paper preset = the defaults
     return {"epochs": cfg.epochs, "warmup_epochs": cfg.warmup_epochs, "batch": cfg.batch_size,
             "images_per_half": round(CIFAR10_TRAIN_IMAGES * cfg.weight_fraction),
-            "channels": cfg.supernet.channels, "layers": cfg.supernet.layers}
+            "channels": cfg.supernet_size()["channels"], "layers": cfg.supernet_size()["layers"]}
 
 
 def paper_train_setting() -> dict:

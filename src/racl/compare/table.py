@@ -71,13 +71,18 @@ def _num(m: dict, fmt: str) -> str:
     return format(m["mean"], fmt) + ("" if not m["std"] else f" ± {format(m['std'], fmt)}")
 
 
+def _or_default(value: Any) -> Any:
+    return "the space's default" if value is None else value
+
+
 def _budget_lines(plan: dict) -> list[str]:
     b = plan["budget"]
     steps = f"{b['steps']} steps, " if b["adv"] in ("pgd", "trades") else ""
     lines = [f"- budget (identical for every run): {b['epochs']} epoch(s), adv {b['adv']} ({steps}eps "
              f"{255 * b['eps']:.3g}/255, step {255 * b['alpha']:.3g}/255), batch {b['batch_size']}, lr {b['lr']} "
-             f"{b['schedule']}, weight decay {b['weight_decay']}, augment {b['augment']}, drop-path {b['drop_path']}; "
-             f"DARTS-space networks: C = {b['channels']}, {b['layers']} cells, auxiliary {b['auxiliary']}"]
+             f"{b['schedule']}, weight decay {b['weight_decay']}, augment {b['augment']}, "
+             f"drop-path {_or_default(b['drop_path'])}; cell networks: C = {_or_default(b['channels'])}, "
+             f"{_or_default(b['layers'])} cells, auxiliary {b['auxiliary']}"]
     width = plan.get("resnet_width")
     if width:
         target = f", target {width['target_params']:,} params = mean of the DARTS-space networks" \

@@ -1,7 +1,7 @@
 """LipschitzBound: a supernet's Lipschitz bound, for fixed weights and as a log-normal (section 3).
 
 A search space describes its network's bound as a `BoundLayout` (its `lipschitz` module): the log-
-constant buffers (always "ops": (cells, E, O), -inf for `none`), the groups of pieces whose constants
+constant buffers (always "log_ops": (cells, E, O), -inf for `none`), the groups of pieces whose constants
 fill them, and the propagation through its cells and macro network (racl.lipschitz.propagation).
 This module owns what is common: the power iterations (persistent vectors as buffers), `refresh()`,
 and the three readings of the bound (`log_bound`, `lognormal`, `lowest_log_bound`).
@@ -47,7 +47,7 @@ class BoundLayout:
     """What a space says about its supernet's bound (see the module docstring)."""
 
     topology: CellTopology
-    cell_types: tuple[str, ...]                      # cell type of each row of "ops"
+    cell_types: tuple[str, ...]                      # cell type of each row of "log_ops"
     buffers: dict[str, tuple[int, ...]]              # log-constant buffers and their shapes
     groups: list[Group]
     propagate: Callable[[dict[str, torch.Tensor], Any, dict[str, CellWeights]], Any]  # (consts, alg, w)
@@ -67,7 +67,7 @@ class LipschitzBound(nn.Module):
         for group in layout.groups:
             self._entries.append((group, self._register(group, gen, like.detach())))
         for name, shape in layout.buffers.items():
-            fill = float("-inf") if name == "ops" else 0.0  # an op never refreshed (`none`) stays -inf
+            fill = float("-inf") if name == "log_ops" else 0.0  # an op never refreshed (`none`) stays -inf
             self.register_buffer(name, torch.full(shape, fill))
         self.to(like)
         self.refresh(n_iter)
@@ -90,7 +90,7 @@ class LipschitzBound(nn.Module):
         """Recompute every log-constant: n_iter power iterations per piece (default self.n_iter)."""
         n = self.n_iter if n_iter is None else n_iter
         p = self.layout.parameter()
-        if self.ops.device != p.device or self.ops.dtype != p.dtype:
+        if self.log_ops.device != p.device or self.log_ops.dtype != p.dtype:
             self.to(p)  # the supernet was moved or cast after the bound was built
         for group, entries in self._entries:
             if group.factors is None:
@@ -108,7 +108,7 @@ class LipschitzBound(nn.Module):
 
     @property
     def log_op_constants(self) -> torch.Tensor:
-        return self.ops  # (cells, E, O)
+        return self.log_ops  # (cells, E, O)
 
     def log_bound(self, weights: ArchWeights) -> torch.Tensor:
         """ln L_F for fixed positive weights (zero weights drop out). 0-dim tensor."""

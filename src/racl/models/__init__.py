@@ -50,10 +50,13 @@ def build_model(name_or_genotype: Any, num_classes: int = 10, channels: int = 36
     elif key == "wrn34_10":
         model = WideResNet(34, 10, **common)
     else:
-        from racl.search_space.registry import space_of
+        from racl.search_space.registry import get_space, list_spaces, space_of
         from racl.search_space.resolve import resolve_genotype
 
         genotype = resolve_genotype(name_or_genotype) if isinstance(name_or_genotype, str) else name_or_genotype
+        if not any(isinstance(genotype, get_space(s).genotype_type) for s in list_spaces()):
+            raise RaclError(f"cannot build a model from {type(name_or_genotype).__name__}; give a zoo name, a "
+                            f"genotype (file), {' or '.join(HAND_DESIGNED)}")
         model = space_of(genotype).network(genotype, **common, channels=channels, layers=layers,
                                            auxiliary=auxiliary, drop_path_prob=drop_path_prob)
     return use_fast_path(model, ops)

@@ -267,8 +267,9 @@ class SearchConfig:
         check_one_of("space", self.space, tuple(spaces.REGISTRY))
         from racl.search.registry import strategy_class  # here: the strategies import this module
         supported = strategy_class(self.strategy).spaces
-        check(self.space in supported, f"the {self.strategy} strategy does not support the {self.space} space "
-                                       f"(it supports: {', '.join(supported)})")
+        check(supported is None or self.space in supported,
+              f"the {self.strategy} strategy does not support the {self.space} space "
+              f"(it supports: {', '.join(supported or ())})")
         check(self.epochs >= 1 and 0 <= self.warmup_epochs, "need epochs >= 1 and warmup_epochs >= 0")
         check(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
         check(0 < self.weight_fraction < 1, f"weight_fraction must be in (0, 1), got {self.weight_fraction}")

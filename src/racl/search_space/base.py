@@ -160,7 +160,10 @@ class SearchSpace:
 
     def network(self, genotype: Any, *, num_classes: int, in_channels: int, mean: Sequence[float],
                 std: Sequence[float], **size: Any) -> nn.Module:
-        """The evaluation network of a genotype (sizes: network_defaults' keys)."""
+        """The evaluation network of a genotype (sizes: network_defaults' keys; a size the space does not
+        support, e.g. an auxiliary head, is refused with a RaclError). Like every racl network its
+        `forward(x, with_aux=False)` takes x in [0, 1] (normalisation inside) and returns logits, or
+        (logits, auxiliary logits or None) with `with_aux`."""
         raise NotImplementedError
 
     @property

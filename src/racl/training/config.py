@@ -81,18 +81,27 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Width and depth of a DARTS-space network (hand-designed networks ignore them)."""
+    """Width and depth of a cell network (hand-designed networks ignore them). null: the search
+    space's default (DARTS: C = 36, 20 cells, drop-path 0.2; NAS-Bench-201: C = 16, 5 cells per stage,
+    no drop-path)."""
 
-    channels: int = 36
-    layers: int = 20
+    channels: int | None = None
+    layers: int | None = None
     auxiliary: bool = False
     aux_weight: float = 0.4
-    drop_path: float = 0.2  # final drop-path probability, ramped linearly over epochs (DARTS)
+    drop_path: float | None = None  # final drop-path probability, ramped linearly over epochs (DARTS)
 
     def __post_init__(self) -> None:
-        check(self.channels >= 1 and self.layers >= 3, "channels must be >= 1 and layers >= 3")
+        check((self.channels or 1) >= 1 and (self.layers or 1) >= 1, "channels and layers must be >= 1")
         check(self.aux_weight >= 0, f"aux_weight must be >= 0, got {self.aux_weight}")
-        check(0 <= self.drop_path < 1, f"drop_path must be in [0, 1), got {self.drop_path}")
+        check(self.drop_path is None or 0 <= self.drop_path < 1, f"drop_path must be in [0, 1), got {self.drop_path}")
+
+    def size(self, space: Any) -> dict[str, Any]:
+        """channels, layers, auxiliary, drop_path_prob for a network of `space` (nulls: its defaults)."""
+        d = space.network_defaults
+        return {"channels": d["channels"] if self.channels is None else self.channels,
+                "layers": d["layers"] if self.layers is None else self.layers, "auxiliary": self.auxiliary,
+                "drop_path_prob": d.get("drop_path", 0.0) if self.drop_path is None else self.drop_path}
 
 
 @dataclass(frozen=True)

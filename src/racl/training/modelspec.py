@@ -7,13 +7,18 @@ from typing import Any
 from racl.checkpoint import model_spec
 from racl.data import DataSplits
 from racl.errors import RaclError
-from racl.models import HAND_DESIGNED
-from racl.search_space import ZOO, Genotype, resolve_genotype
+from racl.models import HAND_DESIGNED, hand_designed_key
+from racl.search_space.registry import get_space, list_spaces, space_of
+from racl.search_space.resolve import from_zoo, load_genotype, resolve_genotype
 from racl.training.config import TrainConfig
 
 
 def _is_hand_designed(name: Any) -> bool:
-    return isinstance(name, str) and name.lower().replace("-", "_") in HAND_DESIGNED + ("wideresnet34_10",)
+    return hand_designed_key(name) is not None
+
+
+def _is_genotype(value: Any) -> bool:
+    return any(isinstance(value, get_space(s).genotype_type) for s in list_spaces())
 
 
 def make_model_spec(model: Any, config: TrainConfig, data: DataSplits) -> dict:
@@ -27,22 +32,28 @@ def make_model_spec(model: Any, config: TrainConfig, data: DataSplits) -> dict:
             raise RaclError("a model spec needs a 'model' entry (name or genotype)")
         name = model["model"]
         if not _is_hand_designed(name):
-            args.update(_darts_args(config))
+            args.update(_cell_args(config, name))
         args.update(model.get("model_args", {}))
         return model_spec(name, **args)
-    if isinstance(model, str) and not _is_hand_designed(model) and model.upper().replace("-", "_") not in ZOO:
+    if isinstance(model, str) and not _is_hand_designed(model) and from_zoo(model) is None:
         model = resolve_genotype(model)  # a genotype JSON file
-    elif not isinstance(model, (str, Genotype)):
+    elif not isinstance(model, str) and not _is_genotype(model):
         raise RaclError(f"cannot train a {type(model).__name__}; give a zoo name, genotype file, "
                         f"Genotype, {' or '.join(HAND_DESIGNED)}")
     if not _is_hand_designed(model):
-        args.update(_darts_args(config))
+        args.update(_cell_args(config, model))
     return model_spec(model, **args)
 
 
-def _darts_args(config: TrainConfig) -> dict[str, Any]:
-    n = config.network
-    return dict(channels=n.channels, layers=n.layers, auxiliary=n.auxiliary, drop_path_prob=n.drop_path)
+def _cell_args(config: TrainConfig, model: Any) -> dict[str, Any]:
+    """The network section's size for the model's space (its defaults where the config says null)."""
+    if isinstance(model, str):
+        genotype = from_zoo(model)
+    elif isinstance(model, dict):
+        genotype = load_genotype(model)
+    else:
+        genotype = model
+    return config.network.size(space_of(genotype))
 
 
 def check_inputs(spec: dict, data: DataSplits) -> None:
@@ -51,8 +62,10 @@ def check_inputs(spec: dict, data: DataSplits) -> None:
     at 2/3 depth, i.e. images of at least 29 pixels) rather than a shape error deep in the first step."""
     if len(data.train) == 0:
         raise RaclError(f"the train split of {data.name} is empty; use more data (--limit, --val-fraction)")
-    args = spec.get("model_args", {})
-    if args.get("auxiliary") and not _is_hand_designed(spec["model"]):
+    args, model = spec.get("model_args", {}), spec["model"]
+    darts = (from_zoo(model, "darts") is not None if isinstance(model, str)
+             else isinstance(model, dict) and model.get("space", "darts") == "darts")
+    if args.get("auxiliary") and darts:
         side = math.ceil(math.ceil(data.image_size / 2) / 2)  # two stride-2 reduction cells
         if side < 8:
             raise RaclError(f"the auxiliary head needs images of at least 29x29 (got {data.image_size}x"

@@ -18,6 +18,6 @@ def learning_rate(config: TrainConfig, epoch: int, step: int, steps_per_epoch: i
     return cosine_lr(o.lr, o.lr_min, epoch, step, steps_per_epoch, config.epochs)
 
 
-def drop_path_prob(config: TrainConfig, epoch: int) -> float:
-    """DARTS's linear ramp: drop_path * epoch / epochs (0 in the first epoch)."""
-    return config.network.drop_path * epoch / config.epochs
+def drop_path_prob(final: float, epoch: int, epochs: int) -> float:
+    """DARTS's linear ramp to the final drop-path probability: final * epoch / epochs (0 in the first epoch)."""
+    return final * epoch / epochs

@@ -145,7 +145,8 @@ class TrainLoop:
     def epoch(self, epoch: int, counters: dict) -> None:
         start = time.perf_counter()
         if hasattr(self.model, "drop_path_prob"):
-            self.model.drop_path_prob = drop_path_prob(self.cfg, epoch)
+            final = self.spec.get("model_args", {}).get("drop_path_prob", 0.0)  # the space's default if unset
+            self.model.drop_path_prob = drop_path_prob(final, epoch, self.cfg.epochs)
         record = {"epoch": epoch + 1, "lr": learning_rate(self.cfg, epoch, 0, self.steps_per_epoch)}
         record.update(self.train_epoch(epoch, counters))
         record.update(self.validate())

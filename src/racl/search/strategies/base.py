@@ -36,14 +36,14 @@ class SearchStrategy(nn.Module):
     """Base class; subclasses override the methods that raise NotImplementedError."""
 
     name = "base"
-    spaces: tuple[str, ...] = ("darts",)  # the search spaces this strategy supports
+    spaces: tuple[str, ...] | None = None  # the search spaces this strategy supports (None: every space)
     runtime = Runtime()  # a data-parallel run's process (build_strategy sets it); one process by default
     has_arch_step = True  # False: the loop draws no distribution-half batches (random search)
 
     def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
         super().__init__()
-        if space.name not in self.spaces:
+        if self.spaces is not None and space.name not in self.spaces:
             raise RaclError(f"the {self.name} strategy does not support the {space.name} space "
                             f"(it supports: {', '.join(self.spaces)})")
         self.space = space

@@ -21,7 +21,6 @@ from racl.search_space.base import ArchWeights, CellWeights, SearchSpace
 
 class DartsStrategy(SearchStrategy):
     name = "darts"
-    spaces = ("darts",)
 
     def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):

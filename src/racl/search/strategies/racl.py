@@ -34,7 +34,6 @@ from racl.search_space.base import ArchWeights, SearchSpace
 
 class RaclStrategy(SearchStrategy):
     name = "racl"
-    spaces = ("darts",)
 
     def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):

@@ -42,7 +42,6 @@ def random_selection(topo: CellTopology, generator: torch.Generator) -> dict[str
 
 class RandomStrategy(SearchStrategy):
     name = "random"
-    spaces = ("darts",)
     has_arch_step = False
 
     def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,

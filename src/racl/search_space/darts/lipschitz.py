@@ -37,12 +37,12 @@ def stem_linear(normalize: Normalize, stem: nn.Sequential, count_bn: bool = True
 def propagate(consts: dict[str, torch.Tensor], alg, weights: dict[str, CellWeights], *, topo: CellTopology,
               cell_types: Sequence[str], multiplier: int):
     """ln L_F through stem, cells and head (see the module docstring), in `alg`'s form."""
-    s_pp = s_p = alg.const(consts["stem"])
+    s_pp = s_p = alg.const(consts["log_stem"])
     for k, t in enumerate(cell_types):
-        inputs = [alg.shift(s_pp, consts["pre"][k, 0]), alg.shift(s_p, consts["pre"][k, 1])]
-        nodes = cell_nodes(alg, inputs, weights.get(t), consts["ops"][k], topo)
+        inputs = [alg.shift(s_pp, consts["log_pre"][k, 0]), alg.shift(s_p, consts["log_pre"][k, 1])]
+        nodes = cell_nodes(alg, inputs, weights.get(t), consts["log_ops"][k], topo)
         s_pp, s_p = s_p, alg.rss(nodes[-multiplier:])
-    return alg.shift(s_p, consts["head"])
+    return alg.shift(s_p, consts["log_head"])
 
 
 def supernet_bound(net: nn.Module, input_shape: Sequence[int], n_iter: int = 1, seed: int = 0,
@@ -53,22 +53,23 @@ def supernet_bound(net: nn.Module, input_shape: Sequence[int], n_iter: int = 1, 
     ones = {t: CellWeights(net.stem[0].weight.new_ones(topo.num_edges, topo.num_ops),
                            net.stem[0].weight.new_ones(topo.num_edges)) for t in topo.cell_types}
     shapes = record_shapes(net, input_shape, lambda x: net(x, ones))
-    groups = [Group("stem", (), [power(stem_linear(net.normalize, net.stem, count_bn))], 1, shapes[net.stem])]
+    groups = [Group("log_stem", (), [power(stem_linear(net.normalize, net.stem, count_bn))], 1, shapes[net.stem])]
     for k, cell in enumerate(net.cells):
         for p, pre in enumerate((cell.preprocess0, cell.preprocess1)):
-            groups.append(Group("pre", (k, p), [power(preprocess_linear(pre, count_bn))], 1, shapes[pre]))
+            groups.append(Group("log_pre", (k, p), [power(preprocess_linear(pre, count_bn))], 1, shapes[pre]))
         forms: dict[tuple, list[int]] = {}
         for e, mixed in enumerate(cell.ops):
             forms.setdefault((cell.strides[e], shapes[mixed]), []).append(e)
         for (_, shape), edges in forms.items():
             for o, name in enumerate(topo.primitives):
                 ops = [cell.ops[e].ops[o] for e in edges]
-                groups.append(Group("ops", (k, edges, o), op_factors(name, ops, count_bn), len(edges), shape))
+                groups.append(Group("log_ops", (k, edges, o), op_factors(name, ops, count_bn), len(edges), shape))
     hw = shapes[net.global_pooling][1:]
-    groups.append(Group("head", (), [closed(lambda: head_log_constant(net.classifier, *hw).reshape(1))], 1, ()))
+    groups.append(Group("log_head", (), [closed(lambda: head_log_constant(net.classifier, *hw).reshape(1))], 1, ()))
     cell_types = tuple(cell.cell_type for cell in net.cells)
-    layout = BoundLayout(topo, cell_types, {"stem": (), "pre": (len(net.cells), 2),
-                                            "ops": (len(net.cells), topo.num_edges, topo.num_ops), "head": ()},
+    layout = BoundLayout(topo, cell_types, {"log_stem": (), "log_pre": (len(net.cells), 2),
+                                            "log_ops": (len(net.cells), topo.num_edges, topo.num_ops),
+                                            "log_head": ()},
                          groups, partial(propagate, topo=topo, cell_types=cell_types,
                                          multiplier=net.cells[0].multiplier),
                          lambda: next(net.parameters()))

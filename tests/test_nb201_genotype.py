@@ -8,6 +8,7 @@ import pytest
 
 from racl.errors import RaclError
 from racl.search_space import ZOO as DARTS_ZOO
+from racl.search_space import Genotype as DartsGenotype
 from racl.search_space.nb201 import (
     EDGES, NUM_CELLS, NUM_UNIQUE, Nb201Genotype, benchmark_index, from_index, representative, representative_index,
 )
@@ -81,6 +82,9 @@ def test_files_of_the_two_spaces_cannot_be_confused(tmp_path: Path) -> None:
         Nb201Genotype.load(darts)
     with pytest.raises(RaclError, match="not valid JSON"):
         Nb201Genotype.from_json("{")
+    nb201 = ZOO["resnet"].save(tmp_path / "nb201.json")
+    with pytest.raises(RaclError, match="missing key"):
+        DartsGenotype.load(nb201)
 
 
 def test_benchmark_order_matches_autodl_checks() -> None:

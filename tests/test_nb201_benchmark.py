@@ -224,3 +224,21 @@ def test_cli_errors_are_one_line(jung: Path, capsys: pytest.CaptureFixture[str])
     assert err.startswith("racl: error: ") and "is a file of the robustness dataset" in err and err.count("\n") == 1
     assert main(["nb201", "lookup", "|bad~0|", "--benchmark", str(jung)]) == 2
     assert "racl: error: NB201 architecture string" in capsys.readouterr().err
+
+
+def test_malformed_files_give_one_line_errors(tmp_path: Path) -> None:
+    _dump(tmp_path / "meta.json", _meta())
+    _dump(tmp_path / "cifar10" / "clean_accuracy.json", {"cifar10": {"clean": {"accuracy": [0.5]}}})
+    with pytest.raises(RaclError, match="must map architectures to values"):
+        open_benchmark(tmp_path).lookup(ZOO["resnet"], "cifar10")
+    _dump(tmp_path / "cifar10" / "clean_accuracy.json", {"cifar100": {}})
+    with pytest.raises(RaclError, match=r"does not hold \['cifar10'\]\['clean'\]\[\"accuracy\"\]"):
+        open_benchmark(tmp_path).lookup(ZOO["resnet"], "cifar10")
+    _dump(tmp_path / "cifar10" / "clean_accuracy.json", {"cifar10": {"clean": {"accuracy": {"2528": "high"}}}})
+    with pytest.raises(RaclError, match="values must be numbers"):
+        open_benchmark(tmp_path).lookup(ZOO["resnet"], "cifar10")
+    robbench = tmp_path / "rb"
+    _dump(robbench / "meta.json", _meta())
+    _dump(robbench / "NAS-RobBench-201_all.json", {"cifar10": {"2528": {"val_acc": {"2": 0.5}}}})
+    with pytest.raises(RaclError, match=r"must hold a number under '1'"):
+        open_benchmark(robbench).lookup(ZOO["resnet"], "cifar10")

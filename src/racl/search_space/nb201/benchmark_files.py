@@ -123,6 +123,8 @@ def read_robustness_dataset(root: Path, dataset: str, epsilons: dict[str, list[A
             values = data[dataset][key]["accuracy"]
         except (KeyError, TypeError) as e:
             raise RaclError(f"{file} does not hold [{dataset!r}][{key!r}][\"accuracy\"]") from e
+        if not isinstance(values, dict):
+            raise RaclError(f"{file}: [{dataset!r}][{key!r}][\"accuracy\"] must map architectures to values")
         for uid, value in values.items():
             for name, v in _named_values(key, value, epsilons.get(key), file):
                 results.setdefault(name, {})[_index(uid, f"{file}: architecture")] = v
@@ -142,6 +144,8 @@ def _named_values(key: str, value: Any, eps: list[Any] | None, file: Path) -> li
 
 def read_nas_robbench(path: Path, dataset: str, data: Any) -> Results:
     """One data set of NAS-RobBench-201_all.json, as metric -> uid -> accuracy (each metric's run '1')."""
+    if not isinstance(data[dataset], dict):
+        raise RaclError(f"{path}: [{dataset!r}] must map architectures to their metrics")
     results: Results = {}
     for uid, metrics in data[dataset].items():
         index = _index(uid, f"{path}: architecture")

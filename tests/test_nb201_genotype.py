@@ -47,8 +47,10 @@ def test_bad_strings_give_one_line_errors(text: str, message: str) -> None:
 
 
 def test_direct_construction_is_validated() -> None:
-    with pytest.raises(RaclError, match="6 edges"):
+    with pytest.raises(RaclError, match="6 edges, got 5"):
         Nb201Genotype(("none",) * 5)
+    with pytest.raises(RaclError, match="must be a tuple of 6 op names, got list"):
+        Nb201Genotype(["none"] * 6)  # type: ignore[arg-type]
     with pytest.raises(RaclError, match="edge 0->1: unknown op sep_conv_3x3;"):
         Nb201Genotype(("sep_conv_3x3",) + ("none",) * 5)
 

@@ -30,8 +30,11 @@ class Nb201Genotype:
     ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.ops, tuple) or len(self.ops) != len(EDGES):
-            raise RaclError(f"an NB201 cell has {len(EDGES)} edges, got {_count(self.ops)} op(s)")
+        if not isinstance(self.ops, tuple):
+            raise RaclError(f"NB201 genotype ops must be a tuple of {len(EDGES)} op names, "
+                            f"got {type(self.ops).__name__}")
+        if len(self.ops) != len(EDGES):
+            raise RaclError(f"an NB201 cell has {len(EDGES)} edges, got {len(self.ops)} op(s)")
         for (src, dst), op in zip(EDGES, self.ops):
             if op not in PRIMITIVES:
                 raise RaclError(f"NB201 edge {src}->{dst}: unknown op {shown(op)}; known: {', '.join(PRIMITIVES)}")
@@ -122,7 +125,3 @@ def _parse_piece(piece: str, node: int) -> tuple[str, int]:
         raise RaclError(f"NB201 architecture string: node {node} cannot take input from node {src} "
                         f"(must be 0..{node - 1})")
     return op, src
-
-
-def _count(ops: Any) -> int | str:
-    return len(ops) if isinstance(ops, (tuple, list)) else type(ops).__name__

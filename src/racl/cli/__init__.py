@@ -15,7 +15,7 @@ from racl import threads
 from racl.errors import RaclError
 
 # subcommand -> module under racl.cli; modules that do not exist yet are skipped.
-SUBCOMMANDS = ("zoo", "search", "train", "evaluate", "lipschitz", "report", "compare", "ablate", "bench", "demo")
+SUBCOMMANDS = ("zoo", "search", "train", "evaluate", "lipschitz", "report", "compare", "ablate", "bench", "demo", "nb201")
 
 
 class _Parser(argparse.ArgumentParser):

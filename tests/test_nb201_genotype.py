@@ -85,7 +85,7 @@ def test_files_of_the_two_spaces_cannot_be_confused(tmp_path: Path) -> None:
     with pytest.raises(RaclError, match="not valid JSON"):
         Nb201Genotype.from_json("{")
     nb201 = ZOO["resnet"].save(tmp_path / "nb201.json")
-    with pytest.raises(RaclError, match="missing key"):
+    with pytest.raises(RaclError, match="genotype of the nb201 space, not a DARTS genotype"):
         DartsGenotype.load(nb201)
 
 

@@ -182,6 +182,10 @@ class SearchSpace:
         """(parameter-free ops, all ops) of the genotype's first cell type: a collapse diagnostic."""
         raise NotImplementedError
 
+    def parse_text(self, text: str) -> Any | None:
+        """A genotype from a textual form the space defines (e.g. NB201's architecture strings), or None."""
+        return None
+
     def describe(self, genotype: Any) -> str:
         """One line naming the genotype (e.g. NB201's architecture string)."""
         return str(genotype)

@@ -15,6 +15,7 @@ from racl.search_space.base import SearchSpace
 
 REGISTRY: dict[str, str] = {
     "darts": "racl.search_space.darts:DARTS",  # the DARTS cell space (Liu et al., 2019)
+    "nb201": "racl.search_space.nb201:NB201",  # NAS-Bench-201 (Dong & Yang, 2020)
 }
 _LOADED: dict[str, SearchSpace] = {}
 

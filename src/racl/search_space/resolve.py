@@ -39,10 +39,15 @@ def load_genotype(data: Any) -> Any:
 
 
 def resolve_genotype(name_or_path: str, space: str | None = None) -> Any:
-    """A zoo name, a run folder holding genotype.json, or a genotype JSON file."""
+    """A zoo name, a space's textual form (an NB201 architecture string), a run folder holding
+    genotype.json, or a genotype JSON file."""
     found = from_zoo(name_or_path, space)
     if found is not None:
         return found
+    for s in [space] if space else list_spaces():
+        parsed = get_space(s).parse_text(name_or_path)
+        if parsed is not None:
+            return parsed
     path = Path(name_or_path)
     if path.is_dir():
         if not (path / "genotype.json").is_file():

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 from racl.io import write_bytes, write_text
-from racl.search_space.draw import FAMILY_COLOURS, _dot_quote, _png_with_graphviz, op_family
+from racl.search_space.darts.draw import FAMILY_COLOURS, _dot_quote, _png_with_graphviz, op_family
 from racl.search_space.nb201.genotype import NODES, Nb201Genotype
 
 _NONE_COLOUR = FAMILY_COLOURS["concat"]

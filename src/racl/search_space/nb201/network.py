@@ -56,6 +56,7 @@ class Nb201Network(nn.Module):
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, in_channels, H, W) in [0, 1] -> (B, classes)
+    def forward(self, x: torch.Tensor, with_aux: bool = False):  # (B, in_channels, H, W) in [0, 1] -> (B, classes)
         out = self.lastact(self.cells(self.stem(self.normalize(x))))
-        return self.classifier(self.global_pooling(out).flatten(1))
+        logits = self.classifier(self.global_pooling(out).flatten(1))
+        return (logits, None) if with_aux else logits  # no auxiliary head in NB201

@@ -9,6 +9,7 @@ Conventions [design, method spec section 3]:
     default, see BoundConfig.bn and docs/method.md);
   - ReLU counts 1, so a constant is the product of its linear pieces' norms:
       dil_conv = ReLU, [dw -> pw -> BN];  sep_conv = two dil_conv blocks (product);
+      conv_7x1_1x7 (evaluation networks only) = ReLU, [1x7 conv -> 7x1 conv -> BN];
       FactorizedReduce = ReLU, [two strided 1x1 convs on offset inputs, concat, BN];
       preprocess ReLUConvBN = ReLU, [conv1x1 -> BN];  stem = [x / std -> conv3x3 -> BN];
       avg_pool (count_include_pad=False) -> BN is linear: power iteration on [pool -> BN];
@@ -128,7 +129,7 @@ def op_factors(name: str, ops: Sequence[nn.Module], stride: int, count_bn: bool 
     if name.startswith("sep_conv"):
         return [("power", dil_conv_linear([op[0] for op in ops], count_bn)),
                 ("power", dil_conv_linear([op[1] for op in ops], count_bn))]
-    if name.startswith("dil_conv"):
+    if name.startswith("dil_conv") or name == "conv_7x1_1x7":  # ReLU, [conv -> conv -> BN] both
         return [("power", dil_conv_linear(ops, count_bn))]
     raise ValueError(f"no Lipschitz constant for op {name!r}")
 

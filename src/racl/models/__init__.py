@@ -8,12 +8,23 @@ from torch import nn
 from racl.errors import RaclError
 from racl.models.darts_net import DartsNetwork
 from racl.models.layers import OPS_MODES, use_fast_path
+from racl.models.mobilenet import MobileNetV2
 from racl.models.resnet import ResNet18
 from racl.models.wide_resnet import WideResNet
 from racl.search_space.genotype import Genotype
 from racl.search_space.zoo import ZOO, resolve_genotype
 
-HAND_DESIGNED = ("resnet18", "wrn34_10")
+HAND_DESIGNED = ("resnet18", "wrn34_10", "mobilenet_v2")
+ALIASES = {"resnet_18": "resnet18", "wideresnet34_10": "wrn34_10", "mobilenetv2": "mobilenet_v2"}
+
+
+def hand_designed(name: object) -> str | None:
+    """The hand-designed network `name` names (case, dashes and ALIASES aside), or None."""
+    if not isinstance(name, str):
+        return None
+    key = name.lower().replace("-", "_")
+    key = ALIASES.get(key, key)
+    return key if key in HAND_DESIGNED else None
 
 
 def list_models() -> list[str]:
@@ -24,7 +35,7 @@ def build_model(name_or_genotype: str | Genotype, num_classes: int = 10, channel
                 layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.0,
                 in_channels: int = 3, mean: Sequence[float] = (0.5, 0.5, 0.5),
                 std: Sequence[float] = (0.25, 0.25, 0.25), ops: str = "fast", width: int | None = None) -> nn.Module:
-    """A zoo name, a genotype JSON path, a `Genotype`, `resnet18` or `wrn34_10`.
+    """A zoo name, a genotype JSON path, a `Genotype`, or a hand-designed name (HAND_DESIGNED).
 
     `channels`, `layers`, `auxiliary` and `drop_path_prob` apply to DARTS-space networks only;
     `width` (first-stage channels, default 64) to resnet18 only (`racl compare` matches its size).
@@ -41,11 +52,13 @@ def _build(name_or_genotype: str | Genotype, num_classes: int, channels: int, la
            width: int | None = None) -> nn.Module:
     common = dict(num_classes=num_classes, in_channels=in_channels, mean=mean, std=std)
     if isinstance(name_or_genotype, str):
-        key = name_or_genotype.lower().replace("-", "_")
+        key = hand_designed(name_or_genotype)
         if key == "resnet18":
             return ResNet18(**common, width=64 if width is None else width)
-        if key in ("wrn34_10", "wideresnet34_10"):
+        if key == "wrn34_10":
             return WideResNet(34, 10, **common)
+        if key == "mobilenet_v2":
+            return MobileNetV2(**common)
         genotype = resolve_genotype(name_or_genotype)
     elif isinstance(name_or_genotype, Genotype):
         genotype = name_or_genotype
@@ -61,5 +74,5 @@ def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
                if p.requires_grad and (include_auxiliary or not n.startswith("auxiliary_head")))
 
 
-__all__ = ["DartsNetwork", "HAND_DESIGNED", "ResNet18", "WideResNet", "build_model", "count_parameters",
-           "list_models"]
+__all__ = ["ALIASES", "DartsNetwork", "HAND_DESIGNED", "MobileNetV2", "ResNet18", "WideResNet", "build_model",
+           "count_parameters", "hand_designed", "list_models"]

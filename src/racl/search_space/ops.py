@@ -29,6 +29,8 @@ PRIMITIVES: tuple[str, ...] = (
     "dil_conv_5x5",
 )
 PARAMETER_FREE: frozenset[str] = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
+# ops of DARTS's operations.py outside the search space: only the NASNet and AmoebaNet cells of the zoo use them
+EVAL_ONLY: tuple[str, ...] = ("sep_conv_7x7", "conv_7x1_1x7")
 
 
 def batch_norm_scaled(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
@@ -107,6 +109,19 @@ class SepConv(nn.Sequential):
         """scale * self(node.x), from the node's shared ReLU (affine-free BNs only)."""
         first = self[0].from_relu(node.relu(), None)
         return self[1].from_relu(F.relu(first), scale)
+
+
+class Conv7x1x7(nn.Sequential):
+    """ReLU, 1 x 7 then 7 x 1 convolution (the stride split between them), BN: DARTS's `conv_7x1_1x7`
+    (quark0/darts cnn/operations.py), used by AmoebaNet's reduction cell."""
+
+    def __init__(self, c: int, stride: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(c, affine=affine),
+        )
 
 
 class Identity(nn.Module):
@@ -217,11 +232,13 @@ OPS: dict[str, OpFactory] = {
     "sep_conv_5x5": lambda c, stride, affine: SepConv(c, c, 5, stride, 2, affine),
     "dil_conv_3x3": lambda c, stride, affine: DilConv(c, c, 3, stride, 2, 2, affine),
     "dil_conv_5x5": lambda c, stride, affine: DilConv(c, c, 5, stride, 4, 2, affine),
+    "sep_conv_7x7": lambda c, stride, affine: SepConv(c, c, 7, stride, 3, affine),  # EVAL_ONLY
+    "conv_7x1_1x7": lambda c, stride, affine: Conv7x1x7(c, stride, affine),          # EVAL_ONLY
 }
 
 
 def make_op(name: str, channels: int, stride: int, affine: bool = True) -> nn.Module:
     """Build primitive `name` for `channels` channels and the given stride."""
     if name not in OPS:
-        raise KeyError(f"unknown op {name!r}; known: {', '.join(PRIMITIVES)}")
+        raise KeyError(f"unknown op {name!r}; known: {', '.join(OPS)}")
     return OPS[name](channels, stride, affine)

@@ -7,13 +7,9 @@ from typing import Any
 from racl.checkpoint import model_spec
 from racl.data import DataSplits
 from racl.errors import RaclError
-from racl.models import HAND_DESIGNED
+from racl.models import HAND_DESIGNED, hand_designed
 from racl.search_space import ZOO, Genotype, resolve_genotype
 from racl.training.config import TrainConfig
-
-
-def _is_hand_designed(name: Any) -> bool:
-    return isinstance(name, str) and name.lower().replace("-", "_") in HAND_DESIGNED + ("wideresnet34_10",)
 
 
 def make_model_spec(model: Any, config: TrainConfig, data: DataSplits) -> dict:
@@ -26,16 +22,16 @@ def make_model_spec(model: Any, config: TrainConfig, data: DataSplits) -> dict:
         if "model" not in model:
             raise RaclError("a model spec needs a 'model' entry (name or genotype)")
         name = model["model"]
-        if not _is_hand_designed(name):
+        if not hand_designed(name):
             args.update(_darts_args(config))
         args.update(model.get("model_args", {}))
         return model_spec(name, **args)
-    if isinstance(model, str) and not _is_hand_designed(model) and model.upper().replace("-", "_") not in ZOO:
+    if isinstance(model, str) and not hand_designed(model) and model.upper().replace("-", "_") not in ZOO:
         model = resolve_genotype(model)  # a genotype JSON file
     elif not isinstance(model, (str, Genotype)):
         raise RaclError(f"cannot train a {type(model).__name__}; give a zoo name, genotype file, "
                         f"Genotype, {' or '.join(HAND_DESIGNED)}")
-    if not _is_hand_designed(model):
+    if not hand_designed(model):
         args.update(_darts_args(config))
     return model_spec(model, **args)
 
@@ -52,7 +48,7 @@ def check_inputs(spec: dict, data: DataSplits) -> None:
     if len(data.train) == 0:
         raise RaclError(f"the train split of {data.name} is empty; use more data (--limit, --val-fraction)")
     args = spec.get("model_args", {})
-    if args.get("auxiliary") and not _is_hand_designed(spec["model"]):
+    if args.get("auxiliary") and not hand_designed(spec["model"]):
         side = math.ceil(math.ceil(data.image_size / 2) / 2)  # two stride-2 reduction cells
         if side < 8:
             raise RaclError(f"the auxiliary head needs images of at least 29x29 (got {data.image_size}x"

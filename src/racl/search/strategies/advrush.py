@@ -25,8 +25,8 @@ The quirks of the original, each decided (docs/rivals.md says more):
   (the mode is restored); `quirk_eval_after_reg: true` reproduces it.
 - reduction: lambda * sum_i reg_i / B, the mean of the per-example norms: reproduced. The gradient of
   the mean CE with grad_outputs=ones(B) relies on torch 1.2 (AdvRush's version) summing a gradient
-  to the output's shape (the engine's `sum_to`; torch now refuses the call first): it is the gradient
-  of B times the mean, i.e. each example's own gradient, which is what is computed here.
+  to the output's shape (the engine's `sum_to`; since torch 1.3, pytorch PR #25349, Python refuses the
+  call): it is the gradient of B times the mean, i.e. each example's own gradient, as computed here.
 - `_find_z`'s backward also accumulates B * grad_alpha CE_eval into alpha's gradient (the alphas are
   plain tensors, which `net.zero_grad()` does not clear), so the original steps on grad_alpha [CE_train
   + B CE_eval + gamma R]: fixed (the paper's loss); `quirk_find_z_grad: true` reproduces it.

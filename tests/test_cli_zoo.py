@@ -11,12 +11,24 @@ import pytest
 from racl.cli import main
 from racl.search_space import ZOO
 
-NAMES = ["DARTS_V1", "DARTS_V2", "PC_DARTS", "PDARTS", "ADVRUSH", "RACL"]
+NAMES = ["DARTS_V1", "DARTS_V2", "PC_DARTS", "PDARTS", "ADVRUSH", "RACL", "NASNET", "AMOEBANET"]
 
 
 def test_zoo_list(capsys: pytest.CaptureFixture[str]) -> None:
+    from racl.search_space.nb201 import NB201
+
     assert main(["zoo", "list"]) == 0
+    assert capsys.readouterr().out.split() == [*NAMES, *NB201.zoo, "resnet18", "wrn34_10", "mobilenet_v2"]
+    assert main(["zoo", "list", "--space", "darts"]) == 0
     assert capsys.readouterr().out.split() == NAMES
+
+
+def test_zoo_show_hand_designed(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["zoo", "show", "mobilenet-v2", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["name"] == "mobilenet_v2" and info["genotype"] is None and info["params"] == 2_236_682
+    assert main(["zoo", "show", "resnet18"]) == 0
+    assert "11.17M parameters (hand-designed" in capsys.readouterr().out
 
 
 def test_zoo_show_json(capsys: pytest.CaptureFixture[str]) -> None:

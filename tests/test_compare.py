@@ -129,11 +129,13 @@ def test_labels_and_genotype_files(tmp_path):
     assert parse_arch(str(folder))[0] == "search-racl"
     assert parse_arch(f"mine={folder / 'genotype.json'}") == ("mine", ZOO["RACL"].to_dict())
     assert parse_arch("advrush") == ("ADVRUSH", "ADVRUSH") and parse_arch("ResNet-18")[1] == "resnet18"
+    assert parse_arch("MobileNetV2") == ("MobileNetV2", "mobilenet_v2") and parse_arch("nasnet")[1] == "NASNET"
 
 
 def test_resnet_width_matches_darts_size(data):
     config = TrainConfig(**{**TINY, "channels": 16, "layers": 8})
-    plan = make_plan(["RACL", "DARTS_V2", "resnet18"], [0], config, data, attacks=["fgsm"])
+    plan = make_plan(["RACL", "DARTS_V2", "resnet18", "mobilenet_v2"], [0], config, data, attacks=["fgsm"])
+    assert plan.archs[3].params == 2_236_682 - 1281 * 6  # hand-designed: not in the DARTS-space mean; 4 classes
     target = (plan.archs[0].params + plan.archs[1].params) / 2
     width = plan.resnet_width["width"]
     assert width > MIN_WIDTH and plan.archs[2].model_args == {"width": width}

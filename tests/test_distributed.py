@@ -58,13 +58,13 @@ def _search_data():
     return load_data("synthetic", image_size=16, count=40, channels=3)
 
 
-def _search_config():
+def _search_config(strategy: str = "racl"):
     from racl.search import apply_overrides, get_preset
 
-    return apply_overrides(get_preset("tiny"), ["augment=true"])
+    return apply_overrides(get_preset("tiny"), ["augment=true", f"strategy={strategy}"])
 
 
-def _search_worker(rank: int, tmp: Path) -> None:
+def _search_worker(rank: int, tmp: Path, strategy: str) -> None:
     from racl.io import save_safetensors
     from racl.search import loop
 
@@ -72,7 +72,7 @@ def _search_worker(rank: int, tmp: Path) -> None:
     original = loop.build_run
     loop.build_run = lambda *a: built.append(original(*a)) or built[-1]
     lines: list[str] = []
-    result = loop.run_search(_search_config(), _search_data(), tmp / "run", draw=False, log=lines.append)
+    result = loop.run_search(_search_config(strategy), _search_data(), tmp / "run", draw=False, log=lines.append)
     state = loop._synced_state(built[0])
     save_safetensors(tmp / f"state{rank}.safetensors", {str(i): t.contiguous() for i, t in enumerate(state)})
     (tmp / f"genotype{rank}.json").write_text(result.genotype.to_json())
@@ -80,10 +80,11 @@ def _search_worker(rank: int, tmp: Path) -> None:
 
 
 @pytest.mark.slow
-def test_search_ranks_stay_identical(tmp_path):
+@pytest.mark.parametrize("strategy", ["racl", "advrush", "gdas"])  # the rivals: Gumbel draws, double backprop
+def test_search_ranks_stay_identical(strategy, tmp_path):
     from racl.io import load_safetensors
 
-    _spawn(_search_worker, tmp_path)
+    _spawn(_search_worker, tmp_path, strategy)
     states = [load_safetensors(tmp_path / f"state{r}.safetensors")[0] for r in range(WORLD)]
     assert states[0].keys() == states[1].keys() and len(states[0]) > 50
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])

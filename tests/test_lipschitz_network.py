@@ -27,6 +27,7 @@ def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
 
 MODELS = [("RACL", dict(channels=4, layers=3)), ("DARTS_V2", dict(channels=4, layers=3)),
           ("ADVRUSH", dict(channels=4, layers=3)), ("resnet18", dict(channels=4)),
+          ("AMOEBANET", dict(channels=4, layers=3)), ("NASNET", dict(channels=4, layers=3)),
           ("wrn34_10", dict(depth=10, widen=1))]
 
 
@@ -99,6 +100,8 @@ def test_cell_constants_bound_the_cumulative_recursion():
 def test_unsupported_model_is_a_clear_error():
     with pytest.raises(RaclError, match="no Lipschitz bound"):
         network_bound(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)), SHAPE)
+    with pytest.raises(RaclError, match="no Lipschitz bound for MobileNetV2"):
+        network_bound(build_model("mobilenet_v2", num_classes=4), SHAPE)
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,16 @@ from torch import nn
 from racl.cli import main
 from racl.errors import RaclError
 from racl.models import build_model, count_parameters, list_models
+from racl.models.fuse import fold_batchnorm
 from racl.models.layers import Normalize, drop_path
-from racl.search_space import ZOO
+from racl.search_space import ZOO, Genotype
 
 NAMES = list(ZOO)
 
 # Published CIFAR-10 sizes (C = 36, 20 cells, no auxiliary head), millions; see references / the papers.
-PUBLISHED_M = {"DARTS_V1": 3.3, "DARTS_V2": 3.3, "PC_DARTS": 3.6, "PDARTS": 3.4, "ADVRUSH": 4.2, "RACL": 3.6}
+# AmoebaNet-A (N = 6, F = 36): 3.2M (Real et al., AAAI 2019; DARTS's Table 1); NASNet: see below.
+PUBLISHED_M = {"DARTS_V1": 3.3, "DARTS_V2": 3.3, "PC_DARTS": 3.6, "PDARTS": 3.4, "ADVRUSH": 4.2, "RACL": 3.6,
+               "AMOEBANET": 3.2}
 TINY = dict(num_classes=10, channels=4, layers=5)
 
 
@@ -81,7 +84,7 @@ def _independent_count(model: nn.Module) -> int:
     return sum(p.numel() for n, p in model.named_parameters() if not n.startswith("auxiliary_head."))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", sorted(PUBLISHED_M))
 def test_standard_network_parameter_count(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     model = build_model(name, num_classes=10, channels=36, layers=20, auxiliary=True)
     n = _independent_count(model)
@@ -90,6 +93,45 @@ def test_standard_network_parameter_count(name: str, capsys: pytest.CaptureFixtu
     assert main(["zoo", "show", name, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["params"] == n
     assert abs(n / 1e6 - PUBLISHED_M[name]) <= 0.15, f"{name}: {n / 1e6:.3f}M vs published {PUBLISHED_M[name]}M"
+
+
+def test_nasnet_at_the_published_size() -> None:
+    """NASNet-A (6 @ 768) has 3.3M parameters (Zoph et al., CVPR 2018, Table 1; DARTS's Table 1): N = 6
+    cells per stage (the DARTS network's 20 cells), F = 32, and 768 = 6 x 4F channels before the
+    classifier, i.e. the normal cell concatenates its input h_{i-1} (node 1) besides the five nodes that
+    DARTS's transcription lists. So built, the zoo's cells give the published size; the zoo's own entry
+    (concat 2..6, C = 36) has no published count: `racl zoo show NASNET` says 3.83M."""
+    g = ZOO["NASNET"]
+    own = Genotype(g.normal, (1, *g.normal_concat), g.reduce, g.reduce_concat)
+    n = count_parameters(build_model(own, num_classes=10, channels=32, layers=20))
+    assert abs(n / 1e6 - 3.3) <= 0.15, n
+    assert 3.7e6 < count_parameters(build_model("NASNET", channels=36, layers=20)) < 4.0e6
+
+
+def test_mobilenet_v2_at_cifar_size() -> None:
+    """torchvision's MobileNetV2 has 3,504,872 parameters (its model card); the CIFAR version has the
+    same layers (strides aside) with a 10-class classifier: 3,504,872 - 1281 * 1000 + 1281 * 10."""
+    import torchvision
+
+    assert sum(p.numel() for p in torchvision.models.mobilenet_v2().parameters()) == 3_504_872
+    torch.manual_seed(0)
+    model = build_model("MobileNet-V2")
+    assert count_parameters(model) == 3_504_872 - 1281 * 990 == 2_236_682
+    shapes = {}
+    model.features[-1].register_forward_hook(lambda m, i, o: shapes.update(out=o.shape))  # returns None
+    model.train()
+    logits = model(_images(32))
+    assert shapes["out"][-2:] == (4, 4)  # stride-1 stem and second stage: 32 / 8 (ImageNet's: 32 / 32 = 1)
+    nn.functional.cross_entropy(logits, torch.tensor([1, 7])).backward()
+    _check_all_grads(model)
+    model.eval()
+    with torch.no_grad():
+        logits, aux = model(_images(32), with_aux=True)
+        folded, count = fold_batchnorm(model)
+        assert count > 50 and torch.allclose(folded(_images(32)), logits, atol=1e-4)
+    assert aux is None and logits.shape == (2, 10)
+    gray = build_model("mobilenet_v2", num_classes=3, in_channels=1, mean=(0.5,), std=(0.25,))
+    assert gray(torch.rand(2, 1, 16, 16)).shape == (2, 3)
 
 
 def test_drop_path_function() -> None:
@@ -181,7 +223,9 @@ def test_build_model_from_genotype_and_path(tmp_path) -> None:
     path = ZOO["ADVRUSH"].save(tmp_path / "g.json")
     a, b = build_model(ZOO["ADVRUSH"], **TINY), build_model(str(path), **TINY)
     assert count_parameters(a) == count_parameters(b)
-    assert set(list_models()) == set(NAMES) | {"resnet18", "wrn34_10"}
+    from racl.search_space.nb201 import NB201
+
+    assert set(list_models()) == set(NAMES) | set(NB201.zoo) | {"resnet18", "wrn34_10", "mobilenet_v2"}
 
 
 def test_in_channels_and_classes() -> None:

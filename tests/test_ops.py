@@ -6,8 +6,9 @@ import torch
 from torch import nn
 
 from racl.search_space import OPS, PARAMETER_FREE, PRIMITIVES, make_op
-from racl.search_space.darts.ops import FactorizedReduce, Identity, Zero
+from racl.search_space.darts.ops import EVAL_ONLY, FactorizedReduce, Identity, Zero
 
+ALL_OPS = (*PRIMITIVES, *EVAL_ONLY)  # the search primitives and the zoo's evaluation-only ops
 C, H = 4, 8
 
 
@@ -23,7 +24,7 @@ def _weighted_loss(out: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("name", PRIMITIVES)
+@pytest.mark.parametrize("name", ALL_OPS)
 def test_output_shape(name: str, stride: int) -> None:
     out = make_op(name, C, stride)(_input())
     assert out.shape == (2, C, H // stride, H // stride)
@@ -31,7 +32,7 @@ def test_output_shape(name: str, stride: int) -> None:
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("name", PRIMITIVES)
+@pytest.mark.parametrize("name", ALL_OPS)
 def test_every_parameter_gets_a_gradient(name: str, stride: int) -> None:
     op = make_op(name, C, stride)
     x = _input().requires_grad_(True)
@@ -47,14 +48,14 @@ def test_every_parameter_gets_a_gradient(name: str, stride: int) -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("name", PRIMITIVES)
+@pytest.mark.parametrize("name", ALL_OPS)
 def test_parameter_free_set_matches_the_ops(name: str) -> None:
     has_params = any(True for _ in make_op(name, C, 1).parameters())
     assert has_params == (name not in PARAMETER_FREE)
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("name", PRIMITIVES)
+@pytest.mark.parametrize("name", ALL_OPS)
 def test_affine_false(name: str, stride: int) -> None:
     op = make_op(name, C, stride, affine=False)
     bns = [m for m in op.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -109,5 +110,9 @@ def test_unknown_op_name() -> None:
 
 
 def test_ops_table_covers_primitives() -> None:
-    assert set(OPS) == set(PRIMITIVES)
+    """The search primitives plus the evaluation-only ops of the zoo's NASNet and AmoebaNet cells."""
+    from racl.search_space.darts.ops import ALL_OPS
+
+    assert set(OPS) == set(PRIMITIVES) and set(ALL_OPS) == set(PRIMITIVES) | set(EVAL_ONLY)
+    assert not set(PRIMITIVES) & set(EVAL_ONLY)
     assert PRIMITIVES[0] == "none"

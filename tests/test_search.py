@@ -77,7 +77,7 @@ def test_search_attack_is_an_attack_spec_and_old_keys_load():
 
 # ------------------------------------------------------------------ end to end
 @pytest.mark.slow
-@pytest.mark.parametrize("strategy", ["racl", "darts", "random"])
+@pytest.mark.parametrize("strategy", ["racl", "darts", "random", "advrush", "gdas"])
 def test_tiny_search_end_to_end(strategy, data, tmp_path):
     out = tmp_path / strategy
     result = run_search(tiny(strategy=strategy), data, out, draw=strategy == "racl", log=None)

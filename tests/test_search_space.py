@@ -225,9 +225,13 @@ def test_every_space_round_trips_its_zoo_and_selections(name, tmp_path):
     for label, genotype in space.zoo.items():
         assert space.genotype_from_dict(json.loads(json.dumps(genotype.to_dict()))) == genotype, label
         selection = space.selection(genotype)
-        assert space.genotype(selection) == genotype, label
-        for t in topo.cell_types:
-            assert all(topo.edge_index(j, i) >= 0 and op in topo.primitives for j, i, op in selection[t])
+        searchable = all(j < topo.steps and op in topo.primitives for t in topo.cell_types for j, _, op in selection[t])
+        if searchable:  # a cell of the search space (not NASNet's 5 nodes or 7x7 convs): the supernet can hold it
+            assert space.genotype(selection) == genotype, label
+            for t in topo.cell_types:
+                assert all(topo.edge_index(j, i) >= 0 for j, i, _ in selection[t])
+        else:
+            assert label in ("NASNET", "AMOEBANET"), label  # the zoo's only evaluation-only cells
         genotype.save(tmp_path / f"{label}.json")
         from racl.search_space import resolve_genotype
         assert resolve_genotype(str(tmp_path / f"{label}.json")) == genotype

@@ -247,6 +247,19 @@ def test_non_finite_loss_stops_and_keeps_last_checkpoint(data, tmp_path, monkeyp
 # ---------------------------------------------------------------- CLI
 
 
+def test_cli_train_mobilenet_v2(tmp_path, capsys):
+    """The hand-designed efficient network trains from the CLI like resnet18, and its checkpoint rebuilds."""
+    from racl.cli import main
+
+    out = tmp_path / "mnv2"
+    assert main(["train", "--genotype", "mobilenet_v2", "--dataset", "synthetic", "--limit", "4", "--image-size", "16",
+                 "--val-fraction", "0.25", "--epochs", "1", "--set", "batch_size=8", "--set", "steps=1",
+                 "--set", "val_images=8", "--set", "val_steps=1", "--out", str(out)]) == 0
+    model, meta = load_model_checkpoint(out / "last.safetensors")
+    assert meta["model"] == "mobilenet_v2" and type(model).__name__ == "MobileNetV2"
+    assert "channels" not in meta["model_args"]  # DARTS-space settings do not apply to it
+
+
 def test_cli_train_config_file_refusal_and_resume(tmp_path, capsys):
     from racl.cli import main
 

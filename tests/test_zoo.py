@@ -13,7 +13,8 @@ from racl.errors import RaclError
 from racl.search_space import ZOO, Genotype, get_genotype, list_genotypes, resolve_genotype
 from racl.search_space.darts.draw import draw_genotype, genotype_to_dot, op_family
 
-NAMES = ["DARTS_V1", "DARTS_V2", "PC_DARTS", "PDARTS", "ADVRUSH", "RACL"]
+SEARCHED = ["DARTS_V1", "DARTS_V2", "PC_DARTS", "PDARTS", "ADVRUSH", "RACL"]  # the references.md table
+NAMES = [*SEARCHED, "NASNET", "AMOEBANET"]
 REFERENCES = Path("/work/shared/docs/references.md")
 # written out again here (not imported from zoo.py) so the test is an independent transcription check
 OPS = {"sep3": "sep_conv_3x3", "sep5": "sep_conv_5x5", "dil3": "dil_conv_3x3", "dil5": "dil_conv_5x5",
@@ -27,19 +28,19 @@ def _published_table() -> dict[str, dict[str, list[list]]]:
     rows = {}
     for line in REFERENCES.read_text(encoding="utf-8").splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) != 3 or cells[0] not in NAMES:
+        if len(cells) != 3 or cells[0] not in SEARCHED:
             continue
         rows[cells[0]] = {cell: [[OPS[op], int(i)] for op, i in re.findall(r"([a-z]+\d?)\s+(\d+)", text)]
                           for cell, text in (("normal", cells[1]), ("reduce", cells[2]))}
     return rows
 
 
-def test_zoo_has_the_six_names() -> None:
+def test_zoo_has_the_eight_names() -> None:
     assert list_genotypes() == NAMES
     assert set(ZOO) == set(NAMES)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", SEARCHED)
 def test_zoo_matches_references(name: str) -> None:
     table = _published_table()
     assert name in table, f"{name} missing from {REFERENCES}"
@@ -49,6 +50,37 @@ def test_zoo_matches_references(name: str) -> None:
     assert got["normal"] == published["normal"]
     assert got["reduce"] == published["reduce"]
     assert got["normal_concat"] == got["reduce_concat"] == [2, 3, 4, 5]
+
+
+# quark0/darts cnn/genotypes.py, `NASNet` and `AmoebaNet`, in its own (op, input) notation
+DARTS_CODE = {
+    "NASNET": dict(
+        normal=[("sep_conv_5x5", 1), ("sep_conv_3x3", 0), ("sep_conv_5x5", 0), ("sep_conv_3x3", 0),
+                ("avg_pool_3x3", 1), ("skip_connect", 0), ("avg_pool_3x3", 0), ("avg_pool_3x3", 0),
+                ("sep_conv_3x3", 1), ("skip_connect", 1)],
+        normal_concat=[2, 3, 4, 5, 6],
+        reduce=[("sep_conv_5x5", 1), ("sep_conv_7x7", 0), ("max_pool_3x3", 1), ("sep_conv_7x7", 0),
+                ("avg_pool_3x3", 1), ("sep_conv_5x5", 0), ("skip_connect", 3), ("avg_pool_3x3", 2),
+                ("sep_conv_3x3", 2), ("max_pool_3x3", 1)],
+        reduce_concat=[4, 5, 6]),
+    "AMOEBANET": dict(
+        normal=[("avg_pool_3x3", 0), ("max_pool_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_5x5", 2),
+                ("sep_conv_3x3", 0), ("avg_pool_3x3", 3), ("sep_conv_3x3", 1), ("skip_connect", 1),
+                ("skip_connect", 0), ("avg_pool_3x3", 1)],
+        normal_concat=[4, 5, 6],
+        reduce=[("avg_pool_3x3", 0), ("sep_conv_3x3", 1), ("max_pool_3x3", 0), ("sep_conv_7x7", 2),
+                ("sep_conv_7x7", 0), ("avg_pool_3x3", 1), ("max_pool_3x3", 0), ("max_pool_3x3", 1),
+                ("conv_7x1_1x7", 0), ("sep_conv_3x3", 5)],
+        reduce_concat=[3, 4, 6]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DARTS_CODE))
+def test_comparison_cells_match_darts_code(name: str) -> None:
+    expected = {k: [list(e) for e in v] if k in ("normal", "reduce") else v for k, v in DARTS_CODE[name].items()}
+    assert ZOO[name].to_dict() == expected
+    assert ZOO[name].steps == 5
+    assert get_genotype({"NASNET": "NASNet", "AMOEBANET": "AmoebaNet"}[name]) is ZOO[name]  # DARTS's spelling
 
 
 def test_get_genotype_is_case_and_dash_insensitive() -> None:

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "evaluation for every architecture; writes DIR/results.json, results.md and "
                                    "comparison.png (mean and std over seeds).")
     p.add_argument("--genotypes", nargs="+", metavar="ARCH",
-                   help="zoo names, genotype JSON files or search run folders, resnet18, wrn34_10; "
+                   help="zoo names, genotype JSON files or search run folders, resnet18, wrn34_10, mobilenet_v2; "
                         "LABEL=ARCH names a row (default label: the name, or the file's folder name)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="training seeds (default: 0 1 2)")
     p.add_argument("--out", required=True, metavar="DIR", help="comparison folder")

@@ -20,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description="Adversarial training from scratch; writes best/last checkpoints, "
                                    "metrics.jsonl and config.yaml to --out.")
     p.add_argument("--genotype", metavar="NAME_OR_FILE",
-                   help="zoo name (racl zoo list), genotype JSON file, resnet18 or wrn34_10")
+                   help="zoo name or hand-designed network (racl zoo list), or a genotype JSON file")
     add_data_arguments(p, default_dataset="digits")
     p.add_argument("--out", metavar="DIR", help="output directory")
     add_config_arguments(p)

@@ -22,13 +22,12 @@ from racl.config import flat_dict
 from racl.data import DataSplits
 from racl.errors import RaclError
 from racl.lifecycle import MAY_CHANGE_ON_RESUME, differences, jsonable
-from racl.models import count_parameters
+from racl.models import count_parameters, hand_designed
 from racl.search_space import ZOO, resolve_genotype
 from racl.training import TrainConfig, config_from_dict
 from racl.training.modelspec import check_inputs, make_model_spec
 
 CHECKPOINTS = ("best", "last")
-_HAND = {"resnet18": "resnet18", "resnet_18": "resnet18", "wrn34_10": "wrn34_10", "wideresnet34_10": "wrn34_10"}
 MAX_WIDTH = 256
 # ResNets narrower than 8 run NCHW (a torch 2.14.1 CPU channels-last crash, models/layers.py):
 # the same maths, only the layout (and so the training time) differs.
@@ -95,9 +94,8 @@ def parse_arch(text: str) -> tuple[str, Any]:
     label, _, spec = text.partition("=") if "=" in text and "/" not in text.split("=")[0] else ("", "", text)
     if not spec:
         raise RaclError(f"empty architecture in {text!r}; give a zoo name, genotype file, resnet18 or LABEL=SPEC")
-    key = spec.lower().replace("-", "_")
-    if key in _HAND:
-        return label or spec, _HAND[key]
+    if hand_designed(spec):
+        return label or spec, hand_designed(spec)
     if spec.upper().replace("-", "_") in ZOO:
         return label or spec.upper().replace("-", "_"), spec.upper().replace("-", "_")
     path = Path(spec)
@@ -174,7 +172,7 @@ def make_plan(archs: Sequence[str], seeds: Sequence[int], config: TrainConfig, d
     dupes = sorted({x for x in labels if labels.count(x) > 1})
     if dupes:
         raise RaclError(f"two architectures are labelled {dupes[0]!r}; name them apart with LABEL=FILE")
-    darts = [count_params(m, {}, config, data) if m not in _HAND.values() else None for _, m in parsed]
+    darts = [count_params(m, {}, config, data) if not hand_designed(m) else None for _, m in parsed]
     width = _resnet_width(parsed, resnet_width, config, data, [p for p in darts if p is not None])
     rows = []
     for text, label, (_, model), params in zip(archs, labels, parsed, darts):

@@ -11,18 +11,20 @@ from torch import nn
 
 from racl.errors import RaclError
 from racl.models.layers import OPS_MODES, use_fast_path
+from racl.models.mobilenet import MobileNetV2
 from racl.models.resnet import ResNet18
 from racl.models.wide_resnet import WideResNet
 
-HAND_DESIGNED = ("resnet18", "wrn34_10")
+HAND_DESIGNED = ("resnet18", "wrn34_10", "mobilenet_v2")
+ALIASES = {"resnet_18": "resnet18", "wideresnet34_10": "wrn34_10", "mobilenetv2": "mobilenet_v2"}
 
 
-def hand_designed_key(name: Any) -> str | None:
-    """The hand-designed network's canonical name, or None."""
+def hand_designed(name: object) -> str | None:
+    """The hand-designed network `name` names (case, dashes and ALIASES aside), or None."""
     if not isinstance(name, str):
         return None
     key = name.lower().replace("-", "_")
-    key = {"wideresnet34_10": "wrn34_10"}.get(key, key)
+    key = ALIASES.get(key, key)
     return key if key in HAND_DESIGNED else None
 
 
@@ -35,7 +37,8 @@ def build_model(name_or_genotype: Any, num_classes: int = 10, channels: int = 36
                 auxiliary: bool = False, drop_path_prob: float = 0.0, in_channels: int = 3,
                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25),
                 ops: str = "fast", width: int | None = None) -> nn.Module:
-    """A zoo name (of any search space), a genotype JSON path, a genotype value, `resnet18` or `wrn34_10`.
+    """A zoo name (of any search space), a genotype JSON path, a genotype value, or a hand-designed
+    name (HAND_DESIGNED).
 
     `channels`, `layers`, `auxiliary` and `drop_path_prob` apply to cell networks (the space says which
     it supports); `width` (first-stage channels, default 64) to resnet18 only (`racl compare` matches
@@ -44,11 +47,13 @@ def build_model(name_or_genotype: Any, num_classes: int = 10, channels: int = 36
     if ops not in OPS_MODES:
         raise RaclError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
     common = dict(num_classes=num_classes, in_channels=in_channels, mean=mean, std=std)
-    key = hand_designed_key(name_or_genotype)
+    key = hand_designed(name_or_genotype)
     if key == "resnet18":
-        model = ResNet18(**common, width=64 if width is None else width)
+        model: nn.Module = ResNet18(**common, width=64 if width is None else width)
     elif key == "wrn34_10":
         model = WideResNet(34, 10, **common)
+    elif key == "mobilenet_v2":
+        model = MobileNetV2(**common)
     else:
         from racl.search_space.registry import get_space, list_spaces, space_of
         from racl.search_space.resolve import resolve_genotype
@@ -68,5 +73,5 @@ def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
                if p.requires_grad and (include_auxiliary or not n.startswith("auxiliary_head")))
 
 
-__all__ = ["HAND_DESIGNED", "ResNet18", "WideResNet", "build_model", "count_parameters", "hand_designed_key",
-           "list_models"]
+__all__ = ["ALIASES", "HAND_DESIGNED", "MobileNetV2", "ResNet18", "WideResNet", "build_model", "count_parameters",
+           "hand_designed", "list_models"]

@@ -2,8 +2,8 @@
 
 YAML layout (every key optional; unknown keys are errors):
 
-    space: darts              # darts (racl.search_space.registry)
-    strategy: racl            # racl | darts | random
+    space: darts              # darts | nb201 (racl.search_space.registry)
+    strategy: racl            # racl | darts | random | advrush | gdas
     epochs: 50
     supernet:     {channels: null, layers: null, steps: null}   # null: the space's defaults
     distribution: {cov: full, init_sigma: 0.1, normalize: true, discretize: quantile, decay_to: init}
@@ -15,6 +15,9 @@ YAML layout (every key optional; unknown keys are errors):
     attack:       {norm: linf, eps: 8/255, alpha: null, steps: 4, random_start: true, loss: ce}
     darts:        {init_scale: 1.0e-3}                       # the darts strategy's own section
     random:       {candidates: 20, candidate_images: 500}    # the random strategy's own section
+    advrush:      {a_gamma: 0.01, cure_lambda: 4.0, a_warmup_epochs: 0, h_schedule: [0.0, 0.3, 0.6, 0.9, 1.2, 1.5],
+                   quirk_eval_after_reg: false, quirk_find_z_grad: false}
+    gdas:         {tau_max: 10.0, tau_min: 0.1, cell_rule: pairs}
 
 Defaults are the paper's settings where the paper states them (8 cells, C = 16, batch 128, 50
 epochs, eta 0.9, Adam 6e-4 / 1e-3 for the distributions; method.md sections 1 and 5) and DARTS's
@@ -35,7 +38,7 @@ from racl.config import check, check_one_of, read_number
 from racl.search.registry import REGISTRY
 from racl.search_space import registry as spaces
 
-STRATEGIES = tuple(REGISTRY)  # racl, darts, random (racl/search/registry.py)
+STRATEGIES = tuple(REGISTRY)  # racl, darts, random, advrush, gdas (racl/search/registry.py)
 
 
 @dataclass(frozen=True)
@@ -232,6 +235,38 @@ class RandomConfig:
                "need random.candidates >= 1 and random.candidate_images >= 1")
 
 
+@dataclass(frozen=True)
+class AdvRushConfig:
+    """The advrush strategy's own settings (nutellamok/advrush; docs/rivals.md says where each comes from)."""
+
+    a_gamma: float = 0.01     # [AdvRush] weight of the regulariser in the architecture loss (--a_gamma)
+    cure_lambda: float = 4.0  # [AdvRush] loss_cure's lambda_ in the architecture step (architect.py)
+    a_warmup_epochs: int = 0  # [AdvRush README] epochs from the search's start without the regulariser
+    h_schedule: tuple[float, ...] = (0.0, 0.3, 0.6, 0.9, 1.2, 1.5)  # [AdvRush] step h by epoch, then the last
+    quirk_eval_after_reg: bool = False  # [design] true: the supernet stays in eval mode after the regulariser
+    quirk_find_z_grad: bool = False     # [design] true: also the gradient the direction pass leaves on alpha
+
+    def __post_init__(self) -> None:
+        check(self.a_gamma >= 0 and self.cure_lambda >= 0 and self.a_warmup_epochs >= 0,
+              "need advrush.a_gamma >= 0, advrush.cure_lambda >= 0 and advrush.a_warmup_epochs >= 0")
+        check(len(self.h_schedule) >= 1 and all(h >= 0 for h in self.h_schedule),
+              f"advrush.h_schedule must be a non-empty list of steps >= 0, got {list(self.h_schedule)}")
+
+
+@dataclass(frozen=True)
+class GdasConfig:
+    """The gdas strategy's own settings (D-X-Y/AutoDL-Projects; docs/rivals.md)."""
+
+    tau_max: float = 10.0     # [GDAS] Gumbel-softmax temperature at the first architecture epoch ...
+    tau_min: float = 0.1      # [GDAS] ... annealed linearly to this at the last
+    cell_rule: str = "pairs"  # [GDAS] pairs: top-2 (input, op) pairs per node (GDAS's code) | edges (DARTS's)
+
+    def __post_init__(self) -> None:
+        check(0 < self.tau_min <= self.tau_max, f"need 0 < gdas.tau_min <= gdas.tau_max, got {self.tau_min}, "
+              f"{self.tau_max}")
+        check_one_of("gdas.cell_rule", self.cell_rule, ("pairs", "edges"))
+
+
 GAMMA_DEFAULT = 0.1  # [design] robust.gamma of the racl strategy when not set (see docs/method.md)
 
 
@@ -241,7 +276,7 @@ class SearchConfig:
     upgrade = staticmethod(upgrade)  # racl.config: old saved configs still load
 
     space: str = "darts"         # the search space (racl.search_space.registry)
-    strategy: str = "racl"       # racl | darts | random (same supernet, data and budget)
+    strategy: str = "racl"       # racl | darts | random | advrush | gdas (same supernet, data and budget)
     seed: int = 0
     epochs: int = 50             # [paper]
     warmup_epochs: int = 15      # [design] weight steps only (PC-DARTS's 15 of 50)
@@ -261,6 +296,8 @@ class SearchConfig:
     attack: AttackSpec = SEARCH_ATTACK  # x' of the weight step when robust.adv is not none (frozen: shared)
     darts: DartsConfig = field(default_factory=DartsConfig)
     random: RandomConfig = field(default_factory=RandomConfig)
+    advrush: AdvRushConfig = field(default_factory=AdvRushConfig)
+    gdas: GdasConfig = field(default_factory=GdasConfig)
 
     def __post_init__(self) -> None:
         check_one_of("strategy", self.strategy, STRATEGIES)

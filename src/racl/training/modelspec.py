@@ -7,14 +7,14 @@ from typing import Any
 from racl.checkpoint import model_spec
 from racl.data import DataSplits
 from racl.errors import RaclError
-from racl.models import HAND_DESIGNED, hand_designed_key
+from racl.models import HAND_DESIGNED, hand_designed
 from racl.search_space.registry import get_space, list_spaces, space_of
 from racl.search_space.resolve import from_zoo, load_genotype, resolve_genotype
 from racl.training.config import TrainConfig
 
 
 def _is_hand_designed(name: Any) -> bool:
-    return hand_designed_key(name) is not None
+    return hand_designed(name) is not None
 
 
 def _is_genotype(value: Any) -> bool:

@@ -35,5 +35,5 @@ def run_inputs(out: str | Path, *, model: Any, load_data: Callable[[], DataSplit
         return (model or saved["model_spec"], load_data_from_spec(saved["data_spec"]),
                 build_config(**config, base=saved["config"]))
     if model is None:
-        raise RaclError("racl train needs --genotype (a zoo name, genotype file, resnet18 or wrn34_10)")
+        raise RaclError("racl train needs --genotype (a zoo name, genotype file, resnet18, wrn34_10 or mobilenet_v2)")
     return model, load_data(), build_config(**config)

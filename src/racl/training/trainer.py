@@ -51,8 +51,9 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
           sync_bn: bool = False, tensorboard: bool = False) -> dict:
     """Adversarially train a network on `data` with `config`; write checkpoints and logs to `out_dir`.
 
-    `model_spec_or_name`: a zoo name, genotype file, `Genotype`, "resnet18"/"wrn34_10", or a
-    `racl.checkpoint.model_spec` dict (its model_args win over the config's). Returns a summary dict.
+    `model_spec_or_name`: a zoo name, genotype file, `Genotype`, a hand-designed name (resnet18, wrn34_10,
+    mobilenet_v2), or a `racl.checkpoint.model_spec` dict (its model_args win over the config's). Returns a
+    summary dict.
     `log`: where the one-line epoch summaries go (None: nowhere; the CLI passes print).
     `resume`/`overwrite`: racl.lifecycle's rule (a resumed run keeps its settings except `epochs`).
     `progress` None = a progress bar only when stderr is a terminal. `max_epochs` stops this call

@@ -9,7 +9,7 @@ from typing import Any
 
 from racl.errors import RaclError, shown
 from racl.io import read_json, write_json
-from racl.search_space.darts.ops import PRIMITIVES
+from racl.search_space.darts.ops import ALL_OPS
 
 Edge = tuple[str, int]  # (op name, input node index: 0, 1 = cell inputs, 2.. = intermediate nodes)
 
@@ -111,12 +111,12 @@ def _validate_cell(cell: str, edges: tuple[Edge, ...], concat: tuple[int, ...]) 
         )
     for k, (op, idx) in enumerate(edges):
         node = 2 + k // 2
-        known = ", ".join(p for p in PRIMITIVES if p != "none")
+        known = ", ".join(p for p in ALL_OPS if p != "none")
         if op == "none":
             raise RaclError(
                 f"genotype {cell} edge {k}: op 'none' is not allowed in a discrete cell; use one of: {known}"
             )
-        if op not in PRIMITIVES:
+        if op not in ALL_OPS:
             raise RaclError(f"genotype {cell} edge {k}: unknown op {op!r}; known: {known}")
         if not 0 <= idx < node:
             raise RaclError(

@@ -7,6 +7,7 @@ primitive is adding one entry (and, for a new kind of module, its factor functio
 Lipschitz factors (method spec, section 3; conventions in racl.lipschitz.linear), for N modules of one
 primitive at once (the edges of a cell that carry it):
   dil_conv = ReLU, [dw -> pw -> BN];  sep_conv = two dil_conv blocks (product);
+  conv_7x1_1x7 (evaluation networks only) = ReLU, [1x7 conv -> 7x1 conv -> BN];
   FactorizedReduce = ReLU, [two strided 1x1 convs on offset inputs, concat, BN];
   avg_pool (count_include_pad=False) [-> BN] is linear: power iteration on the whole piece;
   skip = 1 (identity); none = 0 (log -inf, dropped from every sum);
@@ -62,6 +63,19 @@ class SepConv(nn.Sequential):
         super().__init__(
             DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
             DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
+        )
+
+
+class Conv7x1x7(nn.Sequential):
+    """ReLU, 1 x 7 then 7 x 1 convolution (the stride split between them), BN: DARTS's `conv_7x1_1x7`
+    (quark0/darts cnn/operations.py), used by AmoebaNet's reduction cell (an evaluation-only op)."""
+
+    def __init__(self, c: int, stride: int, affine: bool = True):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
+            nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
+            nn.BatchNorm2d(c, affine=affine),
         )
 
 
@@ -137,7 +151,8 @@ def _avg_pool_factors(ops: Sequence[nn.Module], count_bn: bool) -> list[Factor]:
     return [power(pool if bns is None else chain(pool, batched_bn(bns, count_bn)))]
 
 
-def dil_conv_linear(ms: Sequence[DilConv], count_bn: bool = True):
+def dil_conv_linear(ms: Sequence[nn.Sequential], count_bn: bool = True):
+    """[conv -> conv -> BN] after the leading ReLU (DilConv: depthwise, pointwise; Conv7x1x7: 1x7, 7x1)."""
     return chain(batched_conv([m[1] for m in ms]), batched_conv([m[2] for m in ms]),
                  batched_bn([m[3] for m in ms], count_bn))
 
@@ -190,13 +205,21 @@ OPS: dict[str, Primitive] = {
 }
 PRIMITIVES: tuple[str, ...] = tuple(OPS)  # none, max_pool_3x3, avg_pool_3x3, skip_connect, sep/dil convs
 PARAMETER_FREE: frozenset[str] = frozenset(name for name, p in OPS.items() if p.parameter_free)
+# ops of DARTS's operations.py outside the search space: only the NASNet and AmoebaNet cells of the zoo use them
+EVAL_OPS: dict[str, Primitive] = {
+    "sep_conv_7x7": Primitive(lambda c, s, a: SepConv(c, c, 7, s, 3, a),
+                              lambda ops, bn: [power(dil_conv_linear([o[k] for o in ops], bn)) for k in (0, 1)]),
+    "conv_7x1_1x7": Primitive(lambda c, s, a: Conv7x1x7(c, s, a), lambda ops, bn: [power(dil_conv_linear(ops, bn))]),
+}
+EVAL_ONLY: tuple[str, ...] = tuple(EVAL_OPS)
+ALL_OPS: dict[str, Primitive] = {**OPS, **EVAL_OPS}
 
 
 def make_op(name: str, channels: int, stride: int, affine: bool = True) -> nn.Module:
-    """Build primitive `name` for `channels` channels and the given stride."""
-    if name not in OPS:
-        raise KeyError(f"unknown op {name!r}; known: {', '.join(PRIMITIVES)}")
-    return OPS[name].build(channels, stride, affine)
+    """Build op `name` (a primitive or an evaluation-only op) for `channels` channels and the given stride."""
+    if name not in ALL_OPS:
+        raise KeyError(f"unknown op {name!r}; known: {', '.join(ALL_OPS)}")
+    return ALL_OPS[name].build(channels, stride, affine)
 
 
 def make_search_op(name: str, channels: int, stride: int) -> nn.Module:
@@ -207,7 +230,7 @@ def make_search_op(name: str, channels: int, stride: int) -> nn.Module:
 
 def op_factors(name: str, ops: Sequence[nn.Module], count_bn: bool = True) -> list[Factor] | None:
     """The factors whose product bounds primitive `name` on the N modules `ops`; None for `none`."""
-    return OPS[name].lipschitz(ops, count_bn)
+    return ALL_OPS[name].lipschitz(ops, count_bn)
 
 
 def count_parameter_free(cell: Sequence[tuple[str, int]]) -> int:

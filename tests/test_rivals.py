@@ -358,3 +358,62 @@ def _same(x, y, where: str) -> None:
             _same(u, v, f"{where}[{k}]")
     else:
         assert x == y, where
+
+
+# ------------------------------------------------------------------ PC-DARTS
+def test_partial_mixed_op_is_pc_darts_formula():
+    """1/k of the channels through the ops, the rest bypassing (max-pooled at stride 2), then the
+    channel shuffle: written out here with explicit channel indices."""
+    from racl.search_space.darts.ops import make_search_op
+    from racl.supernet.mixed_op import PartialMixedOp
+
+    torch.manual_seed(0)
+    for stride in (1, 2):
+        ops = [make_search_op(p, 2, stride) for p in PRIMITIVES]
+        mixed = PartialMixedOp(ops, PRIMITIVES, k=4, stride=stride).eval()
+        x = torch.randn(3, 8, 6, 6)
+        alpha = torch.rand(len(PRIMITIVES))
+        with torch.no_grad():
+            out = mixed(x, alpha, [p != "none" for p in PRIMITIVES])
+            through = sum(a * op(x[:, :2]) for a, op, p in zip(alpha, ops, PRIMITIVES, strict=True) if p != "none")
+            rest = x[:, 2:] if stride == 1 else F.max_pool2d(x[:, 2:], 2, 2)
+            joined = torch.cat([through, rest], 1)  # channels 0-1 mixed, 2-7 bypassed
+        # shuffle with 4 groups of 2: new channel 2 * i + g is old channel 2 * g + i
+        order = [2 * g + i for i in range(2) for g in range(4)]
+        torch.testing.assert_close(out, joined[:, order])
+
+
+def test_pcdarts_edge_normalisation_and_genotype_rule():
+    net = Supernet(num_classes=4, channels=8, layers=3, partial_channels=4)
+    strategy = build_strategy(_config(strategy="pcdarts"), DARTS, net, SHAPE)
+    assert strategy.bound is None and len(strategy.arch_parameters()) == 4
+    with torch.no_grad():
+        for p in strategy.arch_parameters():
+            p.normal_(generator=torch.Generator().manual_seed(p.numel()))
+    w = strategy.eval_weights()
+    for c in w.values():  # softmax over each node's incoming edges
+        for j in range(4):
+            r = TOPO.edges_into(j)
+            assert float(c.beta[r.start:r.stop].sum()) == pytest.approx(1.0)
+    # PC-DARTS's _parse: per node the 2 edges of largest non-none product, each with its best op
+    expected = []
+    for j in range(4):
+        r = TOPO.edges_into(j)
+        prod = w["normal"].beta[r.start:r.stop, None] * w["normal"].alpha[r.start:r.stop]
+        best = sorted(range(len(r)), key=lambda i: -float(prod[i, 1:].max()))[:2]
+        expected += [(PRIMITIVES[1 + int(prod[i, 1:].argmax())], i) for i in best]
+    assert strategy.genotype().normal == tuple(expected)
+    x, y = _batch()
+    before = [p.detach().clone() for p in strategy.arch_parameters()]
+    strategy.arch_step(x, y, torch.Generator().manual_seed(0), 0)
+    assert all(not torch.equal(a, b) for a, b in zip(before, strategy.arch_parameters(), strict=True))
+    record = strategy.epoch_end(0, True, torch.Generator())
+    assert record["mu_F"] is None  # no bound for partial channels
+
+
+def test_pcdarts_search_runs_end_to_end(tmp_path):
+    data = load_data("synthetic", image_size=8, count=48, channels=3, num_classes=3)
+    config = _config(strategy="pcdarts", **{"supernet.channels": 8, "warmup_epochs": 0})
+    result = run_search(config, data, tmp_path, log=None)
+    assert isinstance(result.genotype, Genotype)
+    assert result.metrics[-1]["genotype_val_acc"] is not None

@@ -3,7 +3,7 @@
 YAML layout (every key optional; unknown keys are errors):
 
     space: darts              # darts | nb201 (racl.search_space.registry)
-    strategy: racl            # racl | darts | random | advrush | gdas
+    strategy: racl            # racl | darts | random | pcdarts | advrush | gdas
     epochs: 50
     supernet:     {channels: null, layers: null, steps: null}   # null: the space's defaults
     distribution: {cov: full, init_sigma: 0.1, normalize: true, discretize: quantile, decay_to: init}
@@ -18,6 +18,7 @@ YAML layout (every key optional; unknown keys are errors):
     advrush:      {a_gamma: 0.01, cure_lambda: 4.0, a_warmup_epochs: 0, h_schedule: [0.0, 0.3, 0.6, 0.9, 1.2, 1.5],
                    quirk_eval_after_reg: false, quirk_find_z_grad: false}
     gdas:         {tau_max: 10.0, tau_min: 0.1, cell_rule: pairs}
+    pcdarts:      {k: 4}
 
 Defaults are the paper's settings where the paper states them (8 cells, C = 16, batch 128, 50
 epochs, eta 0.9, Adam 6e-4 / 1e-3 for the distributions; method.md sections 1 and 5) and DARTS's
@@ -267,6 +268,16 @@ class GdasConfig:
         check_one_of("gdas.cell_rule", self.cell_rule, ("pairs", "edges"))
 
 
+@dataclass(frozen=True)
+class PcDartsConfig:
+    """The pcdarts strategy's own settings (yuhuixu1993/PC-DARTS)."""
+
+    k: int = 4  # [PC-DARTS] 1/k of each edge's channels go through the mixed op (4 on CIFAR)
+
+    def __post_init__(self) -> None:
+        check(self.k >= 1, f"pcdarts.k must be >= 1, got {self.k}")
+
+
 GAMMA_DEFAULT = 0.1  # [design] robust.gamma of the racl strategy when not set (see docs/method.md)
 
 
@@ -276,7 +287,7 @@ class SearchConfig:
     upgrade = staticmethod(upgrade)  # racl.config: old saved configs still load
 
     space: str = "darts"         # the search space (racl.search_space.registry)
-    strategy: str = "racl"       # racl | darts | random | advrush | gdas (same supernet, data and budget)
+    strategy: str = "racl"       # racl | darts | random | pcdarts | advrush | gdas (same data and budget)
     seed: int = 0
     epochs: int = 50             # [paper]
     warmup_epochs: int = 15      # [design] weight steps only (PC-DARTS's 15 of 50)
@@ -298,6 +309,7 @@ class SearchConfig:
     random: RandomConfig = field(default_factory=RandomConfig)
     advrush: AdvRushConfig = field(default_factory=AdvRushConfig)
     gdas: GdasConfig = field(default_factory=GdasConfig)
+    pcdarts: PcDartsConfig = field(default_factory=PcDartsConfig)
 
     def __post_init__(self) -> None:
         check_one_of("strategy", self.strategy, STRATEGIES)

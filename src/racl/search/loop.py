@@ -38,7 +38,7 @@ from racl.errors import RaclError
 from racl.lifecycle import cosine_lr, progress_bar
 from racl.search import outputs
 from racl.search.config import SearchConfig, config_from_dict, config_to_dict, save_search_config
-from racl.search.strategies import SearchStrategy, build_strategy
+from racl.search.strategies import SearchStrategy, build_strategy, strategy_class
 from racl.search.weight_step import weight_step
 from racl.search_space.base import ArchWeights
 from racl.search_space.registry import get_space
@@ -126,8 +126,9 @@ def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.d
               rt: Runtime = Runtime()) -> SearchRun:
     seed_everything(config.seed)  # supernet init; the global RNG also feeds attack random starts
     space = get_space(config.space)
+    options = strategy_class(config.strategy).supernet_options(config)  # e.g. PC-DARTS's partial channels
     supernet = space.supernet(num_classes=data.num_classes, in_channels=data.channels, mean=data.mean, std=data.std,
-                              **config.supernet_size()).to(device)
+                              **config.supernet_size(), **options).to(device)
     weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config, rt))
     evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random.candidate_images,
                         batch_size=config.eval_batch_size, device=device, rt=rt)

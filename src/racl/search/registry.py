@@ -12,6 +12,7 @@ REGISTRY: dict[str, str] = {
     "racl": "racl.search.strategies.racl:RaclStrategy",     # log-normal + Lipschitz confidence constraint
     "darts": "racl.search.strategies.darts:DartsStrategy",  # first-order DARTS
     "random": "racl.search.strategies.random:RandomStrategy",  # random search with weight sharing
+    "pcdarts": "racl.search.strategies.pcdarts:PcDartsStrategy",  # partial channels + edge normalisation
     "advrush": "racl.search.strategies.advrush:AdvRushStrategy",  # DARTS + input-curvature regulariser
     "gdas": "racl.search.strategies.gdas:GdasStrategy",  # Gumbel-softmax, one op per edge per step
 }

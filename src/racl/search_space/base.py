@@ -137,9 +137,10 @@ class SearchSpace:
         raise NotImplementedError
 
     def supernet(self, *, num_classes: int, in_channels: int, mean: Sequence[float], std: Sequence[float],
-                 channels: int, layers: int, steps: int, ops: str = "fast") -> nn.Module:
+                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1) -> nn.Module:
         """The search network: `forward(x, weights: ArchWeights) -> logits`, attributes `topology`,
-        `cells` (each with `cell_type`), `ops` ("fast" | "reference")."""
+        `cells` (each with `cell_type`), `ops` ("fast" | "reference"). `partial_channels` k > 1: PC-DARTS's
+        partial channel connections (racl.supernet.mixed_op.PartialMixedOp), where the space has them."""
         raise NotImplementedError
 
     def bound(self, supernet: nn.Module, input_shape: Sequence[int], *, n_iter: int = 1, seed: int = 0,

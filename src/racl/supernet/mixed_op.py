@@ -34,3 +34,26 @@ def active_ops(primitives: Sequence[str], num_edges: int,
     if mask is None:
         return [list(real) for _ in range(num_edges)]
     return [[r and bool(m) for r, m in zip(real, row)] for row in mask]
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Interleave `groups` equal channel groups: (B, g * c, H, W) -> channel order 0, c, 2c, ..., 1, c+1, ..."""
+    b, channels, h, w = x.shape
+    return x.view(b, groups, channels // groups, h, w).transpose(1, 2).reshape(b, channels, h, w)
+
+
+class PartialMixedOp(MixedOp):
+    """PC-DARTS's partial channel connection (Xu et al., ICLR 2020; yuhuixu1993/PC-DARTS model_search.py
+    `MixedOp`): the first C/k channels go through the mixed op (its ops are built for C/k channels), the
+    other channels bypass it (max-pooled 2x2 when the edge has stride 2), then the halves are
+    concatenated and the channels shuffled in k groups."""
+
+    def __init__(self, ops: Sequence[nn.Module], primitives: Sequence[str], k: int, stride: int):
+        super().__init__(ops, primitives)
+        self.k = k
+        self.bypass = nn.MaxPool2d(2, 2) if stride == 2 else nn.Identity()
+
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor, active: Sequence[bool]) -> torch.Tensor:
+        part = x.shape[1] // self.k
+        mixed = super().forward(x[:, :part], alpha, active)
+        return channel_shuffle(torch.cat([mixed, self.bypass(x[:, part:])], dim=1), self.k)

@@ -55,6 +55,11 @@ class SearchStrategy(nn.Module):
         self.optimizer: torch.optim.Optimizer | None = None
         self.bound: nn.Module | None = None  # set by with_bound (a registered submodule)
 
+    @classmethod
+    def supernet_options(cls, config: SearchConfig) -> dict[str, Any]:
+        """Extra arguments of the space's `supernet(...)` this strategy needs (PC-DARTS: partial channels)."""
+        return {}
+
     def with_bound(self) -> None:
         """Build the supernet's Lipschitz bound as `config.bound` says (BN counted or not)."""
         b = self.config.bound

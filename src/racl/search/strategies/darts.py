@@ -24,14 +24,20 @@ class DartsStrategy(SearchStrategy):
 
     def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
-        super().__init__(space, supernet, config, input_shape, evaluator)
+        nn.Module.__init__(self)
+        self._setup(space, supernet, config, input_shape, evaluator)
+        self.with_bound()
+        self._make_optimizer()
+
+    def _setup(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
+               input_shape: tuple[int, int, int], evaluator: Evaluator | None) -> None:
+        """The base set-up and one alpha (E, O) per cell type, N(0, init_scale^2) (DARTS)."""
+        SearchStrategy.__init__(self, space, supernet, config, input_shape, evaluator)
         g = torch.Generator().manual_seed(config.seed)
         shape = (self.topology.num_edges, self.topology.num_ops)
         for t in self.topology.cell_types:
             self.register_parameter(f"{t}_alpha", nn.Parameter(
                 config.darts.init_scale * torch.randn(shape, generator=g).to(self.device)))
-        self.with_bound()
-        self._make_optimizer()
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [getattr(self, f"{t}_alpha") for t in self.topology.cell_types]

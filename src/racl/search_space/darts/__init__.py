@@ -35,10 +35,10 @@ class DartsSpace(SearchSpace):
         return topology(self.supernet_defaults["steps"] if steps is None else steps)
 
     def supernet(self, *, num_classes: int, in_channels: int, mean: Sequence[float], std: Sequence[float],
-                 channels: int, layers: int, steps: int, ops: str = "fast") -> nn.Module:
+                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1) -> nn.Module:
         from racl.search_space.darts.supernet import Supernet
         return Supernet(num_classes=num_classes, channels=channels, layers=layers, steps=steps,
-                        in_channels=in_channels, mean=mean, std=std, ops=ops)
+                        in_channels=in_channels, mean=mean, std=std, ops=ops, partial_channels=partial_channels)
 
     def bound(self, supernet: nn.Module, input_shape: Sequence[int], *, n_iter: int = 1, seed: int = 0,
               count_bn: bool = True) -> nn.Module:

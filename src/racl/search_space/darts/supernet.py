@@ -17,11 +17,12 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from racl.errors import RaclError
 from racl.models.layers import OPS_MODES, Normalize, use_fast_path
 from racl.search_space.base import ArchWeights, CellTopology, CellWeights
 from racl.search_space.darts.ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, Zero, make_search_op
 from racl.supernet.cell import node_states
-from racl.supernet.mixed_op import MixedOp, active_ops
+from racl.supernet.mixed_op import MixedOp, PartialMixedOp, active_ops
 
 CELL_TYPES = ("normal", "reduce")
 
@@ -37,8 +38,9 @@ class SearchCell(nn.Module):
     fast = False  # set by racl.models.layers.use_fast_path: racl.search_space.darts.fast (same function)
 
     def __init__(self, topo: CellTopology, multiplier: int, c_pp: int, c_p: int, c: int, reduction: bool,
-                 reduction_prev: bool):
+                 reduction_prev: bool, partial_channels: int = 1):
         super().__init__()
+        self.partial_channels = partial_channels  # PC-DARTS's k (1: every channel through every edge)
         self.topology, self.multiplier = topo, multiplier
         self.reduction = reduction
         self.cell_type = "reduce" if reduction else "normal"
@@ -46,12 +48,17 @@ class SearchCell(nn.Module):
                             else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False))
         self.preprocess1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
         self.strides = tuple(2 if reduction and i < 2 else 1 for _, i in topo.edges)
-        self.ops = nn.ModuleList(MixedOp([make_search_op(p, c, s) for p in topo.primitives], topo.primitives)
-                                 for s in self.strides)
+        self.ops = nn.ModuleList(self._mixed(c, s) for s in self.strides)
+
+    def _mixed(self, c: int, stride: int) -> MixedOp:
+        k, prims = self.partial_channels, self.topology.primitives
+        if k == 1:
+            return MixedOp([make_search_op(p, c, stride) for p in prims], prims)
+        return PartialMixedOp([make_search_op(p, c // k, stride) for p in prims], prims, k, stride)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, w: CellWeights) -> torch.Tensor:
         """s0, s1: (B, C_pp|C_p, H, W) -> (B, multiplier * C, H', W')."""
-        if self.fast:  # s0, s1 as fast.Node
+        if self.fast and self.partial_channels == 1:  # s0, s1 as fast.Node (partial channels: reference)
             from racl.search_space.darts import fast
             return fast.search_cell(self, s0, s1, w)
         inputs = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -73,10 +80,12 @@ class Supernet(nn.Module):
     def __init__(self, num_classes: int = 10, channels: int = 16, layers: int = 8, steps: int = 4,
                  multiplier: int = 4, stem_multiplier: int = 3, in_channels: int = 3,
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25),
-                 ops: str = "fast"):
+                 ops: str = "fast", partial_channels: int = 1):
         super().__init__()
         if ops not in OPS_MODES:
             raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
+        if partial_channels < 1 or channels % partial_channels:
+            raise RaclError(f"partial channels k must divide the supernet's channels C = {channels}, got {partial_channels}")
         self.topology = topology(steps)
         self.layers = layers
         self.normalize = Normalize(mean, std)
@@ -90,7 +99,8 @@ class Supernet(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 c_curr *= 2
-            self.cells.append(SearchCell(self.topology, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev))
+            self.cells.append(SearchCell(self.topology, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev,
+                                         partial_channels))
             reduction_prev = reduction
             c_pp, c_p = c_p, multiplier * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
@@ -99,7 +109,7 @@ class Supernet(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: ArchWeights) -> torch.Tensor:
         """x: (B, C_in, H, W) in [0, 1] -> logits (B, num_classes)."""
-        if self.fast:
+        if self.fast and self.cells[0].partial_channels == 1:
             from racl.search_space.darts import fast
             return fast.supernet_forward(self, x, weights)
         s0 = s1 = self.stem(self.normalize(x))

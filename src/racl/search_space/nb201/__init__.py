@@ -40,10 +40,12 @@ class Nb201Space(SearchSpace):
         return topology()
 
     def supernet(self, *, num_classes: int, in_channels: int, mean: Sequence[float], std: Sequence[float],
-                 channels: int, layers: int, steps: int, ops: str = "fast") -> nn.Module:
+                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1) -> nn.Module:
         from racl.search_space.nb201.supernet import Supernet
 
         self.topology(steps)
+        if partial_channels != 1:
+            raise RaclError("partial channel connections (PC-DARTS) are implemented for the DARTS space only")
         return Supernet(num_classes=num_classes, channels=channels, layers=layers, in_channels=in_channels,
                         mean=mean, std=std, ops=ops)
 

@@ -84,8 +84,9 @@ class Supernet(nn.Module):
         super().__init__()
         if ops not in OPS_MODES:
             raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
-        if partial_channels < 1 or channels % partial_channels:
-            raise RaclError(f"partial channels k must divide the supernet's channels C = {channels}, got {partial_channels}")
+        if partial_channels < 1 or channels % partial_channels or (partial_channels > 1 and channels // partial_channels % 2):
+            raise RaclError(f"partial channels need C / k even (stride-2 skips split channels in two): C = {channels}, "
+                            f"k = {partial_channels}; e.g. --set supernet.channels={2 * partial_channels * max(1, channels // (2 * partial_channels))}")
         self.topology = topology(steps)
         self.layers = layers
         self.normalize = Normalize(mean, std)

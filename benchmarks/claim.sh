@@ -13,6 +13,7 @@
 #   reference  controls and published cells: WEAK (skip/pool only), DARTS_V2, RACL, ADVRUSH, PC_DARTS,
 #              ResNet-18 at a width matched to DARTS_V2's parameters, each trained with SEEDS
 #   searches   racl and darts search seeds 0 1 2, random seed 0 (quick preset, the same training data)
+#   rivals     pcdarts, advrush and gdas search seeds 0 1 2 (the same preset, data and budget; docs/rivals.md)
 #   searched   each finished search's cell trained with SEEDS (one comparison folder per search; racl first)
 #   ablation   racl ablate: point (no confidence learning), no_gradnorm; search seed 0 (one search per
 #              worker, trainings shared); the full variant is racl-seed0 of the searches and searched stages
@@ -25,7 +26,7 @@ set -euo pipefail
 ROOT=${ROOT:-runs/claim32}
 ZIP=${ZIP:-../shared/data/cifar10-train-jpg.zip}
 RACL=${RACL:-.venv/bin/racl}
-STAGES=${STAGES:-reference searches searched ablation robustness table}
+STAGES=${STAGES:-reference searches rivals searched ablation robustness table}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # 500 images per class at 32x32, stratified split with data seed 0: train 4,000 / val 500 / test 500.
 DATA=(--dataset imagefolder --data-dir "$ZIP" --limit 500 --data-seed 0)
@@ -46,7 +47,7 @@ case $PROTOCOL in
   *) echo "unknown PROTOCOL $PROTOCOL (known: pgd2 es pilot)"; exit 2 ;;
 esac
 EVAL=(--checkpoint "$CKPT" --attacks pgd20,cw --eval-limit 0 --eval-seed 0)
-SEEDS=(0 1 2)
+read -r -a SEEDS <<< "${SEEDS:-0 1 2}"  # training seeds (SEEDS="0" trains seed 0 of everything first)
 SEARCH=(--preset quick)  # supernet C = 8, 5 cells, 4 epochs (1 warm-up), batch 32
 RESNET_WIDTH=${RESNET_WIDTH:-4}  # 44,622 params: closest to the published cells' mean (55,816) at C = 8, 5 cells
 mkdir -p "$ROOT/search" "$ROOT/logs" "$ROOT/$PROTOCOL"
@@ -87,9 +88,12 @@ for stage in $STAGES; do
     searches)
       for s in 0 1 2; do search darts "$s"; search racl "$s"; done
       search random 0 ;;
+    rivals)
+      for s in 0 1 2; do search pcdarts "$s"; search advrush "$s"; search gdas "$s"; done ;;
     searched)
       # strategy by strategy, racl first: a stopped stretch leaves whole strategies, not a bit of each
-      for dir in "$ROOT"/search/racl-seed*/ "$ROOT"/search/darts-seed*/ "$ROOT"/search/random-seed*/; do
+      for dir in "$ROOT"/search/{racl,darts,random,pcdarts,advrush,gdas}-seed*/; do
+        [ -d "$dir" ] || continue
         dir=${dir%/}; name=$(basename "$dir")
         search_done "$dir" && compare "compare-searched/$name" "$name=$dir"
       done ;;
@@ -126,7 +130,7 @@ for stage in $STAGES; do
       done ;;
     table)
       .venv/bin/python benchmarks/claim_table.py "$ROOT" "$PROTOCOL" > "$ROOT/$PROTOCOL/claim.md" && cat "$ROOT/$PROTOCOL/claim.md" ;;
-    *) echo "unknown stage $stage (known: reference searches searched ablation robustness table)"; exit 2 ;;
+    *) echo "unknown stage $stage (known: reference searches rivals searched ablation robustness table)"; exit 2 ;;
   esac
 done
 }

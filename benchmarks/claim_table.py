@@ -169,6 +169,20 @@ def search_seconds(folder: Path) -> float:
                for x in f.read_text().splitlines() if x.strip())
 
 
+def strategy_searches(root: Path) -> dict[str, list[Path]]:
+    """Finished search folders (genotype.json present) by strategy."""
+    out: dict[str, list[Path]] = {}
+    for d in sorted((root / "search").glob("*-seed*")):
+        if d.is_dir() and (d / "genotype.json").is_file():
+            out.setdefault(d.name.split("-seed")[0], []).append(d)
+    return out
+
+
+def search_seconds_of(folder: Path) -> float:
+    return sum(json.loads(x).get("seconds") or 0 for x in (folder / "metrics.jsonl").read_text().splitlines()
+               if x.strip())
+
+
 def search_rows(root: Path) -> list[str]:
     lines = ["| search | seconds | normal cell | reduction cell | param-free (normal / reduce) | Pr(L<=Lbar) | nu | "
              "ln L genotype |", "|---|---|---|---|---|---|---|---|"]
@@ -293,6 +307,13 @@ def main(root: Path, protocol: str) -> None:
 
     print("\n## Searches\n")
     print("\n".join(search_rows(root)))
+    print("\n### Cost and parameter-free share by strategy (search seeds finished)\n")
+    print("| strategy | searches | search minutes (mean, one thread) | parameter-free normal ops (mean of 8) |")
+    print("|---|---|---|---|")
+    for strategy, folders in strategy_searches(root).items():
+        minutes = [search_seconds_of(d) / 60 for d in folders]
+        free = [parameter_free(Genotype.from_dict(json.loads((d / "genotype.json").read_text())).normal) for d in folders]
+        print(f"| {strategy} | {len(folders)} | {statistics.mean(minutes):.1f} | {statistics.mean(free):.1f} |")
 
     if merged:
         table, ablation_runs = merged

@@ -65,7 +65,8 @@ def _png_with_matplotlib(genotype: Nb201Genotype, title: str) -> bytes:
         ax.text(node, 0, str(node), ha="center", va="center", fontsize=12, zorder=5)
         if node in (0, NODES - 1):
             ax.text(node, -radius - 0.12, "input" if node == 0 else "output", ha="center", va="center", fontsize=9)
-    ax.text((NODES - 1) / 2, 1.2, title, ha="center", va="center", fontsize=12, weight="bold")
+    size = 12 if len(title) <= 60 else max(6.0, 12 * 60 / len(title))  # an architecture string as the label
+    ax.text((NODES - 1) / 2, 1.2, title, ha="center", va="center", fontsize=size, weight="bold")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=150, facecolor="white")
     return buf.getvalue()

@@ -171,3 +171,12 @@ def test_every_generic_strategy_searches_nb201(strategy, tmp_path):
     assert isinstance(result.genotype, Nb201Genotype)
     assert Nb201Genotype.load(tmp_path / "genotype.json") == result.genotype
     assert (tmp_path / "cell.png").is_file() and result.metrics[-1]["mu_F"] is not None
+
+
+def test_keep_none_false_excludes_none_from_the_distribution_and_the_genotype(tmp_path):
+    data = load_data("synthetic", image_size=8, count=48, channels=3, num_classes=3)
+    config = apply_overrides(get_preset("tiny"), ["space=nb201", "supernet.layers=1", "supernet.keep_none=false"])
+    result = run_search(config, data, tmp_path, log=None)
+    assert "none" not in result.genotype.ops
+    with pytest.raises(RaclError, match="never keeps"):  # refused by the config, before any folder is made
+        apply_overrides(get_preset("tiny"), ["supernet.keep_none=true"])

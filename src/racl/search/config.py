@@ -50,6 +50,7 @@ class SupernetConfig:
     channels: int | None = None  # initial channels C
     layers: int | None = None    # cells (DARTS: all cells; NAS-Bench-201: cells per stage)
     steps: int | None = None     # intermediate nodes per cell
+    keep_none: bool | None = None  # [design] may a discrete edge keep `none`? null: the space's rule (NB201: yes)
 
     def __post_init__(self) -> None:
         check((self.channels or 1) >= 1 and (self.layers or 1) >= 1 and (self.steps or 2) >= 2,
@@ -314,6 +315,8 @@ class SearchConfig:
     def __post_init__(self) -> None:
         check_one_of("strategy", self.strategy, STRATEGIES)
         check_one_of("space", self.space, tuple(spaces.REGISTRY))
+        check(not (self.space == "darts" and self.supernet.keep_none),
+              "a DARTS genotype never keeps `none` (supernet.keep_none must be null or false)")
         from racl.search.registry import strategy_class  # here: the strategies import this module
         supported = strategy_class(self.strategy).spaces
         check(supported is None or self.space in supported,
@@ -329,11 +332,13 @@ class SearchConfig:
     def to_dict(self) -> dict[str, Any]:
         return config_to_dict(self)
 
-    def supernet_size(self) -> dict[str, int]:
-        """channels, layers, steps of the search network: the config's, else the space's defaults."""
+    def supernet_size(self) -> dict[str, Any]:
+        """channels, layers, steps of the search network (the config's, else the space's defaults) and
+        keep_none (null: the space's rule)."""
         defaults = spaces.get_space(self.space).supernet_defaults
-        return {k: defaults[k] if getattr(self.supernet, k) is None else getattr(self.supernet, k)
+        size = {k: defaults[k] if getattr(self.supernet, k) is None else getattr(self.supernet, k)
                 for k in ("channels", "layers", "steps")}
+        return {**size, "keep_none": self.supernet.keep_none}
 
     @property
     def gamma(self) -> float:

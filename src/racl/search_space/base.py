@@ -137,10 +137,12 @@ class SearchSpace:
         raise NotImplementedError
 
     def supernet(self, *, num_classes: int, in_channels: int, mean: Sequence[float], std: Sequence[float],
-                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1) -> nn.Module:
+                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1,
+                 keep_none: bool | None = None) -> nn.Module:
         """The search network: `forward(x, weights: ArchWeights) -> logits`, attributes `topology`,
         `cells` (each with `cell_type`), `ops` ("fast" | "reference"). `partial_channels` k > 1: PC-DARTS's
-        partial channel connections (racl.supernet.mixed_op.PartialMixedOp), where the space has them."""
+        partial channel connections (racl.supernet.mixed_op.PartialMixedOp), where the space has them.
+        `keep_none`: whether a discrete edge may keep `none` (None: the space's rule; NB201 allows it)."""
         raise NotImplementedError
 
     def bound(self, supernet: nn.Module, input_shape: Sequence[int], *, n_iter: int = 1, seed: int = 0,

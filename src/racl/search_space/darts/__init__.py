@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from torch import nn
 
+from racl.errors import RaclError
 from racl.search_space.base import CellTopology, SearchSpace, Selection
 from racl.search_space.darts.genotype import Genotype
 from racl.search_space.darts.ops import PRIMITIVES, count_parameter_free
@@ -35,8 +36,12 @@ class DartsSpace(SearchSpace):
         return topology(self.supernet_defaults["steps"] if steps is None else steps)
 
     def supernet(self, *, num_classes: int, in_channels: int, mean: Sequence[float], std: Sequence[float],
-                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1) -> nn.Module:
+                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1,
+                 keep_none: bool | None = None) -> nn.Module:
         from racl.search_space.darts.supernet import Supernet
+
+        if keep_none:
+            raise RaclError("a DARTS genotype never keeps `none` (supernet.keep_none must be null or false)")
         return Supernet(num_classes=num_classes, channels=channels, layers=layers, steps=steps,
                         in_channels=in_channels, mean=mean, std=std, ops=ops, partial_channels=partial_channels)
 

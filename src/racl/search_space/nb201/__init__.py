@@ -40,14 +40,15 @@ class Nb201Space(SearchSpace):
         return topology()
 
     def supernet(self, *, num_classes: int, in_channels: int, mean: Sequence[float], std: Sequence[float],
-                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1) -> nn.Module:
+                 channels: int, layers: int, steps: int, ops: str = "fast", partial_channels: int = 1,
+                 keep_none: bool | None = None) -> nn.Module:
         from racl.search_space.nb201.supernet import Supernet
 
         self.topology(steps)
         if partial_channels != 1:
             raise RaclError("partial channel connections (PC-DARTS) are implemented for the DARTS space only")
         return Supernet(num_classes=num_classes, channels=channels, layers=layers, in_channels=in_channels,
-                        mean=mean, std=std, ops=ops)
+                        mean=mean, std=std, ops=ops, keep_none=True if keep_none is None else keep_none)
 
     def bound(self, supernet: nn.Module, input_shape: Sequence[int], *, n_iter: int = 1, seed: int = 0,
               count_bn: bool = True) -> nn.Module:

@@ -22,10 +22,10 @@ from racl.supernet.cell import node_states
 from racl.supernet.mixed_op import MixedOp, active_ops
 
 
-def topology() -> CellTopology:
-    """NB201: 1 cell input, 3 nodes, every edge kept (beta = 1), and an edge may keep `none` [design:
-    NB201's own definition allows it; docs/nb201.md]."""
-    return CellTopology(("cell",), PRIMITIVES, num_inputs=1, steps=3, keep_edges=None, none_choosable=True)
+def topology(keep_none: bool = True) -> CellTopology:
+    """NB201: 1 cell input, 3 nodes, every edge kept (beta = 1); an edge may keep `none` unless
+    `keep_none` is False [design: NB201's own definition allows it; docs/nb201.md]."""
+    return CellTopology(("cell",), PRIMITIVES, num_inputs=1, steps=3, keep_edges=None, none_choosable=keep_none)
 
 
 class SearchCell(nn.Module):
@@ -51,11 +51,11 @@ class Supernet(nn.Module):
 
     def __init__(self, num_classes: int = 10, channels: int = 16, layers: int = 5, in_channels: int = 3,
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25),
-                 ops: str = "fast"):
+                 ops: str = "fast", keep_none: bool = True):
         super().__init__()
         if ops not in OPS_MODES:
             raise ValueError(f"ops must be one of {', '.join(OPS_MODES)}, got {ops!r}")
-        self.topology = topology()
+        self.topology = topology(keep_none)
         self.normalize = Normalize(mean, std)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
         self.layers = nn.ModuleList()

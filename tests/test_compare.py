@@ -130,6 +130,9 @@ def test_labels_and_genotype_files(tmp_path):
     assert parse_arch(f"mine={folder / 'genotype.json'}") == ("mine", ZOO["RACL"].to_dict())
     assert parse_arch("advrush") == ("ADVRUSH", "ADVRUSH") and parse_arch("ResNet-18")[1] == "resnet18"
     assert parse_arch("MobileNetV2") == ("MobileNetV2", "mobilenet_v2") and parse_arch("nasnet")[1] == "NASNET"
+    assert parse_arch("nb201-resnet") == ("NB201_RESNET", "NB201_RESNET")  # zoo names of every space
+    arch = "|nor_conv_3x3~0|+|none~0|nor_conv_3x3~1|+|skip_connect~0|none~1|skip_connect~2|"
+    assert parse_arch(f"resnet_cell={arch}") == ("resnet_cell", {"space": "nb201", "arch": arch})
 
 
 def test_resnet_width_matches_darts_size(data):

@@ -23,7 +23,8 @@ from racl.data import DataSplits
 from racl.errors import RaclError
 from racl.lifecycle import MAY_CHANGE_ON_RESUME, differences, jsonable
 from racl.models import count_parameters, hand_designed
-from racl.search_space import ZOO, resolve_genotype
+from racl.search_space import resolve_genotype
+from racl.search_space.resolve import from_zoo, zoo_key
 from racl.training import TrainConfig, config_from_dict
 from racl.training.modelspec import check_inputs, make_model_spec
 
@@ -96,11 +97,14 @@ def parse_arch(text: str) -> tuple[str, Any]:
         raise RaclError(f"empty architecture in {text!r}; give a zoo name, genotype file, resnet18 or LABEL=SPEC")
     if hand_designed(spec):
         return label or spec, hand_designed(spec)
-    if spec.upper().replace("-", "_") in ZOO:
-        return label or spec.upper().replace("-", "_"), spec.upper().replace("-", "_")
+    if from_zoo(spec) is not None:  # a zoo name of any space
+        return label or zoo_key(spec), zoo_key(spec)
     path = Path(spec)
     genotype = resolve_genotype(spec)  # RaclError for anything else
-    name = path.name if path.is_dir() else path.resolve().parent.name
+    if path.exists():
+        name = path.name if path.is_dir() else path.resolve().parent.name
+    else:  # a space's textual form (an NB201 architecture string): name it with LABEL= for a short label
+        name = spec
     return label or name, genotype.to_dict()
 
 

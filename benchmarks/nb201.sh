@@ -14,6 +14,7 @@
 #   reference  the zoo's NB201 cells: the best CIFAR-10 cell, the ResNet cell, all-conv3x3 and the
 #              all-skip cell DARTS collapses to (the control: it must come out clearly below the best)
 #   searches   racl, darts and random, search seeds 0 1 2 (quick preset, the NB201 supernet at C = 8, N = 1)
+#   nonone     racl and darts with supernet.keep_none=false (a discrete edge may not keep `none`), seeds 0 1 2
 #   searched   each finished search's cell trained with SEEDS
 #   table      benchmarks/nb201_table.py -> ROOT/PROTOCOL/nb201.md
 set -euo pipefail
@@ -21,7 +22,7 @@ ROOT=${ROOT:-runs/nb201}
 ZIP=${ZIP:-../shared/data/cifar10-train-jpg.zip}
 RACL=${RACL:-.venv/bin/racl}
 PY=${PY:-.venv/bin/python}
-STAGES=${STAGES:-reference searches searched table}
+STAGES=${STAGES:-reference searches nonone searched table}
 read -r -a SEEDS <<< "${SEEDS:-0 1 2}"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # the claim experiment's data: 500 images per class at 32x32, stratified, data seed 0: train 4,000 / val 500 / test 500
@@ -45,12 +46,13 @@ search_done() {  # search_done DIR: all its epochs are in metrics.jsonl
   [ -f "$1/metrics.jsonl" ] && [ "$(wc -l < "$1/metrics.jsonl")" -ge 4 ]
 }
 
-search() {  # search STRATEGY SEED (skipped while another worker holds it)
-  local out="$ROOT/search/$1-seed$2"
+search() {  # search STRATEGY SEED [NAME EXTRA...] (skipped while another worker holds it)
+  local strategy=$1 seed=$2 name=${3:-$1}; shift 2; [ $# -gt 0 ] && shift
+  local out="$ROOT/search/$name-seed$seed"
   search_done "$out" && return 0
   local flag=--overwrite; [ -f "$out/checkpoint.safetensors" ] && flag=--resume
-  flock -n "$out.lock" "$RACL" search "${SEARCH[@]}" --strategy "$1" --seed "$2" "${DATA[@]}" --out "$out" \
-    $flag >> "$ROOT/logs/search-$1-seed$2.log" 2>&1 || echo "search $1 seed $2: busy elsewhere or failed"
+  flock -n "$out.lock" "$RACL" search "${SEARCH[@]}" "$@" --strategy "$strategy" --seed "$seed" "${DATA[@]}" \
+    --out "$out" $flag >> "$ROOT/logs/search-$name-seed$seed.log" 2>&1 || echo "search $name seed $seed: busy or failed"
 }
 
 main() {  # a function: bash reads it whole, so editing this file does not disturb running workers
@@ -61,14 +63,20 @@ for stage in $STAGES; do
       compare compare-reference NB201_BEST_CIFAR10 NB201_RESNET NB201_ALL_CONV3X3 NB201_ALL_SKIP ;;
     searches)
       for s in 0 1 2; do search darts "$s"; search racl "$s"; search random "$s"; done ;;
+    nonone)
+      for s in 0 1 2; do
+        search racl "$s" racl-nonone --set supernet.keep_none=false
+        search darts "$s" darts-nonone --set supernet.keep_none=false
+      done ;;
     searched)
-      for dir in "$ROOT"/search/racl-seed*/ "$ROOT"/search/darts-seed*/ "$ROOT"/search/random-seed*/; do
+      for dir in "$ROOT"/search/{racl,darts,random,racl-nonone,darts-nonone}-seed*/; do
+        [ -d "$dir" ] || continue
         dir=${dir%/}; name=$(basename "$dir")
         search_done "$dir" && compare "compare-searched/$name" "$name=$dir"
       done ;;
     table)
       "$PY" benchmarks/nb201_table.py "$ROOT" "$PROTOCOL" > "$ROOT/$PROTOCOL/nb201.md" && cat "$ROOT/$PROTOCOL/nb201.md" ;;
-    *) echo "unknown stage $stage (known: reference searches searched table)"; exit 2 ;;
+    *) echo "unknown stage $stage (known: reference searches nonone searched table)"; exit 2 ;;
   esac
 done
 }

@@ -19,7 +19,7 @@ from claim_table import by_label, diff_table, mdd, mflops, pct, runs_of  # noqa:
 
 from racl.search_space.nb201 import NB201, Nb201Genotype  # noqa: E402
 
-STRATEGIES = ("racl", "darts", "random")
+STRATEGIES = ("racl", "darts", "random", "racl-nonone", "darts-nonone")  # -nonone: supernet.keep_none=false
 METRICS = {"clean": lambda r: r["clean_accuracy"], "PGD-20": lambda r: r["robust_accuracy"]["pgd20"],
            "CW": lambda r: r["robust_accuracy"]["cw"]}
 
@@ -75,12 +75,15 @@ def main(root: Path, protocol: str) -> None:
     if control:
         print("\n## Control (95% CI, points)\n")
         diff_table("difference", METRICS, control)
-    by_strategy = {s: [r for label, runs in searched.items() if label.startswith(f"{s}-") for r in runs]
-                   for s in STRATEGIES}
+    def strategy(label: str) -> str:
+        return label.rsplit("-seed", 1)[0]
+
+    by_strategy = {s: [r for label, runs in searched.items() if strategy(label) == s for r in runs] for s in STRATEGIES}
     # unit: the search (mean over its training seeds), so the interval is over search seeds
     means = {s: [{k: statistics.mean(get(r) for r in runs) for k, get in METRICS.items()}
-                 for label, runs in searched.items() if label.startswith(f"{s}-")] for s in STRATEGIES}
-    pairs = [(f"{a} - {b}", means[a], means[b]) for a, b in (("racl", "darts"), ("racl", "random"), ("darts", "random"))
+                 for label, runs in searched.items() if strategy(label) == s] for s in STRATEGIES}
+    pairs = [(f"{a} - {b}", means[a], means[b]) for a, b in (("racl", "darts"), ("racl", "random"), ("darts", "random"),
+                                                              ("racl-nonone", "darts-nonone"), ("racl-nonone", "random"))
              if means[a] and means[b]]
     if pairs:
         print("\n## Strategies (unit: a search, its cell's mean over training seeds; 95% CI, points)\n")

@@ -15,7 +15,8 @@ from racl import threads
 from racl.errors import RaclError
 
 # subcommand -> module under racl.cli; modules that do not exist yet are skipped.
-SUBCOMMANDS = ("zoo", "search", "train", "evaluate", "lipschitz", "report", "compare", "ablate", "bench", "demo")
+SUBCOMMANDS = ("zoo", "config", "search", "train", "evaluate", "lipschitz", "report", "compare", "ablate", "bench",
+               "demo")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -15,12 +15,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     zsub.required = True
     zsub.add_parser("list", help="print the zoo's names").set_defaults(func=_list)
     show = zsub.add_parser("show", help="print a genotype with its parameter count")
-    show.add_argument("name")
+    show.add_argument("name", help="zoo name (racl zoo list) or genotype JSON file")
     show.add_argument("--json", action="store_true", help="print JSON")
     show.set_defaults(func=_show)
     draw = zsub.add_parser("draw", help="write DOT and PNG pictures of both cells")
     draw.add_argument("name", help="zoo name or genotype JSON file")
-    draw.add_argument("--out", required=True)
+    draw.add_argument("--out", required=True, metavar="DIR", help="folder for normal.{dot,png} and reduction.{dot,png}")
     draw.set_defaults(func=_draw)
 
 

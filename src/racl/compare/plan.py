@@ -22,7 +22,7 @@ from racl.config import flat_dict
 from racl.data import DataSplits
 from racl.errors import RaclError
 from racl.lifecycle import MAY_CHANGE_ON_RESUME, differences, jsonable
-from racl.models import count_parameters
+from racl.models import HAND_DESIGNED, count_parameters
 from racl.search_space import ZOO, resolve_genotype
 from racl.training import TrainConfig, config_from_dict
 from racl.training.modelspec import check_inputs, make_model_spec
@@ -101,7 +101,7 @@ def parse_arch(text: str) -> tuple[str, Any]:
     if spec.upper().replace("-", "_") in ZOO:
         return label or spec.upper().replace("-", "_"), spec.upper().replace("-", "_")
     path = Path(spec)
-    genotype = resolve_genotype(spec)  # RaclError for anything else
+    genotype = resolve_genotype(spec, also=HAND_DESIGNED)  # RaclError for anything else
     name = path.name if path.is_dir() else path.resolve().parent.name
     return label or name, genotype.to_dict()
 

@@ -20,6 +20,16 @@ def list_models() -> list[str]:
     return list(ZOO) + list(HAND_DESIGNED)
 
 
+def resolve_model(name: str) -> str | Genotype:
+    """A model name as `build_model` takes it, checked now (before any data loads): resnet18 or
+    wrn34_10, a zoo name, or a genotype JSON file / search run folder (read and validated here).
+    Anything else is a RaclError listing the names and suggesting the closest."""
+    key = name.lower().replace("-", "_")
+    if key in (*HAND_DESIGNED, "wideresnet34_10"):
+        return key
+    return resolve_genotype(name, also=HAND_DESIGNED)
+
+
 def build_model(name_or_genotype: str | Genotype, num_classes: int = 10, channels: int = 36,
                 layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.0,
                 in_channels: int = 3, mean: Sequence[float] = (0.5, 0.5, 0.5),
@@ -62,4 +72,4 @@ def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
 
 
 __all__ = ["DartsNetwork", "HAND_DESIGNED", "ResNet18", "WideResNet", "build_model", "count_parameters",
-           "list_models"]
+           "list_models", "resolve_model"]

@@ -1,6 +1,9 @@
 """Published DARTS-space genotypes, transcribed from the papers (see docs: references)."""
 from __future__ import annotations
 
+import difflib
+from typing import Sequence
+
 from racl.errors import RaclError
 from racl.search_space.genotype import Genotype
 
@@ -71,8 +74,9 @@ def get_genotype(name: str) -> Genotype:
     return ZOO[key]
 
 
-def resolve_genotype(name_or_path: str) -> Genotype:
-    """A zoo name, or the path of a genotype JSON file (a bare genotype or a file wrapping one)."""
+def resolve_genotype(name_or_path: str, also: Sequence[str] = ()) -> Genotype:
+    """A zoo name, or the path of a genotype JSON file (a bare genotype or a file wrapping one).
+    `also`: other names the caller accepts (resnet18, ...), listed and suggested in the error."""
     from pathlib import Path
 
     if name_or_path.upper().replace("-", "_") in ZOO:
@@ -85,4 +89,13 @@ def resolve_genotype(name_or_path: str) -> Genotype:
         path = path / "genotype.json"
     if path.suffix == ".json" or path.exists():
         return Genotype.load(path)
-    raise RaclError(f"{name_or_path!r} is neither a zoo genotype ({', '.join(ZOO)}) nor a genotype JSON file")
+    known = [*ZOO, *also]
+    close = difflib.get_close_matches(_key(name_or_path), [_key(k) for k in known], n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(known[[_key(k) for k in known].index(c)] for c in close)}?)" if close else ""
+    what = "a zoo genotype" + (", a model name" if also else "")
+    raise RaclError(f"{name_or_path!r} is neither {what} nor a genotype JSON file{hint}; known: "
+                    f"{', '.join(known)} (racl zoo list)")
+
+
+def _key(name: str) -> str:
+    return name.upper().replace("-", "_").replace("_", "")

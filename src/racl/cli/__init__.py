@@ -23,7 +23,8 @@ class _Parser(argparse.ArgumentParser):
     """argparse with racl's one-line errors (`racl: error: ...`, exit 2); subparsers inherit the class."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"racl: error: {self.prog}: {_one_line(message)}; see '{self.prog} --help' for usage\n")
+        where = "" if self.prog == "racl" else f"{self.prog}: "  # never "racl: error: racl: ..."
+        self.exit(2, f"racl: error: {where}{_one_line(message)}; see '{self.prog} --help' for usage\n")
 
 
 def _one_line(text: str) -> str:
@@ -62,7 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings.formatwarning = _warning_line
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named with the subcommand whose help lists what it takes
+        command = " ".join(str(getattr(args, k)) for k in ("command", "zoo_command", "config_command")
+                           if getattr(args, k, None))
+        parser.exit(2, f"racl: error: racl {command}: unrecognized arguments: {_one_line(' '.join(extra))}; "
+                       f"see 'racl {command} --help' for usage\n")
     try:
         result = args.func(args)
     except RaclError as e:

@@ -101,7 +101,8 @@ class RunFolder:
             raise RaclError(f"--out {self.path} is a file, not a folder")
         existing = self.existing()
         if existing and not (resume or overwrite):
-            raise RaclError(f"{self.path} already holds a {self.kind} ({', '.join(existing)}); "
+            article = "an" if self.kind[:1] in "aeiou" else "a"
+            raise RaclError(f"{self.path} already holds {article} {self.kind} ({', '.join(existing)}); "
                             "pass --resume to continue it or --overwrite to replace it")
 
     def prepare(self, *, resume: bool, overwrite: bool, config: dict | None = None) -> bool:

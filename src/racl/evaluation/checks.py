@@ -117,7 +117,7 @@ def check_above_chance(clean: float, n: int, num_classes: int, z: float = 3.0) -
 def check_attacks_bite(result: dict[str, Any]) -> Check | None:
     """Some attack at some eps > 0 must flip some correctly classified image; if none does (robust =
     clean everywhere), the attacks are not working on this model. None when there is nothing to flip."""
-    runs = [(result["eps"], result["robust_accuracy"])]
+    runs = [(result["eps"], result["robust_accuracy"])] if "eps" in result else []
     sweep = result.get("eps_sweep")
     if sweep:
         runs += [(e, {k: v[i] for k, v in sweep["robust_accuracy"].items()}) for i, e in enumerate(sweep["eps"])]

@@ -123,7 +123,7 @@ def test_cpu_while_cuda_is_visible_warns_once(monkeypatch):
 
 
 def test_first_line_names_the_resolved_device(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # on a GPU machine too
     assert main(["search", "--preset", "tiny", "--no-draw", "--dataset", "synthetic", "--image-size", "8",
                  "--limit", "8", "--epochs", "1", "--set", "warmup_epochs=1", "--out", str(tmp_path / "s")]) == 0
     first = capsys.readouterr().out.splitlines()[0]

@@ -85,7 +85,9 @@ def read_entry(path: str | Path, key: str) -> Any:
             meta = f.metadata() or {}
         skeleton = json.loads(meta.get("skeleton", "null"))
     except Exception as e:  # noqa: BLE001 - damaged or not a safetensors file
-        raise RaclError(f"{path} is not a readable racl state file ({str(e).splitlines()[0] if str(e) else e})") from e
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RaclError(f"{path} is not a readable safetensors checkpoint ({first}); it may be truncated or not a "
+                        "racl file") from e
     for k, v in (skeleton or {}).get("__dict__", []):
         if k == key:
             return _join(v, {})

@@ -144,7 +144,6 @@ def test_eps_sweep_plot(tmp_path):
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> list:
     """Two tiny untrained DARTS-space networks saved with a synthetic-data spec in the sidecar."""
-    pytest.importorskip("racl.data")
     from racl.checkpoint import model_spec, save_model_checkpoint
     from racl.data import load_data
     from racl.models import build_model

@@ -23,13 +23,35 @@ def _perturbed(cov: str = "full", normalize: bool = False, seed: int = 0, sigma:
     return dist
 
 
+def _factor(log_sigma: torch.Tensor, off: torch.Tensor | None) -> torch.Tensor:
+    """The documented factor, built entry by entry (not by the code under test): diagonal exp(log_sigma),
+    strictly-lower entries row by row from `off` ((1, 0), (2, 0), (2, 1), ...)."""
+    n = log_sigma.shape[0]
+    factor = torch.zeros(n, n, dtype=log_sigma.dtype)
+    k = 0
+    for i in range(n):
+        factor[i, i] = math.exp(float(log_sigma[i]))
+        for j in range(i):
+            factor[i, j] = 0.0 if off is None else float(off[k])
+            k += 1
+    return factor
+
+
 def _blocks(dist: ArchDistribution, t: str) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(means, covariances LL^T) per edge (alpha) and per node (beta), from the parameters."""
-    ls = [b @ b.T for b in dist._blocks(t)]
-    mu_a, mu_b = getattr(dist, f"{t}_alpha_mu"), getattr(dist, f"{t}_beta_mu")
-    sizes = dist.node_sizes
-    means = list(mu_a.unbind(0)) + list(mu_b.split(sizes))
-    return means, ls
+    """(means, covariances L L^T) per edge (alpha) and per node (beta), from the parameters alone
+    (the _perturbed values lie inside the clamping ranges, so no clamp applies)."""
+    p = {k: v.detach() for k, v in dist.named_parameters()}
+    a_off, b_off = p.get(f"{t}_alpha_offdiag"), p.get(f"{t}_beta_offdiag")
+    factors = [_factor(p[f"{t}_alpha_log_sigma"][e], None if a_off is None else a_off[e])
+               for e in range(p[f"{t}_alpha_mu"].shape[0])]
+    start = ostart = 0
+    for n in dist.node_sizes:
+        k = n * (n - 1) // 2
+        factors.append(_factor(p[f"{t}_beta_log_sigma"][start:start + n],
+                               None if b_off is None else b_off[ostart:ostart + k]))
+        start, ostart = start + n, ostart + k
+    means = list(p[f"{t}_alpha_mu"].unbind(0)) + list(p[f"{t}_beta_mu"].split(dist.node_sizes))
+    return means, [f @ f.T for f in factors]
 
 
 @pytest.mark.parametrize("cov", ["full", "diag"])
@@ -42,11 +64,14 @@ def test_log_sample_moments_match_parameters(cov: str) -> None:
         for t in ("normal", "reduce"):
             alpha, beta = getattr(logs, f"{t}_alpha"), getattr(logs, f"{t}_beta")
             samples = list(alpha.unbind(1)) + list(beta.split(dist.node_sizes, dim=1))
-            for x, (mean, cov_true) in zip(samples, zip(*_blocks(dist, t))):
+            for x, (mean, cov_true) in zip(samples, zip(*_blocks(dist, t), strict=True), strict=True):
                 torch.testing.assert_close(x.mean(0), mean, atol=0.025, rtol=0)
                 torch.testing.assert_close(torch.cov(x.T), cov_true, atol=0.025, rtol=0)
                 if cov == "diag":
                     assert (cov_true - torch.diag(cov_true.diagonal())).abs().max() == 0
+            # the code's own factors are the documented ones (the moments above could not tell if both were off)
+            for ours, ref in zip(dist._blocks(t), _blocks(dist, t)[1], strict=True):
+                torch.testing.assert_close(ours @ ours.T, ref)
 
 
 def test_initial_means() -> None:
@@ -55,7 +80,7 @@ def test_initial_means() -> None:
     dist = ArchDistribution(init_sigma=0.1)
     logs = dist.sample_log(N, torch.Generator().manual_seed(2))
     with torch.no_grad():
-        for key, x in zip(KEYS, logs):
+        for key, x in zip(KEYS, logs, strict=True):
             target = 1 / 8 if key.endswith("alpha") else 1.0
             assert abs(x.exp().mean().item() / target - 1) < 3e-3, key
             assert abs(x.std(0).mean().item() - 0.1) < 3e-3, key
@@ -83,7 +108,7 @@ def test_parameters_and_state_dict_round_trip() -> None:
     clone.load_state_dict(dist.state_dict())
     a = dist.sample(torch.Generator().manual_seed(5))
     b = clone.sample(torch.Generator().manual_seed(5))
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         assert torch.equal(x, y)
     c = dist.sample(torch.Generator().manual_seed(6))
     assert not torch.equal(a.normal_alpha, c.normal_alpha)  # a fresh sample each call
@@ -196,7 +221,7 @@ def test_fw_drops_minus_infinity_terms() -> None:
     with_inf = LogGaussian(torch.cat([x.m, torch.tensor([-math.inf], dtype=torch.float64)]),
                            torch.cat([x.b, torch.ones(1, 3, dtype=torch.float64)]),
                            torch.cat([x.r2, torch.ones(1, dtype=torch.float64)]))
-    for a, b in zip(fw_logsumexp(x), fw_logsumexp(with_inf)):
+    for a, b in zip(fw_logsumexp(x), fw_logsumexp(with_inf), strict=True):
         torch.testing.assert_close(a, b)
 
 

@@ -276,7 +276,7 @@ def test_every_registered_strategy_samples_steps_discretises_and_round_trips(nam
         saved = load_state(f"{tmp}/s.safetensors")["s"]
     fresh = build_strategy(config, net, SHAPE, evaluator)
     fresh.load_state_dict(saved)
-    for a, b in zip(strategy.synced_tensors(), fresh.synced_tensors()):
+    for a, b in zip(strategy.synced_tensors(), fresh.synced_tensors(), strict=True):
         assert torch.equal(a, b)
     if strategy.optimizer is not None:
         assert str(fresh.optimizer.state_dict()) == str(strategy.optimizer.state_dict())

@@ -308,7 +308,7 @@ CASES = [
     Case("search_zero_batch_size", lambda t, c: [*SEARCH, "--set", "batch_size=0", "--out", out(t)],
          r"batch_size must be >= 2 \(BatchNorm\), got 0"),
     Case("evaluate_zero_batch_size", lambda t, c: [*evaluate(c, "--batch-size", "0"), "--out", out(t)],
-         r"--batch-size and --n-images must be positive"),
+         r"--batch-size must be a positive integer, got 0"),
     Case("not_a_number_flag", lambda t, c: [*TRAIN, *SYNTH, "--epochs", "ten", "--out", out(t)],
          r"racl train: argument --epochs: invalid int value: 'ten'; see 'racl train --help'"),
     Case("unknown_choice_flag", lambda t, c: [*TRAIN, *SYNTH, "--adv", "pgd-l2", "--out", out(t)],

@@ -290,7 +290,7 @@ def test_spec_roundtrip_and_cli(tmp_path):
     args = parser.parse_args("--dataset synthetic --image-size 8 --limit 5 --data-seed 1".split())
     d = data_from_args(args)
     assert (len(d.train) + len(d.val) + len(d.test), d.image_size) == (50, 8)
-    assert parser.parse_args([]).dataset == "digits"
+    assert parser.parse_args([]).dataset is None and data_from_args(parser.parse_args([])).name == "digits"
 
 
 # ---------------------------------------------------------------- augmentation and batches

@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_run_arguments(p, "results", resume_help="continue an interrupted evaluation in --out: its finished attack "
                                                 "batches are kept (same checkpoint, images and settings)")
     p.add_argument("--n-images", type=int, default=None,
-                   help="evaluate a seeded random subset of N images (default: the whole split)")
+                   help="evaluate a seeded random subset of N images; 0 = the whole split (the default)")
     p.add_argument("--batch-size", type=int, default=128, help="images per attacked batch (default 128)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="split to attack (default test)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image subset and the attacks (default 0)")
@@ -68,8 +68,11 @@ def data_override(args: argparse.Namespace):
 
 
 def _check_sizes(args: argparse.Namespace) -> None:
-    if args.batch_size < 1 or (args.n_images is not None and args.n_images < 1):
-        raise RaclError("--batch-size and --n-images must be positive integers")
+    if args.batch_size < 1:
+        raise RaclError(f"--batch-size must be a positive integer, got {args.batch_size}")
+    if args.n_images is not None and args.n_images < 0:
+        raise RaclError(f"--n-images must be >= 0 (0 = the whole split), got {args.n_images}")
+    args.n_images = args.n_images or None  # 0 = all, as in racl compare and racl ablate
 
 
 def run(args: argparse.Namespace) -> int:

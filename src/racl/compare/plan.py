@@ -138,9 +138,9 @@ def _check_args(archs: Sequence[str], seeds: Sequence[int], eval_limit: int | No
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise RaclError(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
     if eval_limit is not None and eval_limit < 0:
-        raise RaclError(f"--eval-limit must be >= 0 (0 = the whole test split), got {eval_limit}")
+        raise RaclError(f"--n-images must be >= 0 (0 = the whole test split), got {eval_limit}")
     if checkpoint not in CHECKPOINTS:
-        raise RaclError(f"--checkpoint must be best or last, got {checkpoint!r}")
+        raise RaclError(f"--weights must be best or last, got {checkpoint!r}")
 
 
 def _resnet_width(parsed: list[tuple[str, Any]], width: int | None, config: TrainConfig,

@@ -3,7 +3,6 @@
     add_device_argument / resolve_device   --device auto|cpu|cuda|cuda:N (auto: cuda when visible)
     add_run_arguments                      --out DIR, --resume, --overwrite (racl.lifecycle's rule)
     deprecated                             an old flag spelling kept as a hidden alias with a one-line note
-    given                                  which options of a parser were given on the command line
 
 The grammar itself (one name per setting) is written down in README's "Command line" section and
 checked by tests/test_cli_grammar.py, which walks every subcommand's parser.
@@ -81,7 +80,3 @@ def deprecated(parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: s
     parser.add_argument(old, dest=dest, action=_Deprecated, new=new, default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS, **kw)
 
-
-def given(parser: argparse.ArgumentParser, args: argparse.Namespace, dests: Sequence[str]) -> list[str]:
-    """The dests among `dests` whose value differs from the parser's default (given on the command line)."""
-    return [d for d in dests if getattr(args, d, None) != parser.get_default(d)]

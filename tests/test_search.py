@@ -195,6 +195,9 @@ def test_end_summary_says_whether_the_constraint_holds():
     line = constraint_status(violated, racl)
     assert line.startswith("constraint violated: Pr(L_F <= L_bar) 0.000 against eta 0.9 (the eta-quantile of ln L_F "
                            "lies 0.76 above ln L_bar)") and "--epochs" in line and "arch_lr" in line
+    quick = get_preset("quick")  # already at arch_lr 0.01: the advice says to go above it
+    assert constraint_status(violated, quick).endswith("raise the architecture learning rate above its 0.01 "
+                                                       "(--set arch_lr=...)")
     assert constraint_status({**violated, "constraint_g": -0.1, "prob_within_bound": 0.95}, racl).startswith(
         "constraint met: Pr(L_F <= L_bar) 0.950")
     unreachable = {**violated, "constraint_regime": "unreachable", "ln_l_min": 3.0, "ln_lbar": 2.0}

@@ -13,8 +13,16 @@ from racl.search.config import SearchConfig
 from racl.search_space.genotype import Genotype
 from racl.training.config import NetworkConfig
 
-ADVICE = ("search longer (--epochs) or raise the architecture learning rate (--set arch_lr=0.01, the quick "
-          "preset's; the paper's 6e-4 is meant for ~10k architecture steps)")
+QUICK_ARCH_LR = 0.01  # the quick preset's architecture learning rate (search.config.PRESETS)
+
+
+def advice(config: SearchConfig) -> str:
+    """What to change when the constraint is not met: a longer search or a larger architecture step."""
+    lr = config.optim.arch_lr
+    if lr < QUICK_ARCH_LR:
+        return (f"search longer (--epochs) or raise the architecture learning rate (--set arch_lr={QUICK_ARCH_LR:g}, "
+                f"the quick preset's; the paper's {lr:g} is meant for ~10k architecture steps)")
+    return f"search longer (--epochs) or raise the architecture learning rate above its {lr:g} (--set arch_lr=...)"
 
 
 def constraint_status(record: dict[str, Any], config: SearchConfig) -> str:
@@ -30,7 +38,7 @@ def constraint_status(record: dict[str, Any], config: SearchConfig) -> str:
                 f"{record['ln_l_min']:.2f}) exceeds ln L_bar {record['ln_lbar']:.2f}; raise constraint.lbar (k)")
     if g <= 0:
         return f"constraint met: {where}"
-    return (f"constraint violated: {where} (the eta-quantile of ln L_F lies {g:.2f} above ln L_bar); {ADVICE}")
+    return (f"constraint violated: {where} (the eta-quantile of ln L_F lies {g:.2f} above ln L_bar); {advice(config)}")
 
 
 def genotype_parameters(genotype: Genotype, num_classes: int, in_channels: int) -> int:

@@ -247,3 +247,14 @@ def test_interrupted_evaluation_resumes_with_finished_batches(checkpoints, tmp_p
     again = evaluate_checkpoint(checkpoints[0], ["fgsm", "pgd2"], 8 / 255, tmp_path / "cut", resume=True,
                                 seed=1, **kw)
     assert again["batches_reused"] == 0 and calls["n"] == -100 + 10
+
+
+def test_eps_zero_is_clean_accuracy_without_running_attacks(setup, monkeypatch):
+    import racl.evaluation.evaluate as ev
+
+    model, images, labels = setup
+    called = []
+    monkeypatch.setattr(ev, "run_attack", lambda *a, **k: called.append(a) or None)
+    res = evaluate_robustness(model, images[:32], labels[:32], ["fgsm", "pgd5"], 0.0, batch_size=16)
+    assert not called and res["robust_accuracy"] == {"fgsm": res["clean_accuracy"], "pgd5": res["clean_accuracy"]}
+    assert res["attacks"]["pgd5"]["steps"] == 5 and res["seconds"] == {"fgsm": 0.0, "pgd5": 0.0}

@@ -153,8 +153,14 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
     worst = clean.clone()
     robust, seconds, warnings, settings = {}, {}, {}, {}
     for name in attacks:
-        correct, secs, attack_warnings, settings[name] = run_attack(name, model, images, labels, eps, batch_size,
-                                                                    device, seed, attack_kw, ids, store)
+        if eps == 0:  # the ball is x itself: every attack returns x, so it is not run (AutoAttack would
+            # attack every correct image in full for nothing); robust = clean by definition
+            correct, secs, attack_warnings = clean.clone(), 0.0, []
+            settings[name] = describe(build_attack(name, model, eps, **(attack_kw or {}).get(name, {})))
+        else:
+            correct, secs, attack_warnings, settings[name] = run_attack(name, model, images, labels, eps,
+                                                                        batch_size, device, seed, attack_kw, ids,
+                                                                        store)
         correct &= clean
         worst &= correct
         robust[name], seconds[name] = _fraction(correct, n, rt), round(secs, 3)

@@ -46,7 +46,7 @@ case $PROTOCOL in
   pilot) BUDGET=("${COMMON[@]}" --adv fgsm_rs --val-images 0); CKPT=last ;;
   *) echo "unknown PROTOCOL $PROTOCOL (known: pgd2 es pilot)"; exit 2 ;;
 esac
-EVAL=(--checkpoint "$CKPT" --attacks pgd20,cw --eval-limit 0 --eval-seed 0)
+EVAL=(--weights "$CKPT" --attacks pgd20,cw --n-images 0 --eval-seed 0)
 read -r -a SEEDS <<< "${SEEDS:-0 1 2}"  # training seeds (SEEDS="0" trains seed 0 of everything first)
 SEARCH=(--preset quick)  # supernet C = 8, 5 cells, 4 epochs (1 warm-up), batch 32
 RESNET_WIDTH=${RESNET_WIDTH:-4}  # 44,622 params: closest to the published cells' mean (55,816) at C = 8, 5 cells
@@ -74,7 +74,7 @@ search() {  # search STRATEGY SEED (skipped while another worker holds it)
 ablate() {  # ablate VARIANT...: racl ablate on search seed 0 with the training protocol
   mkdir -p "$ROOT/$PROTOCOL/ablation"
   "$RACL" ablate --variants "$@" --search-preset quick --search-seeds 0 --seeds "${SEEDS[@]}" "${DATA[@]}" \
-    "${BUDGET[@]}" --attacks pgd20,cw --eval-limit 0 --out "$ROOT/$PROTOCOL/ablation" \
+    "${BUDGET[@]}" --attacks pgd20,cw --n-images 0 --out "$ROOT/$PROTOCOL/ablation" \
     >> "$ROOT/logs/ablation.$$.log" 2>&1 || echo "ablation $*: failed runs or busy elsewhere (see the log)"
 }
 

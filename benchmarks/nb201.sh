@@ -31,7 +31,7 @@ PROTOCOL=pgd2
 # docs/claim.md's pgd2 protocol; the NB201 network at C = 8 and one cell per stage (3 cells, 2 residual blocks)
 BUDGET=(--epochs 10 --channels 8 --layers 1 --batch-size 64 --lr 0.05 --eps 8/255 --drop-path 0 --adv pgd --steps 2
         --alpha 4/255 --attack-mode eval --val-images 0)
-EVAL=(--checkpoint last --attacks pgd20,cw --eval-limit 0 --eval-seed 0)
+EVAL=(--weights last --attacks pgd20,cw --n-images 0 --eval-seed 0)
 SEARCH=(--preset quick --set space=nb201 --set supernet.channels=8 --set supernet.layers=1)
 mkdir -p "$ROOT/search" "$ROOT/logs" "$ROOT/$PROTOCOL"
 

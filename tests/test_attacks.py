@@ -127,7 +127,7 @@ def test_state_restored_on_exception(setup):
 
 def test_pgd_matches_torchattacks(setup):
     """Same eps/alpha/steps/random start, different seeds: robust accuracy within 1.5 points on 500 images."""
-    torchattacks = pytest.importorskip("torchattacks")
+    import torchattacks  # a pinned test dependency (make install): missing = a broken install, a failure
     model, images, labels = setup
     clean = accuracy(model, images, labels)
     torch.manual_seed(1)
@@ -195,7 +195,7 @@ def test_build_attack_names():
     assert build_attack("pgd20", model, 8 / 255).alpha == pytest.approx(2 / 255)  # method.md's 2/255 at 8/255
     assert build_attack("pgdl2_5", model, 0.5).alpha == pytest.approx(0.5 / 4) and CW(model, EPS).alpha == EPS / 4
     assert build_attack("pgdl2_5", model, 0.5).norm == "l2"
-    assert build_attack("cw", model, EPS).steps == 30 and build_attack("cw50", model, EPS).steps == 50
+    assert build_attack("cw", model, EPS).steps == 30 and build_attack("cwinf50", model, EPS).steps == 50
     assert build_attack("mifgsm", model, EPS, steps=4).alpha == pytest.approx(EPS / 4)
     assert isinstance(build_attack("autoattack", model, EPS), AutoAttack)
     with pytest.raises(RaclError, match="known: .*pgd<N>"):
@@ -205,6 +205,36 @@ def test_build_attack_names():
     assert parse_attack_list("fgsm, pgd20,cw") == ["fgsm", "pgd20", "cw"]
     with pytest.raises(RaclError):
         parse_attack_list("fgsm,bogus")
+
+
+@pytest.mark.parametrize("name, norm, steps", [("fgsm", "L-inf", 1), ("pgd", "L-inf", 10), ("PGD-20", "L-inf", 20),
+                                               ("pgdl2_20", "L2", 20), ("pgd_l2_7", "L2", 7), ("mifgsm", "L-inf", 10),
+                                               ("cw", "L-inf", 30), ("cwinf5", "L-inf", 5), ("apgd-ce", "L-inf", 100)])
+def test_each_name_parses_to_one_attack_that_says_what_it_runs(name, norm, steps):
+    from racl.attacks.registry import GRAMMAR, _key, describe
+
+    model = tiny_cnn()
+    assert sum(bool(f.match(_key(name))) for f in GRAMMAR) == 1  # closed: exactly one form
+    d = describe(build_attack(name, model, 0.25))
+    assert (d["norm"], d["steps"], d["eps"]) == (norm, steps, 0.25)
+    if d["attack"] != "AutoAttack":
+        assert d["step_size"] == pytest.approx(0.25 if name == "fgsm" else 0.025 if name == "mifgsm" else 0.25 / 4)
+
+
+@pytest.mark.parametrize("name, suggestion", [("cw2", "cwinf2"), ("pgdx", "pgd"), ("pgd-l2", "pgdl2_2"),
+                                              ("autoatack", "autoattack"), ("cwl2", "cw")])
+def test_names_outside_the_grammar_are_refused_with_the_closest(name, suggestion):
+    with pytest.raises(RaclError, match=rf"unknown attack .*did you mean [^)]*\b{suggestion}\b.*known: fgsm, pgd, "):
+        parse_attack_list(name)
+
+
+def test_the_grammar_is_what_help_lists():
+    from racl.attacks.registry import GRAMMAR, grammar_help
+    from racl.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    text = " ".join(sub.choices["evaluate"].format_help().split())
+    assert all(f"{f.form}: {f.meaning}" in text for f in GRAMMAR) and grammar_help() in text
 
 
 def test_bad_inputs_are_errors():

@@ -224,7 +224,21 @@ CASES = [
         *TRAIN, *SYNTH, "--genotype", str(genotype_file(t, edit_genotype("reduce", 1, ["skip_connect", 5]))),
         "--out", out(t)], r"reduce edge 1: input node 5 is invalid for node 2 \(must be 0\.\.1\)"),
     Case("genotype_unknown_name", lambda t, c: [*TRAIN[:1], "--genotype", "DARTS_V9", *TRAIN[3:], *SYNTH,
-                                                "--out", out(t)], r"DARTS_V9"),
+                                                "--out", out(t)], r"'DARTS_V9' .*\(did you mean DARTS_V2 or DARTS_V1"),
+    # the model name is checked before the data: the data dir here does not exist
+    Case("model_name_before_data", lambda t, c: [*TRAIN[:1], "--genotype", "resnet-18", *TRAIN[3:], "--dataset",
+                                                 "imagefolder", "--data-dir", str(t / "nope"), "--out", out(t)],
+         r"'resnet-18' is neither a zoo genotype, a model name nor a genotype JSON file \(did you mean resnet18\?\)"),
+    Case("genotype_file_before_data", lambda t, c: [
+        *TRAIN[:1], "--genotype", str(genotype_file(t, text="[")), *TRAIN[3:], "--dataset", "imagefolder",
+        "--data-dir", str(t / "nope"), "--out", out(t)], r"genotype file .* is not valid JSON"),
+    Case("compare_name_before_data", lambda t, c: [
+        "compare", "--genotypes", "RACL", "DARTS-V3", "--epochs", "1", "--dataset", "imagefolder", "--data-dir",
+        str(t / "nope"), "--out", out(t)], r"'DARTS-V3' is neither .*\(did you mean DARTS_V2"),
+    Case("genotype_too_few_edges", lambda t, c: [
+        *TRAIN, *SYNTH, "--genotype", str(genotype_file(t, lambda d: d.update(normal=d["normal"][:6]))),
+        "--out", out(t)], r"genotype normal cell has 6 edges \(3 intermediate nodes\) but normal_concat .* names "
+                          r"node 5"),
     # checkpoints
     Case("checkpoint_missing", lambda t, c: [*evaluate(t / "none.safetensors"), "--out", out(t)],
          r"checkpoint sidecar not found"),
@@ -236,7 +250,35 @@ CASES = [
          r"does not match the architecture in its sidecar: size mismatch"),
     Case("checkpoint_vs_data_classes", lambda t, c: [*evaluate(c, "--dataset", "synthetic", "--image-size", "8"),
                                                      "--out", out(t)],
-         r"the model predicts 4 classes but the data has 10"),
+         r"does not match what the model was trained on: classes 10 \(data\) vs 4 \(the checkpoint\)"),
+    Case("checkpoint_vs_data_channels", lambda t, c: [*evaluate(c, "--dataset", "digits", "--image-size", "8"),
+                                                      "--out", out(t)],
+         r"classes 10 \(data\) vs 4 \(the checkpoint\); channels 1 \(data\) vs 3 \(the checkpoint\)"),
+    Case("checkpoint_vs_data_image_size", lambda t, c: [*evaluate(c, "--image-size", "16"), "--out", out(t)],
+         r"image size 16 \(data\) vs 8 \(the checkpoint\)"),  # --image-size alone replaces the sidecar's size
+    Case("checkpoint_vs_data_class_names", lambda t, c: [*evaluate(copy_checkpoint(c, t, sidecar=other_names)),
+                                                         "--out", out(t)],
+         r"class names .* \(data\) vs w,x,y,z \(the checkpoint\)"),
+    Case("evaluate_test_dir_on_other_data", lambda t, c: [*evaluate(c, "--test-dir", str(t)), "--out", out(t)],
+         r"--test-dir applies to --dataset imagefolder only, and this data is synthetic"),
+    Case("search_checkpoint_as_model", lambda t, c: [*evaluate(_search_state(t)), "--out", out(t)],
+         r"checkpoint\.safetensors is a search checkpoint .*not a trained model; train its genotype first: "
+         r"racl train --genotype .*genotype\.json"),
+    Case("train_state_as_model", lambda t, c: [*evaluate(_train_state(t)), "--out", out(t)],
+         r"state\.safetensors is a training run's resume state, not a model checkpoint; pass .*best\.safetensors"),
+    Case("run_folder_as_checkpoint", lambda t, c: [*evaluate(_run_folder(t, c)), "--out", out(t)],
+         r"run is a training run folder; pass .*run/best\.safetensors"),
+    Case("search_folder_as_checkpoint", lambda t, c: [*evaluate(_search_state(t).parent), "--out", out(t)],
+         r"is a search run folder, not a trained model; train its genotype first"),
+    Case("device_unavailable", lambda t, c: [*evaluate(c, "--device", "cuda:99"), "--out", out(t)],
+         r"--device cuda:99: torch (.* sees no CUDA GPU here; use --device cpu|sees \d+ CUDA GPU)"),
+    Case("evaluate_out_holds_results", lambda t, c: [*evaluate(c), "--out", out(t)],
+         r"OUT already holds an evaluation \(results\.json\); pass --resume .* or --overwrite",
+         existing={"results.json": "{}"}),
+    Case("report_run_folder_missing", lambda t, c: ["report", str(t / "nope"), "--out", out(t)],
+         r"run folder not found: .*nope; pass search, training or evaluation run folders"),
+    Case("report_folder_holds_no_run", lambda t, c: ["report", str(_mkdir(t / "empty") / "empty"), "--out", out(t)],
+         r"empty holds no racl run \(no genotype.json"),
     Case("truncated_safetensors", lambda t, c: [*evaluate(copy_checkpoint(c, t, weights=lambda b: b[: len(b) // 2])),
                                                 "--out", out(t)],
          r"not a readable safetensors checkpoint .*truncated"),
@@ -254,7 +296,10 @@ CASES = [
     Case("eps_search_divides_by_zero", lambda t, c: [*SEARCH, "--set", "attack.eps=8/0", "--out", out(t)],
          r"attack.eps must be a number, got '8/0'"),
     Case("unknown_attack", lambda t, c: [*evaluate(c, "--attacks", "fgsm,pgdx"), "--out", out(t)],
-         r"unknown attack 'pgdx'; known: fgsm"),
+         r"unknown attack 'pgdx' \(did you mean pgd or .*\); known: fgsm, pgd, pgd<N>"),
+    Case("attack_cw2_means_cw_l2", lambda t, c: [*evaluate(c, "--attacks", "cw2"), "--out", out(t)],
+         r"unknown attack 'cw2' \(did you mean cw or cwinf2\?\); racl's CW is CW-inf .* L2 attack of Carlini & "
+         r"Wagner is not provided"),
     Case("train_zero_epochs", lambda t, c: [*TRAIN, *SYNTH, "--epochs", "0", "--out", out(t)],
          r"epochs must be >= 1, got 0"),
     Case("search_zero_epochs", lambda t, c: [*SEARCH, "--epochs", "0", "--out", out(t)], r"need epochs >= 1"),
@@ -263,17 +308,21 @@ CASES = [
     Case("search_zero_batch_size", lambda t, c: [*SEARCH, "--set", "batch_size=0", "--out", out(t)],
          r"batch_size must be >= 2 \(BatchNorm\), got 0"),
     Case("evaluate_zero_batch_size", lambda t, c: [*evaluate(c, "--batch-size", "0"), "--out", out(t)],
-         r"--batch-size and --n-images must be positive"),
+         r"--batch-size must be a positive integer, got 0"),
     Case("not_a_number_flag", lambda t, c: [*TRAIN, *SYNTH, "--epochs", "ten", "--out", out(t)],
          r"racl train: argument --epochs: invalid int value: 'ten'; see 'racl train --help'"),
     Case("unknown_choice_flag", lambda t, c: [*TRAIN, *SYNTH, "--adv", "pgd-l2", "--out", out(t)],
          r"argument --adv: invalid choice: 'pgd-l2'"),
     # configs
     Case("search_unknown_config_key", lambda t, c: [*SEARCH, "--set", "bogus=1", "--out", out(t)],
-         r"unknown search config key 'bogus'"),
+         r"unknown search config key 'bogus'; racl config show search lists every key"),
+    Case("search_config_key_misspelt", lambda t, c: [*SEARCH, "--set", "etaa=0.8", "--out", out(t)],
+         r"unknown search config key 'etaa' \(etaa: did you mean eta\?\); racl config show search lists every key"),
     Case("train_unknown_config_key", lambda t, c: [*TRAIN, *SYNTH, "--config", str(_write(t / "c.yaml", b"epoch: 1\n")),
                                                    "--out", out(t)],
-         r"unknown training config key\(s\): epoch; known:"),
+         r"unknown training config key 'epoch' \(epoch: did you mean epochs\?\); racl config show train"),
+    Case("unknown_flag", lambda t, c: [*TRAIN, *SYNTH, "--epoch", "1", "--bogus", "--out", out(t)],
+         r"^racl: error: racl train: unrecognized arguments: --bogus; see 'racl train --help'"),
     Case("config_not_yaml", lambda t, c: [*TRAIN, *SYNTH, "--config", str(_write(t / "c.yaml", b"a: [1, 2\nb: }")),
                                           "--out", out(t)], r"training config .*c\.yaml is not valid YAML"),
     Case("config_wrong_type", lambda t, c: [*SEARCH, "--set", "supernet.channels=many", "--out", out(t)],
@@ -290,9 +339,9 @@ CASES = [
          existing={"metrics.jsonl": "{}\n"}),
     Case("resume_and_overwrite", lambda t, c: [*TRAIN, *SYNTH, "--out", out(t), "--resume", "--overwrite"],
          r"either --resume .* or --overwrite .*not both", existing={"state.safetensors": "x"}),
-    Case("resume_nothing_saved", lambda t, c: ["train", "--resume", out(t)],
+    Case("resume_nothing_saved", lambda t, c: ["train", "--out", out(t), "--resume"],
          r"nothing to resume in .*OUT \(no state.safetensors: no epoch finished\)", existing={}),
-    Case("resume_damaged_state", lambda t, c: ["train", "--resume", out(t)],
+    Case("resume_damaged_state", lambda t, c: ["train", "--out", out(t), "--resume"],
          r"state.safetensors is not a readable safetensors checkpoint", existing={"state.safetensors": "garbage"}),
     # numerical failures: the run stops at the first non-finite value; config.yaml (and any earlier checkpoint) stay
     Case("nan_in_search", lambda t, c: [*SEARCH, "--strategy", "darts", "--set", "w_lr=1e30", "--set", "w_lr_min=0",
@@ -305,6 +354,36 @@ CASES = [
          r"training diverged: .* at epoch 1, step \d+; the run stopped \(no checkpoint was written yet\); lower --lr",
          leaves=("config.yaml",)),
 ]
+
+
+def other_names(meta: dict) -> None:
+    meta["data_info"] = {"channels": 3, "image_size": 8, "num_classes": 4, "class_names": ["w", "x", "y", "z"]}
+
+
+def _search_state(tmp: Path) -> Path:
+    """A search run folder: genotype.json and a (small) search checkpoint in racl.state's format."""
+    from racl.state import save_state
+
+    run = tmp / "search"
+    run.mkdir()
+    (run / "genotype.json").write_text(genotype_file(tmp).read_text())
+    return save_state(run / "checkpoint.safetensors", {"format": "racl-search-v2", "epoch": 1,
+                                                        "supernet": {"w": torch.zeros(2)}})
+
+
+def _train_state(tmp: Path) -> Path:
+    from racl.state import save_state
+
+    (tmp / "run").mkdir()
+    return save_state(tmp / "run" / "state.safetensors", {"version": 1, "data_generator": torch.zeros(3)})
+
+
+def _run_folder(tmp: Path, ckpt: Path) -> Path:
+    run = tmp / "run"
+    run.mkdir()
+    for suffix in (".safetensors", ".json"):
+        (run / f"best{suffix}").write_bytes(ckpt.with_suffix(suffix).read_bytes())
+    return run
 
 
 def _write(path: Path, data: bytes) -> Path:

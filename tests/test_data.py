@@ -143,7 +143,7 @@ def test_jpeg_batch_path_gray_majority_and_broken_jpeg(tmp_path):
     good = [i for i, f in enumerate(files) if f.name != "cut.jpg"]
     fast = decode_mod.decode_many([datas[i] for i in good], [names[i] for i in good], batched=True)
     slow = decode_mod.decode_many([datas[i] for i in good], [names[i] for i in good], batched=False)
-    assert all(torch.equal(a, b) for a, b in zip(fast, slow))
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow, strict=True))
     with pytest.raises(RaclError, match="cut.jpg"):
         decode_mod.decode_many(datas, names, batched=True)
 
@@ -290,7 +290,7 @@ def test_spec_roundtrip_and_cli(tmp_path):
     args = parser.parse_args("--dataset synthetic --image-size 8 --limit 5 --data-seed 1".split())
     d = data_from_args(args)
     assert (len(d.train) + len(d.val) + len(d.test), d.image_size) == (50, 8)
-    assert parser.parse_args([]).dataset == "digits"
+    assert parser.parse_args([]).dataset is None and data_from_args(parser.parse_args([])).name == "digits"
 
 
 # ---------------------------------------------------------------- augmentation and batches
@@ -347,7 +347,7 @@ def test_iterate_batches_covers_once_and_resumes():
     aug = AugmentConfig(crop_padding=1)
     tail = list(iterate_batches(ds, 7, shuffle=True, generator=g2, augment=aug, start_batch=5))
     assert len(tail) == len(batches) - 5
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches[5:], tail))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(batches[5:], tail, strict=True))
     assert torch.equal(g.get_state(), g2.get_state())
     dropped = list(iterate_batches(ds, 7, shuffle=False, generator=None, drop_last=True))
     assert all(len(y) == 7 for _, y in dropped) and dropped[0][1].tolist() == list(range(7))

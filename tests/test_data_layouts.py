@@ -221,7 +221,7 @@ def test_tinyimagenet_official_splits(tmp_path, as_zip):
     assert [by_id[i] for i in test_ids] == s.test.labels.tolist()
     train_ids = ids(torch.cat([s.train.images, s.val.images]).float() / 255)
     labels = torch.cat([s.train.labels, s.val.labels]).tolist()
-    assert all(sorted(WNIDS).index(WNIDS[i // 10]) == y for i, y in zip(train_ids, labels))
+    assert all(sorted(WNIDS).index(WNIDS[i // 10]) == y for i, y in zip(train_ids, labels, strict=True))
 
 
 def _edit(entries: dict, path: str, data: bytes | None) -> dict:
@@ -307,21 +307,22 @@ def test_streaming_batches_reproducible_for_any_workers_and_resumable(tmp_path):
     assert len(base) == len(st.train) // 4 and base[0][0].shape == (4, 3, 12, 12)
     two = StreamingDataset(st.train.folder, st.train.keys, st.train.labels, 12, workers=2)
     other, other_state = epoch(two)
-    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(base, other))
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(base, other, strict=True))
     assert torch.equal(state, other_state)
     resumed, _ = epoch(st.train, start=2)
-    assert all(torch.equal(a[0], b[0]) for a, b in zip(base[2:], resumed))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(base[2:], resumed, strict=True))
     x = torch.cat([b[0] for b in base])
     assert (x == 0).all(1).any()  # cutout squares
     # a crop/flip of a constant image is that image's colour: labels still match the images
-    label_of = {i: lab for i, lab in zip(ids(torch.stack([img for img, _ in _each(st.train)])), st.train.labels.tolist())}
+    label_of = {i: lab for i, lab in zip(ids(torch.stack([img for img, _ in _each(st.train)])), st.train.labels.tolist(),
+                                           strict=True)}
     for xb, yb in base:
         centre = xb[:, :, 6:7, 6:7]
         kept = (centre != 0).all(1).flatten()  # centre pixel not cut out
-        assert [label_of[i] for i, k in zip(ids(centre), kept) if k] == yb[kept].tolist()
+        assert [label_of[i] for i, k in zip(ids(centre), kept, strict=True) if k] == yb[kept].tolist()
     other_seed = iterate_batches(st.train, 4, shuffle=True, generator=torch.Generator().manual_seed(6),
                                  augment=aug, drop_last=True)
-    assert not all(torch.equal(a[0], b[0]) for a, b in zip(base, other_seed))
+    assert not all(torch.equal(a[0], b[0]) for a, b in zip(base, other_seed, strict=True))
 
 
 def _each(ds):

@@ -64,19 +64,48 @@ def _search_config(strategy: str = "racl"):
     return apply_overrides(get_preset("tiny"), ["augment=true", f"strategy={strategy}"])
 
 
+def _recording_batches(loop, seen: dict[str, list[torch.Tensor]]):
+    """loop._batches that also keeps every batch (images and labels) each half's steps consumed."""
+    original = loop._batches
+
+    def batches(run, ds, name):
+        for x, y in original(run, ds, name):
+            seen.setdefault(name, []).append(torch.cat([x.flatten(1), y[:, None].float()], 1))
+            yield x, y
+
+    return batches
+
+
 def _search_worker(rank: int, tmp: Path, strategy: str) -> None:
     from racl.io import save_safetensors
     from racl.search import loop
 
-    built = []
+    built, seen = [], {}
     original = loop.build_run
     loop.build_run = lambda *a: built.append(original(*a)) or built[-1]
+    loop._batches = _recording_batches(loop, seen)
     lines: list[str] = []
     result = loop.run_search(_search_config(strategy), _search_data(), tmp / "run", draw=False, log=lines.append)
     state = loop._synced_state(built[0])
     save_safetensors(tmp / f"state{rank}.safetensors", {str(i): t.contiguous() for i, t in enumerate(state)})
+    save_safetensors(tmp / f"batches{rank}.safetensors", {f"{k}.{i}": b for k, v in seen.items() for i, b in enumerate(v)})
     (tmp / f"genotype{rank}.json").write_text(result.genotype.to_json())
     (tmp / f"log{rank}.txt").write_text("\n".join(lines))
+
+
+def _one_process_batches(tmp: Path, batch_size: int, strategy: str = "racl") -> dict[str, torch.Tensor]:
+    """The batches a one-process search at `batch_size` consumes (the global batch of two ranks)."""
+    from racl.search import apply_overrides, loop
+
+    seen: dict[str, list[torch.Tensor]] = {}
+    original = loop._batches
+    loop._batches = _recording_batches(loop, seen)
+    try:
+        config = apply_overrides(_search_config(strategy), [f"batch_size={batch_size}"])
+        loop.run_search(config, _search_data(), tmp / "single", draw=False, log=None)
+    finally:
+        loop._batches = original
+    return {f"{k}.{i}": b for k, v in seen.items() for i, b in enumerate(v)}
 
 
 @pytest.mark.slow
@@ -85,6 +114,14 @@ def test_search_ranks_stay_identical(strategy, tmp_path):
     from racl.io import load_safetensors
 
     _spawn(_search_worker, tmp_path, strategy)
+    # each rank's steps consumed its own half of every global batch, and together exactly the batches
+    # of one process at twice the batch size (not each rank everything, nor both the same half)
+    shares = [load_safetensors(tmp_path / f"batches{r}.safetensors")[0] for r in range(WORLD)]
+    single = _one_process_batches(tmp_path, 2 * _search_config(strategy).batch_size, strategy)
+    assert shares[0].keys() == shares[1].keys() == single.keys() and any(k.startswith("arch_data") for k in single)
+    for key, whole in single.items():
+        assert torch.equal(whole[0::2], shares[0][key]) and torch.equal(whole[1::2], shares[1][key]), key
+        assert not torch.equal(shares[0][key], shares[1][key]), key
     states = [load_safetensors(tmp_path / f"state{r}.safetensors")[0] for r in range(WORLD)]
     assert states[0].keys() == states[1].keys() and len(states[0]) > 50
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
@@ -204,8 +241,24 @@ def _eval(attacks: list[str]) -> dict:
     return {k: v for k, v in res.items() if k != "seconds"}
 
 
+def _counting_attacks(calls: list) -> None:
+    """Record (seed, batch size) of every batch an attack runs on (racl.evaluation.evaluate)."""
+    import racl.evaluation.evaluate as ev
+
+    original = ev._attacked_correct
+
+    def counted(attack, model, images, labels, device, seed):
+        calls.append([seed, int(images.shape[0])])
+        return original(attack, model, images, labels, device, seed)
+
+    ev._attacked_correct = counted
+
+
 def _eval_worker(rank: int, tmp: Path, attacks: list[str]) -> None:
+    calls: list = []
+    _counting_attacks(calls)
     (tmp / f"eval{rank}.json").write_text(json.dumps(_eval(attacks)))
+    (tmp / f"batches{rank}.json").write_text(json.dumps(calls))
 
 
 def _has_autoattack() -> bool:
@@ -223,6 +276,13 @@ def test_sharded_evaluation_equals_unsharded(tmp_path):
     single = json.loads(json.dumps(_eval(attacks)))
     assert sharded[0] == sharded[1] == single
     assert single["n_images"] == 70 and 0 < single["robust_accuracy"]["pgd5"] < single["clean_accuracy"]
+    # the work was shared, not repeated: each rank attacked only its own batches, once per attack
+    from racl.evaluation.evaluate import batch_seed
+
+    calls = [json.loads((tmp_path / f"batches{r}.json").read_text()) for r in range(WORLD)]
+    sizes = [16, 16, 16, 16, 6]
+    for rank, ids in ((0, [0, 2, 4]), (1, [1, 3])):
+        assert calls[rank] == [[batch_seed(5, k), sizes[k]] for _ in attacks for k in ids], rank
 
 
 def test_single_process_helpers_are_identities():
@@ -242,14 +302,14 @@ def test_single_process_helpers_are_identities():
     ds = load_data("synthetic", image_size=8, count=24, num_classes=4).train
     a = list(rt.batches(ds, 4, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True))
     b = list(iterate_batches(ds, 4, shuffle=True, generator=torch.Generator().manual_seed(0), drop_last=True))
-    assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b))
+    assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b, strict=True))
     # two processes' shares (simulated) of each global batch are the one-process batch at twice the size
     aug = AugmentConfig(crop_padding=2)
     whole = list(iterate_batches(ds, 8, shuffle=True, generator=torch.Generator().manual_seed(0), augment=aug,
                                  drop_last=True))
     parts = [list(iterate_batches(ds, 4, shuffle=True, generator=torch.Generator().manual_seed(0), augment=aug,
                                   drop_last=True, shard=(r, 2))) for r in (0, 1)]
-    for (x, y), (x0, y0), (x1, y1) in zip(whole, *parts):
+    for (x, y), (x0, y0), (x1, y1) in zip(whole, *parts, strict=True):
         assert torch.equal(x[0::2], x0) and torch.equal(x[1::2], x1) and torch.equal(y[0::2], y0)
 
 

@@ -36,10 +36,12 @@ def setup() -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
 
 def test_evaluate_robustness(setup):
     model, images, labels = setup
-    res = evaluate_robustness(model, images, labels, ["fgsm", "pgd5", "cw5"], EPS, batch_size=64, seed=0)
+    res = evaluate_robustness(model, images, labels, ["fgsm", "pgd5", "cwinf5"], EPS, batch_size=64, seed=0)
     assert res["n_images"] == 200 and res["eps"] == pytest.approx(EPS) and res["eps_text"] == "4/255"
     assert res["clean_accuracy"] > 0.6
-    assert set(res["robust_accuracy"]) == set(res["seconds"]) == {"fgsm", "pgd5", "cw5"}
+    assert set(res["robust_accuracy"]) == set(res["seconds"]) == set(res["attacks"]) == {"fgsm", "pgd5", "cwinf5"}
+    assert [(a["norm"], a["steps"], a["loss"]) for a in res["attacks"].values()] == \
+        [("L-inf", 1, "ce"), ("L-inf", 5, "ce"), ("L-inf", 5, "margin")]  # what ran, beside its number
     for acc in res["robust_accuracy"].values():
         assert 0 <= acc <= res["clean_accuracy"]
     assert res["worst_case_accuracy"] <= min(res["robust_accuracy"].values())
@@ -100,6 +102,28 @@ def test_result_checks():
     assert len(warnings_from(checks)) == 3
 
 
+def test_a_model_at_chance_is_flagged():
+    from racl.evaluation.checks import check_above_chance
+
+    # 10 classes, 1000 images: the chance band is 10% +/- 2.8%
+    assert not check_above_chance(0.1006, 1000, 10)["passed"] and not check_above_chance(0.12, 1000, 10)["passed"]
+    assert check_above_chance(0.15, 1000, 10)["passed"] and check_above_chance(0.03, 1000, 10)["passed"]
+    at_chance = {"eps": 8 / 255, "clean_accuracy": 0.1006, "n_images": 1000, "num_classes": 10,
+                 "robust_accuracy": {"pgd20": 0.1006}}
+    checks = run_result_checks(at_chance)
+    assert not checks["above_chance"]["passed"] and not checks["attacks_bite"]["passed"]
+    assert len(warnings_from(checks)) == 2
+    # attacks that change nothing are flagged however good the clean accuracy; one that bites anywhere is fine
+    untouched = {"eps": 8 / 255, "clean_accuracy": 0.9, "n_images": 100, "robust_accuracy": {"fgsm": 0.9},
+                 "eps_sweep": {"eps": [0, 4 / 255], "robust_accuracy": {"fgsm": [0.9, 0.9]}}}
+    assert not run_result_checks(untouched)["attacks_bite"]["passed"]
+    untouched["eps_sweep"]["robust_accuracy"]["fgsm"][1] = 0.8
+    assert run_result_checks(untouched)["attacks_bite"]["passed"]
+    untouched["eps"] = 0.0  # eps 0 alone does not count as an attack
+    untouched["eps_sweep"] = {"eps": [0.0], "robust_accuracy": {"fgsm": [0.9]}}
+    assert "attacks_bite" not in run_result_checks(untouched)
+
+
 def test_transfer_matrix(setup):
     model, images, labels = setup
     other = tiny_cnn()
@@ -120,7 +144,6 @@ def test_eps_sweep_plot(tmp_path):
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory) -> list:
     """Two tiny untrained DARTS-space networks saved with a synthetic-data spec in the sidecar."""
-    pytest.importorskip("racl.data")
     from racl.checkpoint import model_spec, save_model_checkpoint
     from racl.data import load_data
     from racl.models import build_model
@@ -178,7 +201,7 @@ def test_cli_errors(checkpoints, tmp_path, capsys):
     assert main(base + ["--dataset", "synthetic", "--image-size", "8"]) == 2  # 10 classes, model has 4
     err = capsys.readouterr().err
     assert "outside [0, 1]" in err and "unknown attack 'deepfool'" in err and "--dataset" in err
-    assert "predicts 4 classes but the data has 10" in err
+    assert "does not match what the model was trained on: classes 10 (data) vs 4 (the checkpoint)" in err
 
 
 def test_data_override_and_val_split(checkpoints, tmp_path):
@@ -224,3 +247,14 @@ def test_interrupted_evaluation_resumes_with_finished_batches(checkpoints, tmp_p
     again = evaluate_checkpoint(checkpoints[0], ["fgsm", "pgd2"], 8 / 255, tmp_path / "cut", resume=True,
                                 seed=1, **kw)
     assert again["batches_reused"] == 0 and calls["n"] == -100 + 10
+
+
+def test_eps_zero_is_clean_accuracy_without_running_attacks(setup, monkeypatch):
+    import racl.evaluation.evaluate as ev
+
+    model, images, labels = setup
+    called = []
+    monkeypatch.setattr(ev, "run_attack", lambda *a, **k: called.append(a) or None)
+    res = evaluate_robustness(model, images[:32], labels[:32], ["fgsm", "pgd5"], 0.0, batch_size=16)
+    assert not called and res["robust_accuracy"] == {"fgsm": res["clean_accuracy"], "pgd5": res["clean_accuracy"]}
+    assert res["attacks"]["pgd5"]["steps"] == 5 and res["seconds"] == {"fgsm": 0.0, "pgd5": 0.0}

@@ -74,6 +74,9 @@ def test_log_sample_moments_match_parameters(cov: str) -> None:
                 torch.testing.assert_close(torch.cov(x.T), cov_true, atol=0.025, rtol=0)
                 if cov == "diag":
                     assert (cov_true - torch.diag(cov_true.diagonal())).abs().max() == 0
+            # the code's own factors are the documented ones (the moments above could not tell if both were off)
+            for ours, ref in zip(dist._blocks(t), _blocks(dist, t)[1], strict=True):
+                torch.testing.assert_close(ours @ ours.T, ref)
 
 
 def test_initial_means() -> None:

@@ -252,7 +252,7 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path, capsys):
     cli = ["ablate", "--variants", "full", "point", "--search-preset", "tiny", "--search-seeds", "0",
            "--seeds", "0", "--dataset", "synthetic", "--limit", "8", "--image-size", "16", "--val-fraction", "0.2",
            "--test-fraction", "0.2", "--epochs", "1", "--channels", "4", "--layers", "3", "--batch-size", "8",
-           "--steps", "2", "--val-images", "8", "--drop-path", "0", "--attacks", "pgd2", "--eval-limit", "8",
+           "--steps", "2", "--val-images", "8", "--drop-path", "0", "--attacks", "pgd2", "--n-images", "8",
            "--out", str(out)]
     assert main(cli) == 0
     table = (out / "ablation.md").read_text()

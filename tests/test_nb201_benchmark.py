@@ -14,7 +14,7 @@ import pytest
 
 from racl.cli import main
 from racl.errors import RaclError
-from racl.search_space.nb201 import NUM_CELLS, from_index, representative_index
+from racl.search_space.nb201 import NUM_CELLS, Nb201Genotype, from_index, representative_index
 from racl.search_space.nb201.benchmark import open_benchmark, random_search
 from racl.search_space.nb201.benchmark_files import read_meta
 from racl.search_space.nb201.index import unique_indices
@@ -242,3 +242,21 @@ def test_malformed_files_give_one_line_errors(tmp_path: Path) -> None:
     _dump(robbench / "NAS-RobBench-201_all.json", {"cifar10": {"2528": {"val_acc": {"2": 0.5}}}})
     with pytest.raises(RaclError, match=r"must hold a number under '1'"):
         open_benchmark(robbench).lookup(ZOO["resnet"], "cifar10")
+
+
+def test_a_search_looks_its_cell_up_when_given_a_benchmark(robbench: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from racl.cli import main
+
+    out = tmp_path / "s"
+    args = ["search", "--space", "nb201", "--preset", "tiny", "--set", "supernet.layers=1", "--dataset", "synthetic",
+            "--image-size", "8", "--limit", "6", "--device", "cpu", "--no-draw", "--out", str(out)]
+    assert main([*args, "--benchmark", str(robbench)]) == 0
+    record = json.loads((out / "benchmark.json").read_text())
+    found = Nb201Genotype.load(out / "genotype.json")
+    assert record["arch"] == found.to_string() and record["metrics"]["val_pgd_8.0_acc"]["rank"] >= 1
+    assert "val_pgd_8.0_acc" in capsys.readouterr().out
+    bad = tmp_path / "darts"
+    assert main(["search", "--preset", "tiny", "--dataset", "synthetic", "--out", str(bad), "--benchmark",
+                 str(robbench)]) == 2  # a DARTS search cannot be looked up: refused before any work
+    assert not bad.exists()

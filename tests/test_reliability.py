@@ -29,7 +29,7 @@ import torch
 from racl.cli import main
 from racl.errors import RaclError
 from racl.io import load_safetensors, remove_temp_files, save_safetensors
-from racl.state import load_state
+from racl.state import load_state, read_entry
 
 ROOT = Path(__file__).parents[1]
 KILLS = 3  # kill/resume cycles per command
@@ -50,9 +50,10 @@ def _racl(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "racl", *args]
 
 
-def _finish(args: list[str], env: dict[str, str]) -> None:
+def _finish(args: list[str], env: dict[str, str]) -> str:
     done = subprocess.run(_racl(args), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def _epochs_on_disk(out: Path) -> int:
@@ -60,32 +61,64 @@ def _epochs_on_disk(out: Path) -> int:
     return len(metrics.read_text().splitlines()) if metrics.exists() else 0
 
 
+def _saved_epoch(out: Path) -> int:
+    """Epochs the resumable state holds (what --resume continues after): 0 before the first save."""
+    for name, key in (("checkpoint.safetensors", "epoch"), ("state.safetensors", "counters")):
+        if (out / name).is_file():
+            value = read_entry(out / name, key)
+            return int(value["epoch"] if isinstance(value, dict) else value)
+    return 0
+
+
+def _first_epoch(stdout: str) -> int | None:
+    """The first epoch a run's log reports (search and train lines start `epoch N/`)."""
+    match = re.search(r"^epoch\s+(\d+)/", stdout, re.M)
+    return int(match.group(1)) if match else None
+
+
 def _kill_points(seed: int, epochs: int, epoch_seconds: float) -> list[tuple[int, float]]:
-    """Seeded kill moments: (epochs on disk to wait for, then seconds more); epoch 0 = during start-up."""
+    """Seeded kill moments: (epochs on disk to wait for, then seconds more); epoch 0 = during start-up.
+    At least one waits for a finished epoch, so that a kill lands mid-run."""
     rng = random.Random(seed)
-    at = sorted(rng.randrange(epochs) for _ in range(KILLS))
+    at = [rng.randrange(epochs) for _ in range(KILLS - 1)] + [1 + rng.randrange(epochs - 2)]  # the last: 1..E-2
+    at.sort()
     return [(e, rng.uniform(0.0, 1.2) * epoch_seconds) for e in at]
 
 
-def _kill_and_resume(args: list[str], out: Path, points: list[tuple[int, float]], env: dict[str, str]) -> list[int]:
+def _kill_and_resume(args: list[str], out: Path, points: list[tuple[int, float]],
+                     env: dict[str, str]) -> list[tuple[int, int | None]]:
     """Start the run, SIGKILL it at each kill point (restarting with --resume), then --resume it to the end.
-    Returns the epochs on disk at each kill that landed (a run that finished first is not killed)."""
-    landed = []
+    Returns, for each kill that landed (a run that finished first is not killed), the epochs its saved
+    state held and the first epoch the next process reported (None if it reported none before it was
+    killed in turn)."""
+    landed, logs = [], []
     for k, (epoch, extra) in enumerate(points):
-        proc = subprocess.Popen(_racl([*args, "--out", str(out), *(["--resume"] if k else [])]), env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 300
-        while proc.poll() is None and _epochs_on_disk(out) < epoch and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(extra)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-            landed.append(_epochs_on_disk(out))
-        else:
-            assert proc.returncode == 0
-    _finish([*args, "--out", str(out), "--resume"], env)
-    return landed
+        log = out.parent / f"{out.name}.{k}.log"
+        with open(log, "w") as f:
+            proc = subprocess.Popen(_racl([*args, "--out", str(out), *(["--resume"] if k else [])]), env=env,
+                                    stdout=f, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 300
+            while proc.poll() is None and _epochs_on_disk(out) < epoch and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(extra)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+                landed.append(k)
+            else:
+                assert proc.returncode == 0
+        logs.append((k, _saved_epoch(out), log))
+    final = _finish([*args, "--out", str(out), "--resume"], env)
+    starts = [_first_epoch(log.read_text()) for _, _, log in logs[1:]] + [_first_epoch(final)]
+    return [(saved, starts[k]) for k, saved, _ in logs if k in landed]
+
+
+def _check_resumes(kills: list[tuple[int, int | None]]) -> None:
+    """A kill landed after a finished epoch, and every run after a kill started at the epoch after the
+    last one saved (a --resume that silently started again from epoch 1 fails here)."""
+    assert any(saved >= 1 for saved, _ in kills), f"no kill landed mid-run: {kills}"
+    assert all(start is None or start == saved + 1 for saved, start in kills), kills
+    assert any(saved >= 1 and start == saved + 1 for saved, start in kills), kills
 
 
 def assert_same(a: Any, b: Any, where: str = "") -> None:
@@ -124,7 +157,8 @@ def test_search_killed_and_resumed_equals_uninterrupted(tmp_path, capsys):
     epoch_seconds = _reference(SEARCH, tmp_path / "ref", capsys)
     landed = _kill_and_resume(SEARCH, tmp_path / "run", _kill_points(0, 5, epoch_seconds), _env(tmp_path))
     with capsys.disabled():
-        print(f"\nsearch: {epoch_seconds:.1f} s per epoch, kills landed after epochs {landed}")
+        print(f"\nsearch: {epoch_seconds:.1f} s per epoch, kills (saved epochs, next start) {landed}")
+    _check_resumes(landed)
     ref, run = tmp_path / "ref", tmp_path / "run"
     assert (ref / "genotype.json").read_text() == (run / "genotype.json").read_text()
     assert (ref / "config.yaml").read_text() == (run / "config.yaml").read_text()
@@ -140,7 +174,8 @@ def test_train_killed_and_resumed_equals_uninterrupted(tmp_path, capsys):
     epoch_seconds = _reference(TRAIN, tmp_path / "ref", capsys)
     landed = _kill_and_resume(TRAIN, tmp_path / "run", _kill_points(1, 5, epoch_seconds), _env(tmp_path))
     with capsys.disabled():
-        print(f"\ntrain: {epoch_seconds:.1f} s per epoch, kills landed after epochs {landed}")
+        print(f"\ntrain: {epoch_seconds:.1f} s per epoch, kills (saved epochs, next start) {landed}")
+    _check_resumes(landed)
     ref, run = tmp_path / "ref", tmp_path / "run"
     for name in ("last", "best"):
         assert_same(load_safetensors(ref / f"{name}.safetensors"), load_safetensors(run / f"{name}.safetensors"), name)
@@ -203,7 +238,7 @@ def test_resume_after_a_kill_before_the_first_epoch_starts_afresh(tmp_path, caps
     (out / "state.safetensors").unlink()
     assert main([*args, "--out", str(out), "--resume", "--lr", "0.5"]) == 2  # other settings: refused
     assert "config differs" in capsys.readouterr().err
-    assert main(["train", "--resume", str(out)]) == 2  # bare --resume: nothing to resume, says what to do
+    assert main(["train", "--out", str(out), "--resume"]) == 2  # bare --resume: nothing to resume, says what to do
     assert "run the original command" in capsys.readouterr().err
 
 
@@ -264,7 +299,7 @@ def test_pickle_as_resume_state_is_refused(tmp_path, evil, capsys):
     for d, name in ((train_dir, "state.safetensors"), (search_dir, "checkpoint.safetensors")):
         d.mkdir()
         (d / name).write_bytes(payload)
-    _refused(["train", "--resume", str(train_dir)], capsys, r"state.safetensors is not a readable safetensors")
+    _refused(["train", "--out", str(train_dir), "--resume"], capsys, r"state.safetensors is not a readable safetensors")
     _refused(["search", "--preset", "tiny", "--dataset", "synthetic", "--image-size", "16", "--limit", "4",
               "--out", str(search_dir), "--resume"], capsys, r"checkpoint.safetensors is not a readable safetensors")
     for loader in (load_state, load_safetensors):

@@ -1,5 +1,6 @@
 """The search loop: config handling, end-to-end tiny searches, exact resume, outputs, CLI, NaN handling."""
 import json
+import re
 
 import pytest
 import torch
@@ -174,5 +175,35 @@ def test_cli_search_and_refusal(tmp_path, capsys):
     assert "already holds a search run" in capsys.readouterr().err
     assert main(args + ["--resume", "--epochs", "2"]) == 0  # extend the finished run by one epoch
     assert [m["epoch"] for m in read_metrics(tmp_path / "run")] == [1, 2]
+    printed = capsys.readouterr().out
+    assert re.search(r"^search summary: no Lipschitz constraint \(darts strategy\); genotype: \d+\.\d\dM parameters "
+                     r"\(racl train's default network: C = 36, 20 cells, 10 classes\)$", printed, re.M), printed
+    # --resume alone: the run's own config and data (not digits, the default dataset); a data flag that
+    # changes the data is refused
+    assert main(["search", "--out", out, "--resume", "--epochs", "3"]) == 0
+    assert [m["epoch"] for m in read_metrics(tmp_path / "run")] == [1, 2, 3]
+    assert main(["search", "--out", out, "--resume", "--epochs", "4", "--limit", "5"]) == 2
+    assert "data spec differs from the one given (limit: 4 -> 5" in capsys.readouterr().err
     assert main(["search", "--out", out, "--set", "bogus=1"]) == 2
     json.loads((tmp_path / "run" / "genotype.json").read_text())
+
+
+def test_end_summary_says_whether_the_constraint_holds():
+    from racl.search.summary import constraint_status, end_summary
+    from racl.search_space import resolve_genotype
+
+    racl = get_preset("paper")
+    violated = {"constraint_g": 0.757, "prob_within_bound": 0.0, "constraint_regime": "active"}
+    line = constraint_status(violated, racl)
+    assert line.startswith("constraint violated: Pr(L_F <= L_bar) 0.000 against eta 0.9 (the eta-quantile of ln L_F "
+                           "lies 0.76 above ln L_bar)") and "--epochs" in line and "arch_lr" in line
+    quick = get_preset("quick")  # already at arch_lr 0.01: the advice says to go above it
+    assert constraint_status(violated, quick).endswith("raise the architecture learning rate above its 0.01 "
+                                                       "(--set arch_lr=...)")
+    assert constraint_status({**violated, "constraint_g": -0.1, "prob_within_bound": 0.95}, racl).startswith(
+        "constraint met: Pr(L_F <= L_bar) 0.950")
+    unreachable = {**violated, "constraint_regime": "unreachable", "ln_l_min": 3.0, "ln_lbar": 2.0}
+    assert constraint_status(unreachable, racl).startswith("constraint unreachable")
+    assert "never measured" in constraint_status({"constraint_g": None, "prob_within_bound": None}, racl)
+    line = end_summary([violated], racl, resolve_genotype("RACL"), num_classes=10, in_channels=3)
+    assert line.endswith("genotype: 3.57M parameters (racl train's default network: C = 36, 20 cells, 10 classes)")

@@ -260,8 +260,10 @@ def test_cli_train_mobilenet_v2(tmp_path, capsys):
     assert "channels" not in meta["model_args"]  # DARTS-space settings do not apply to it
 
 
-def test_cli_train_config_file_refusal_and_resume(tmp_path, capsys):
+def test_cli_train_config_file_refusal_and_resume(tmp_path, capsys, monkeypatch):
     from racl.cli import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --device auto resolves to cpu anywhere
 
     cfg = tmp_path / "train.yaml"
     cfg.write_text("batch_size: 8\nchannels: 4\nlayers: 3\nsteps: 1\nval_images: 8\nval_steps: 1\neps: 4/255\n")
@@ -272,13 +274,22 @@ def test_cli_train_config_file_refusal_and_resume(tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "epoch   1/1" in printed and "best (epoch 1)" in printed
+    assert printed.startswith("racl train on cpu")  # the resolved device first (--device auto, no GPU here)
+    assert "model: RACL (C = 4, 3 cells), " in printed and " parameters" in printed
+    assert "training: fast FGSM from a random start (Wong et al.), attack linf eps 4/255, 1 step(s) of 5/255" in printed
+    assert "data: synthetic: train " in printed
+    assert "train clean (eval BN)" in printed and "adv (train BN)" in printed  # the two BN modes, labelled
     saved = load_config(out / "config.yaml")
     assert (saved.objective.adv, saved.attack.eps, saved.batch_size, saved.attack.alpha) == \
         ("fgsm_rs", 4 / 255, 8, 1.25 * 4 / 255)
     assert main(args) == 2 and "already holds a training run" in capsys.readouterr().err
-    assert main(["train", "--resume", str(out)]) == 0  # model, data and config come from the run
-    assert main(["train", "--resume", str(out), "--lr", "0.5"]) == 2
+    # --resume alone: model, data and config come from the run (no data flag: not digits, the default)
+    assert main(["train", "--out", str(out), "--resume", "--epochs", "2"]) == 0
+    assert "epoch   2/2" in capsys.readouterr().out
+    assert main(["train", "--out", str(out), "--resume", "--lr", "0.5"]) == 2
     assert "config differs" in capsys.readouterr().err
+    assert main(["train", "--out", str(out), "--resume", "--limit", "5"]) == 2  # a data flag changes the data
+    assert "data spec differs from the one given (limit: 6 -> 5" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("epoch: 1\n")
     assert main(["train", "--genotype", "RACL", "--config", str(bad), "--out", str(tmp_path / "b")]) == 2

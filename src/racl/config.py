@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import functools
 import math
 import re
@@ -63,7 +64,9 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") 
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(shown(k) for k in set(data) - set(fields))  # YAML keys may be numbers or odd text
     if unknown:
-        raise RaclError(f"unknown {where} key(s): {', '.join(unknown)}; known: {', '.join(fields)}")
+        close = [c for k in unknown for c in difflib.get_close_matches(k, list(fields), n=1, cutoff=0.6)]
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise RaclError(f"unknown {where} key(s): {', '.join(unknown)}{hint}; known: {', '.join(fields)}")
     hints = typing.get_type_hints(cls)
     kwargs = {k: _cast(v, hints[k], f"{where}.{k}") for k, v in data.items()}
     try:
@@ -164,17 +167,28 @@ def renamed(cls: type, key: Any, where: str) -> None:
         raise RaclError(f"{where} key {shown(key)!r} is now {new!r}")
 
 
+def unknown_keys(cls: type, keys: list[str], where: str) -> RaclError:
+    """'unknown ... key(s) X (did you mean Y?); racl config show CMD lists every key'."""
+    owners = key_owners(cls)
+    known = [k for k, o in owners.items() if len(o) == 1] + [f"{o}.{k}" for k, os in owners.items() for o in os if o]
+    close = {k: difflib.get_close_matches(k, known, n=2, cutoff=0.6) for k in keys if isinstance(k, str)}
+    hint = "; ".join(f"{k}: did you mean {' or '.join(c)}?" for k, c in close.items() if c)
+    command = "train" if where.startswith("training") else where.split()[0]
+    return RaclError(f"unknown {where} key{'s' if len(keys) > 1 else ''} {', '.join(repr(shown(k)) for k in keys)}"
+                     f"{f' ({hint})' if hint else ''}; racl config show {command} lists every key")
+
+
 def key_path(cls: type, key: str, where: str = "config") -> tuple[str, ...]:
     """'eps' -> ('attack', 'eps'); 'optim.lr' -> ('optim', 'lr'); 'epochs' -> ('epochs',)."""
     renamed(cls, key, where)
     if "." in key:
         section, _, name = key.partition(".")
         if section not in sections(cls) or name not in {f.name for f in dataclasses.fields(sections(cls)[section])}:
-            raise RaclError(f"unknown {where} key {key!r}; see the keys of config.yaml in a run folder")
+            raise unknown_keys(cls, [key], where)
         return (section, name)
     owners = key_owners(cls).get(key)
     if not owners:
-        raise RaclError(f"unknown {where} key {key!r}; see the keys of config.yaml in a run folder")
+        raise unknown_keys(cls, [key], where)
     if len(owners) > 1:
         raise RaclError(f"{where} key {key!r} is in several sections; write one of "
                         f"{', '.join(f'{o}.{key}' if o else key for o in owners)}")
@@ -205,8 +219,7 @@ def nest(cls: type, data: Mapping[Any, Any], where: str = "config") -> dict[str,
         else:
             out[path[0]] = value
     if unknown:
-        known = [k for k, o in key_owners(cls).items() if len(o) == 1]
-        raise RaclError(f"unknown {where} key(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+        raise unknown_keys(cls, sorted(unknown), where)
     return out
 
 

@@ -92,17 +92,23 @@ class RunFolder:
     def existing(self) -> list[str]:
         return [name for name in self.files if (self.path / name).exists()]
 
-    def prepare(self, *, resume: bool, overwrite: bool, config: dict | None = None) -> bool:
-        """Make the folder ready (module docstring); True if there is saved state to continue from.
-        `config`: the settings given, checked against a config.yaml left by a run that saved no state."""
+    def check(self, *, resume: bool, overwrite: bool) -> None:
+        """The folder rule without touching anything: a folder holding a run needs --resume or
+        --overwrite, never both; --out must not be a file."""
         if resume and overwrite:
             raise RaclError("choose either --resume (continue the run) or --overwrite (start again), not both")
         if self.path.exists() and not self.path.is_dir():
             raise RaclError(f"--out {self.path} is a file, not a folder")
         existing = self.existing()
         if existing and not (resume or overwrite):
-            raise RaclError(f"{self.path} already holds a {self.kind} ({', '.join(existing)}); "
+            article = "an" if self.kind[:1] in "aeiou" else "a"
+            raise RaclError(f"{self.path} already holds {article} {self.kind} ({', '.join(existing)}); "
                             "pass --resume to continue it or --overwrite to replace it")
+
+    def prepare(self, *, resume: bool, overwrite: bool, config: dict | None = None) -> bool:
+        """Make the folder ready (module docstring); True if there is saved state to continue from.
+        `config`: the settings given, checked against a config.yaml left by a run that saved no state."""
+        self.check(resume=resume, overwrite=overwrite)
         remove_temp_files(self.path, self.files + self.extra)  # left by a run killed mid-write
         if resume and self.state.is_file():
             return True

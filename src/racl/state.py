@@ -5,6 +5,7 @@ them; `load_state` puts it back together. Optimiser state dicts, RNG states and 
 """
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,25 @@ def load_state(path: str | Path) -> dict[str, Any]:
         return _join(meta["skeleton"], tensors)
     except KeyError as e:
         raise RaclError(f"state file {path} is damaged: missing tensor {e}") from e
+
+
+def read_entry(path: str | Path, key: str) -> Any:
+    """One top-level entry of a state file that holds no tensor (e.g. a run's data spec), read from
+    the file's header alone, without loading its tensors; None when the file has no such entry."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+        skeleton = json.loads(meta.get("skeleton", "null"))
+    except Exception as e:  # noqa: BLE001 - damaged or not a safetensors file
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RaclError(f"{path} is not a readable safetensors checkpoint ({first}); it may be truncated or not a "
+                        "racl file") from e
+    for k, v in (skeleton or {}).get("__dict__", []):
+        if k == key:
+            return _join(v, {})
+    return None
 
 
 def get_rng_state() -> dict[str, Any]:

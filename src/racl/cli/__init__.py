@@ -15,14 +15,16 @@ from racl import threads
 from racl.errors import RaclError
 
 # subcommand -> module under racl.cli; modules that do not exist yet are skipped.
-SUBCOMMANDS = ("zoo", "search", "train", "evaluate", "lipschitz", "report", "compare", "ablate", "bench", "demo", "nb201")
+SUBCOMMANDS = ("zoo", "config", "search", "train", "evaluate", "lipschitz", "report", "compare", "ablate", "bench",
+               "demo", "nb201")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with racl's one-line errors (`racl: error: ...`, exit 2); subparsers inherit the class."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"racl: error: {self.prog}: {_one_line(message)}; see '{self.prog} --help' for usage\n")
+        where = "" if self.prog == "racl" else f"{self.prog}: "  # never "racl: error: racl: ..."
+        self.exit(2, f"racl: error: {where}{_one_line(message)}; see '{self.prog} --help' for usage\n")
 
 
 def _one_line(text: str) -> str:
@@ -61,7 +63,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     warnings.formatwarning = _warning_line
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named with the subcommand whose help lists what it takes
+        command = " ".join(str(getattr(args, k)) for k in ("command", "zoo_command", "config_command")
+                           if getattr(args, k, None))
+        parser.exit(2, f"racl: error: racl {command}: unrecognized arguments: {_one_line(' '.join(extra))}; "
+                       f"see 'racl {command} --help' for usage\n")
     try:
         result = args.func(args)
     except RaclError as e:

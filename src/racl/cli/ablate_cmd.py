@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 
 from racl.ablate import DEFAULT_VARIANTS, VARIANTS, run_ablation
-from racl.attacks import parse_eps
-from racl.cli.compare_cmd import budget_config
+from racl.attacks import parse_attack_list, parse_eps
+from racl.cli.compare_cmd import add_evaluation_arguments, budget_config
+from racl.cli.options import add_device_argument, resolve_device
 from racl.data import add_data_arguments, data_from_args
 from racl.search.config import PRESETS, apply_overrides, get_preset, load_search_config, override_top
 from racl.training.config import add_config_arguments
@@ -27,33 +28,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help=f"search variants (default: {' '.join(DEFAULT_VARIANTS)})")
     p.add_argument("--search-preset", choices=tuple(PRESETS), default="quick", help="base search config")
     p.add_argument("--search-config", default=None, metavar="FILE", help="YAML search settings on the preset")
-    p.add_argument("--search-epochs", type=int, default=None, help="search epochs")
+    p.add_argument("--search-epochs", type=int, default=None, help="search epochs (default: the preset's)")
     p.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a search setting for every variant (repeatable)")
     p.add_argument("--search-seeds", nargs="+", type=int, default=[0], help="search seeds (default: 0)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds per cell (default: 0)")
-    p.add_argument("--attacks", default="pgd20", help="comma-separated (default: %(default)s)")
-    p.add_argument("--eval-eps", default=None, help="attack budget (default: the training --eps)")
-    p.add_argument("--eval-limit", type=int, default=500, help="test images attacked; 0 = all (default: %(default)s)")
-    p.add_argument("--out", required=True, metavar="DIR", help="ablation folder")
-    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    add_config_arguments(p)  # the training budget: --preset, --config, the racl train flags, --set
+    add_evaluation_arguments(p, "pgd20")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="ablation folder (run the same command again to continue: finished work is kept)")
+    add_device_argument(p)
+    add_config_arguments(p, exclude=("seed",))  # the training budget: --preset, --config, train flags, --set
     add_data_arguments(p, default_dataset="digits")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    print(f"racl ablate on {device}", flush=True)
     base = get_preset(args.search_preset)
     if args.search_config is not None:
         base = load_search_config(args.search_config, base)
     base = apply_overrides(override_top(base, epochs=args.search_epochs), args.search_set)
-    args.resume = False  # the budget helper's --resume check does not apply: ablate always continues
     budget = budget_config(args)
+    attacks = parse_attack_list(args.attacks)
     data = data_from_args(args)
     print(data.describe())
     table = run_ablation(base, budget, data, args.out, variants=args.variants, search_seeds=args.search_seeds,
-                         train_seeds=args.seeds, attacks=args.attacks.split(","),
+                         train_seeds=args.seeds, attacks=attacks,
                          eps=parse_eps(args.eval_eps) if args.eval_eps is not None else None,
-                         eval_limit=args.eval_limit or None, device=args.device, log=print)
+                         eval_limit=args.n_images or None, device=device, log=print)
     print(f"table: {args.out}/ablation.md")
     return 1 if table["failures"] else 0

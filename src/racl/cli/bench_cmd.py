@@ -4,18 +4,18 @@ from __future__ import annotations
 import argparse
 import json
 
-import torch
-
 from racl.bench import run
+from racl.cli.options import add_device_argument, deprecated, resolve_device
 from racl.errors import RaclError
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="performance benchmarks (run on a quiet machine)")
-    p.add_argument("what", choices=("supernet", "attack", "train"))
+    p.add_argument("what", choices=("supernet", "attack", "train"), help="what to time")
     p.add_argument("--json", action="store_true", help="print the full JSON result")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch", type=int, default=32)
+    add_device_argument(p)
+    p.add_argument("--batch-size", type=int, default=32, help="images per timed call (default 32)")
+    deprecated(p, "--batch", "--batch-size", "batch_size", type=int)
     p.add_argument("--repeats", type=int, default=None, help="timed repetitions per process")
     p.add_argument("--rounds", type=int, default=2, help="alternating processes per variant")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (GPU)")
@@ -36,13 +36,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.batch < 1 or args.rounds < 1:
-        raise RaclError("--batch and --rounds must be >= 1")
+    if args.batch_size < 1 or args.rounds < 1:
+        raise RaclError("--batch-size and --rounds must be >= 1")
     if args.warmup is not None and args.warmup < 0:
         raise RaclError("--warmup must be >= 0")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise RaclError(f"--device {args.device}: no CUDA GPU is visible to torch {torch.__version__}")
-    kw = {"device": args.device, "rounds": args.rounds, "batch": args.batch, "bf16": args.bf16,
+    device = resolve_device(args.device)
+    kw = {"device": device, "rounds": args.rounds, "batch": args.batch_size, "bf16": args.bf16,
           "channels_last": args.channels_last, "compile": args.compile or False, "warmup": args.warmup}
     if args.repeats:
         kw["repeats"] = args.repeats

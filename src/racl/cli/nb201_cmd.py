@@ -45,7 +45,7 @@ def _lookup(args: argparse.Namespace) -> int:
         return 0
     print(f"{record['arch']} (index {record['index']}, evaluated as {record['representative']})")
     print(f"{record['benchmark']}, {record['dataset']}:")
-    print(_table(record["metrics"]))
+    print(metrics_table(record["metrics"]))
     return 0
 
 
@@ -58,11 +58,11 @@ def _random(args: argparse.Namespace) -> int:
     print(f"best of {result['k']} random cells (seed {result['seed']}) by {result['metric']} on "
           f"{result['dataset']} ({result['benchmark']}):")
     print(f"{best['arch']} (index {best['index']}, evaluated as {best['representative']})")
-    print(_table(best["metrics"]))
+    print(metrics_table(best["metrics"]))
     return 0
 
 
-def _table(metrics: dict[str, Any]) -> str:
+def metrics_table(metrics: dict[str, Any]) -> str:
     width = max([len("metric")] + [len(name) for name in metrics])
     lines = [f"  {'metric':<{width}}  accuracy %  rank"]
     for name, m in metrics.items():

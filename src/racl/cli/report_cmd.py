@@ -9,8 +9,8 @@ from racl.report import build_report
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="markdown report (with PNG figures) of search/train/evaluate runs")
     p.add_argument("runs", nargs="+", help="run folders (search, training or evaluation outputs)")
-    p.add_argument("--out", required=True, help="folder for report.md and its figures")
-    p.add_argument("--title", default="racl report")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for report.md and its figures")
+    p.add_argument("--title", default="racl report", help="the report's title (default: %(default)s)")
     p.set_defaults(func=_run)
 
 

@@ -1,33 +1,35 @@
 """`racl train --genotype NAME|FILE|resnet18|wrn34_10 --dataset D --out DIR [options]`.
 
 Config precedence: --preset (default: paper = the defaults) < `--config FILE.yaml` < flags < `--set
-key=value`. `--resume [DIR]` continues the run in DIR (or --out) with its saved config, model and data;
-settings given again must agree (except --epochs: racl.lifecycle's resume rule).
+key=value`. `--out DIR --resume` continues the run in DIR with its saved config, model and data;
+settings and data flags given again must agree (except --epochs: racl.lifecycle's resume rule).
 """
 from __future__ import annotations
 
 import argparse
 
-from racl.data import add_data_arguments, data_from_args
+from racl.cli.options import add_device_argument, add_run_arguments, resolve_device
+from racl.data import add_data_arguments, data_for
 from racl.distributed import add_distributed_argument, session
-from racl.errors import RaclError
+from racl.models import resolve_model
 from racl.training import run_inputs, train
 from racl.training.config import add_config_arguments, config_arguments
+from racl.training.modelspec import make_model_spec
+from racl.training.summary import start_lines
+from racl.training.trainer import run_folder
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="adversarially train a network (PGD, TRADES, fast FGSM or clean)",
                        description="Adversarial training from scratch; writes best/last checkpoints, "
-                                   "metrics.jsonl and config.yaml to --out.")
+                                   "metrics.jsonl and config.yaml to --out. Every setting: racl config show train.")
     p.add_argument("--genotype", metavar="NAME_OR_FILE",
-                   help="zoo name or hand-designed network (racl zoo list), or a genotype JSON file")
+                   help="zoo name (racl zoo list), genotype JSON file or search run folder, NB201 architecture "
+                        "string, or a hand-designed network (resnet18, wrn34_10, mobilenet_v2)")
     add_data_arguments(p, default_dataset="digits")
-    p.add_argument("--out", metavar="DIR", help="output directory")
+    add_run_arguments(p, "training run")
     add_config_arguments(p)
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="DIR",
-                   help="continue the run in DIR (default: --out) exactly where it stopped")
-    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
+    add_device_argument(p)
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files next to metrics.jsonl (pip install 'racl[tensorboard]')")
     add_distributed_argument(p)
@@ -36,25 +38,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _out_dir(args: argparse.Namespace) -> str:
-    resume_dir = args.resume if isinstance(args.resume, str) else None
-    if resume_dir and args.out and resume_dir != args.out:
-        raise RaclError(f"--resume {resume_dir} and --out {args.out} name different directories; give one")
-    out = resume_dir or args.out
-    if not out:
-        raise RaclError("racl train needs --out DIR (or --resume DIR)")
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    out = _out_dir(args)
-    if args.resume and args.overwrite:
-        raise RaclError("choose either --resume (continue the run) or --overwrite (start again), not both")
-    model, data, config = run_inputs(out, model=args.genotype, load_data=lambda: data_from_args(args),
-                                     resume=bool(args.resume), config=config_arguments(args))
-    with session(args.distributed, args.device) as device:  # torchrun: one process per device
-        print(data.describe())
-        summary = train(model, data, config, out, resume=bool(args.resume), overwrite=args.overwrite,
+    device = resolve_device(args.device)
+    run_folder(args.out).check(resume=args.resume, overwrite=args.overwrite)
+    if args.genotype is not None:
+        resolve_model(args.genotype)  # a wrong name or genotype file is an error before any data loads
+    print(f"racl train on {device}", flush=True)
+    model, data, config = run_inputs(args.out, model=args.genotype, load_data=lambda recorded: data_for(args, recorded),
+                                     resume=args.resume, config=config_arguments(args))
+    with session(args.distributed, device) as device:  # torchrun: one process per device
+        for line in start_lines(make_model_spec(model, config, data), config, data):
+            print(line)
+        summary = train(model, data, config, args.out, resume=args.resume, overwrite=args.overwrite,
                         device=device, sync_bn=args.sync_bn, tensorboard=args.tensorboard, log=print)
         _print_summary(summary)
     return 0

@@ -23,7 +23,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(func=_show)
     draw = zsub.add_parser("draw", help="write DOT and PNG pictures of the cells")
     draw.add_argument("name", help="zoo name, genotype JSON file or NB201 architecture string")
-    draw.add_argument("--out", required=True, help="folder for the pictures")
+    draw.add_argument("--out", required=True, metavar="DIR", help="folder for the pictures (the space's cells: "
+                      "DARTS normal.{dot,png} and reduction.{dot,png}, NB201 cell.{dot,png})")
     draw.set_defaults(func=_draw)
 
 

@@ -22,7 +22,7 @@ from racl.config import flat_dict
 from racl.data import DataSplits
 from racl.errors import RaclError
 from racl.lifecycle import MAY_CHANGE_ON_RESUME, differences, jsonable
-from racl.models import count_parameters, hand_designed
+from racl.models import HAND_DESIGNED, count_parameters, hand_designed
 from racl.search_space import resolve_genotype
 from racl.search_space.resolve import from_zoo, zoo_key
 from racl.training import TrainConfig, config_from_dict
@@ -100,7 +100,7 @@ def parse_arch(text: str) -> tuple[str, Any]:
     if from_zoo(spec) is not None:  # a zoo name of any space
         return label or zoo_key(spec), zoo_key(spec)
     path = Path(spec)
-    genotype = resolve_genotype(spec)  # RaclError for anything else
+    genotype = resolve_genotype(spec, also=HAND_DESIGNED)  # RaclError for anything else
     if path.exists():
         name = path.name if path.is_dir() else path.resolve().parent.name
     else:  # a space's textual form (an NB201 architecture string): name it with LABEL= for a short label
@@ -140,9 +140,9 @@ def _check_args(archs: Sequence[str], seeds: Sequence[int], eval_limit: int | No
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise RaclError(f"--seeds must be distinct non-negative integers, got {list(seeds)}")
     if eval_limit is not None and eval_limit < 0:
-        raise RaclError(f"--eval-limit must be >= 0 (0 = the whole test split), got {eval_limit}")
+        raise RaclError(f"--n-images must be >= 0 (0 = the whole test split), got {eval_limit}")
     if checkpoint not in CHECKPOINTS:
-        raise RaclError(f"--checkpoint must be best or last, got {checkpoint!r}")
+        raise RaclError(f"--weights must be best or last, got {checkpoint!r}")
 
 
 def _resnet_width(parsed: list[tuple[str, Any]], width: int | None, config: TrainConfig,

@@ -10,7 +10,7 @@ streamed from disk instead (racl.data.streaming), behind the same `load_data` an
 """
 from racl.data.arrays import ArrayDataset, DataSplits, channel_stats, resize_images
 from racl.data.augment import AugmentConfig, augment_batch
-from racl.data.cli_args import add_data_arguments, data_from_args
+from racl.data.cli_args import add_data_arguments, data_for, data_from_args, given_data_flags
 from racl.data.datasets import DATASETS, load_data, load_data_from_spec
 from racl.data.loader import epoch_order, iterate_batches, num_batches
 from racl.data.sources import STATS
@@ -30,7 +30,9 @@ __all__ = [
     "num_batches",
     "augment_batch",
     "add_data_arguments",
+    "data_for",
     "data_from_args",
+    "given_data_flags",
     "channel_stats",
     "resize_images",
 ]

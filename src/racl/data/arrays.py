@@ -77,6 +77,11 @@ class DataSplits:
             self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device)
         )
 
+    def info(self) -> dict[str, Any]:
+        """What a model trained on these splits depends on (saved with checkpoints, checked on reuse)."""
+        return {"channels": self.channels, "image_size": self.image_size, "num_classes": self.num_classes,
+                "class_names": list(self.class_names)}
+
     def describe(self) -> str:
         """One line for logs: name, sizes, shape, classes."""
         return (

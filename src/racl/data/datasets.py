@@ -123,8 +123,9 @@ def _splits(name: str, train: ArrayDataset, val: ArrayDataset, test: ArrayDatase
     )
 
 
-def load_data_from_spec(spec: dict[str, Any]) -> DataSplits:
-    """Reload the splits described by `DataSplits.spec()`; RaclError if the data changed since."""
+def load_data_from_spec(spec: dict[str, Any], download: bool = False) -> DataSplits:
+    """Reload the splits described by `DataSplits.spec()`; RaclError if the data changed since.
+    `download`: fetch a torchvision set that is missing (as `load_data`)."""
     known = {"format", "name", "data_dir", "image_size", "val_fraction", "test_fraction", "seed", "limit",
              "options", "sizes"}
     if not isinstance(spec, dict) or "name" not in spec:
@@ -135,7 +136,8 @@ def load_data_from_spec(spec: dict[str, Any]) -> DataSplits:
     if spec.get("format", SPEC_FORMAT) != SPEC_FORMAT:
         raise RaclError(f"data spec format {spec['format']!r} is not {SPEC_FORMAT!r}")
     kwargs = {k: spec[k] for k in ("image_size", "val_fraction", "test_fraction", "seed", "limit") if k in spec}
-    splits = load_data(spec["name"], spec.get("data_dir"), **kwargs, **dict(spec.get("options") or {}))
+    splits = load_data(spec["name"], spec.get("data_dir"), **kwargs, download=download,
+                       **dict(spec.get("options") or {}))
     expected, got = spec.get("sizes"), splits.load_spec["sizes"]
     if expected is not None and expected != got:
         raise RaclError(f"data for {spec['name']} changed since the spec was written: sizes {got}, expected {expected}")

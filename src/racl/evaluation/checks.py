@@ -7,6 +7,7 @@ model, a failed one says "look closer" (Athalye et al., 2018; Croce & Hein, 2020
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -102,9 +103,44 @@ def check_eps_monotone(sweep: dict[str, Any], tol: float = 0.02) -> Check:
                   "converge or gradients are masked")
 
 
+def check_above_chance(clean: float, n: int, num_classes: int, z: float = 3.0) -> Check:
+    """Clean accuracy within z binomial standard errors of 1/K (chance) says the model has learnt
+    nothing: its robust accuracies (also near 1/K) measure no robustness at all."""
+    p = 1.0 / num_classes
+    band = z * math.sqrt(p * (1 - p) / max(n, 1))
+    return _check(abs(clean - p) > band, round(clean, 6),
+                  f"clean accuracy {clean:.1%} is within noise of chance ({p:.1%} for {num_classes} classes, "
+                  f"+/- {band:.1%} on {n} images): the model has not learnt the task, so its robust accuracy "
+                  "means nothing; check the checkpoint and the data")
+
+
+def check_attacks_bite(result: dict[str, Any]) -> Check | None:
+    """Some attack at some eps > 0 must flip some correctly classified image; if none does (robust =
+    clean everywhere), the attacks are not working on this model. None when there is nothing to flip."""
+    runs = [(result["eps"], result["robust_accuracy"])] if "eps" in result else []
+    sweep = result.get("eps_sweep")
+    if sweep:
+        runs += [(e, {k: v[i] for k, v in sweep["robust_accuracy"].items()}) for i, e in enumerate(sweep["eps"])]
+    accs = [a for eps, robust in runs if eps > 0 for a in robust.values()]
+    if not accs or not result.get("clean_accuracy"):
+        return None
+    untouched = all(a >= result["clean_accuracy"] for a in accs)
+    return _check(not untouched, untouched,
+                  "no attack changed the prediction of any correctly classified image at any eps > 0 (robust "
+                  "accuracy = clean accuracy everywhere): the attacks do not work on this model (constant "
+                  "outputs, masked gradients or a tiny eps); do not report these numbers as robustness")
+
+
 def run_result_checks(result: dict[str, Any]) -> dict[str, Check]:
-    """Checks on finished numbers: AutoAttack vs PGD, eps sweep monotone."""
+    """Checks on finished numbers: a model at chance, attacks that change nothing, AutoAttack vs PGD,
+    eps sweep monotone."""
     checks: dict[str, Check] = {}
+    if result.get("num_classes"):
+        checks["above_chance"] = check_above_chance(result["clean_accuracy"], result["n_images"],
+                                                    result["num_classes"])
+    bite = check_attacks_bite(result)
+    if bite is not None:
+        checks["attacks_bite"] = bite
     aa = check_autoattack_vs_pgd(result.get("robust_accuracy", {}))
     if aa is not None:
         checks["autoattack_vs_pgd"] = aa

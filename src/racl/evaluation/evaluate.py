@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from racl.attacks import build_attack, format_eps, transfer_attack
+from racl.attacks.registry import describe
+from racl.evaluation.report import settings_text
 from racl.attacks.base import check_eps
 from racl.distributed import Runtime
 from racl.errors import RaclError
@@ -107,8 +109,9 @@ def _attacked_correct(attack: Any, model: nn.Module, images: torch.Tensor, label
 def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, eps: float,
                batch_size: int, device: str | torch.device, seed: int,
                attack_kw: dict | None = None, batch_ids: Sequence[int] | None = None,
-               store: Any = None) -> tuple[torch.Tensor, float, list[str]]:
-    """One named attack on every image: (adversarially correct (N,), seconds, the attack's warnings).
+               store: Any = None) -> tuple[torch.Tensor, float, list[str], dict[str, Any]]:
+    """One named attack on every image: (adversarially correct (N,), seconds, the attack's warnings,
+    what it ran: norm, eps, steps, step size, ... (racl.attacks.registry.describe)).
 
     `batch_ids`: the global indices of the batches `images` holds (a torchrun shard); default 0, 1, ..."""
     kw = dict((attack_kw or {}).get(name, {}))
@@ -119,7 +122,7 @@ def run_attack(name: str, model: nn.Module, images: torch.Tensor, labels: torch.
     correct = attack_correct(attack, model, images, labels, batch_size, device, seed, batch_ids, store,
                              f"{name}@{eps!r}")
     seconds = time.perf_counter() - start
-    return correct, seconds, list(getattr(attack, "warnings", []))
+    return correct, seconds, list(getattr(attack, "warnings", [])), describe(attack)
 
 
 def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, attacks: Sequence[str],
@@ -148,21 +151,29 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
         images, labels = images[shard], labels[shard]
     clean = predict_correct(model, images, labels, batch_size, device)
     worst = clean.clone()
-    robust, seconds, warnings = {}, {}, {}
+    robust, seconds, warnings, settings = {}, {}, {}, {}
     for name in attacks:
-        correct, secs, attack_warnings = run_attack(name, model, images, labels, eps, batch_size, device,
-                                                    seed, attack_kw, ids, store)
+        if eps == 0:  # the ball is x itself: every attack returns x, so it is not run (AutoAttack would
+            # attack every correct image in full for nothing); robust = clean by definition
+            correct, secs, attack_warnings = clean.clone(), 0.0, []
+            settings[name] = describe(build_attack(name, model, eps, **(attack_kw or {}).get(name, {})))
+        else:
+            correct, secs, attack_warnings, settings[name] = run_attack(name, model, images, labels, eps,
+                                                                        batch_size, device, seed, attack_kw, ids,
+                                                                        store)
         correct &= clean
         worst &= correct
         robust[name], seconds[name] = _fraction(correct, n, rt), round(secs, 3)
         if progress is not None and rt.is_main:
-            progress(f"eps {format_eps(eps)} {name}: {100 * robust[name]:.2f}% robust ({secs:.1f} s)")
+            progress(f"eps {format_eps(eps)} {name} ({settings_text(settings[name])}): "
+                     f"{100 * robust[name]:.2f}% robust ({secs:.1f} s)")
         if attack_warnings:
             warnings[name] = attack_warnings
     return {"eps": eps, "eps_text": format_eps(eps), "n_images": n, "seed": seed,
             "clean_accuracy": _fraction(clean, n, rt), "robust_accuracy": robust,
             "worst_case_accuracy": _fraction(worst, n, rt), "seconds": seconds,
-            "attack_warnings": warnings}
+            "attacks": settings, "attack_warnings": warnings}
+
 
 
 def _fraction(correct: torch.Tensor, n: int, rt: Runtime) -> float:
@@ -179,15 +190,16 @@ def eps_sweep(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, atta
               runtime: Runtime | None = None) -> dict[str, Any]:
     """Robust accuracy of every attack at every eps: {"eps": [...], "robust_accuracy": {name: [...]}}."""
     curves: dict[str, list[float]] = {name: [] for name in attacks}
-    clean = None
+    clean, norms = None, {}
     for eps in eps_values:
         res = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed, attack_kw,
                                   progress, store, runtime)
         clean = res["clean_accuracy"]
         for name in attacks:
             curves[name].append(res["robust_accuracy"][name])
+            norms[name] = res["attacks"][name]["norm"]
     return {"eps": [float(e) for e in eps_values], "eps_text": [format_eps(e) for e in eps_values],
-            "clean_accuracy": clean, "robust_accuracy": curves}
+            "clean_accuracy": clean, "robust_accuracy": curves, "norms": norms}
 
 
 def transfer_matrix(models: dict[str, nn.Module], images: torch.Tensor, labels: torch.Tensor, attack: str,
@@ -207,5 +219,7 @@ def transfer_matrix(models: dict[str, nn.Module], images: torch.Tensor, labels: 
         rows.append([acc[name] for name in models])
     clean = {name: predict_correct(m, images, labels, batch_size, device).float().mean().item()
              for name, m in models.items()}
+    settings = describe(build_attack(attack, next(iter(models.values())), eps))
     return {"attack": attack, "eps": eps, "eps_text": format_eps(eps), "n_images": int(images.shape[0]),
-            "sources": list(models), "targets": list(models), "accuracy": rows, "clean_accuracy": clean}
+            "settings": settings, "sources": list(models), "targets": list(models), "accuracy": rows,
+            "clean_accuracy": clean}

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
-from racl.checkpoint import load_model_checkpoint
+from racl.checkpoint import check_data, load_model_checkpoint
 from racl.data import load_data_from_spec
 from racl.distributed import Runtime
 from racl.errors import RaclError
@@ -35,9 +35,7 @@ def load_split(meta: dict, split: str, load: DataLoader | None = None) -> tuple[
         splits = load_data_from_spec(meta["data"])
     else:
         splits = load(meta)
-    expected, got = meta.get("model_args", {}).get("num_classes"), getattr(splits, "num_classes", None)
-    if expected is not None and got is not None and expected != got:
-        raise RaclError(f"the model predicts {expected} classes but the data has {got}; pick matching --dataset")
+    check_data(meta, splits.info())  # channels, image size, number and names of classes
     if split not in ("test", "val"):
         raise RaclError(f"--split must be test or val, got {split!r}")
     data = getattr(splits, split)
@@ -80,6 +78,7 @@ def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: flo
     result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed,
                                  progress=progress, store=store, runtime=rt)
     result.update(checkpoint=str(checkpoint), split=split, device=str(device), data=spec,
+                  num_classes=meta.get("model_args", {}).get("num_classes"),
                   model={"model": meta.get("model"), "model_args": meta.get("model_args", {})})
     if sweep:
         result["eps_sweep"] = eps_sweep(model, images, labels, sweep_attacks or attacks, sweep, batch_size,

@@ -33,6 +33,16 @@ def list_models() -> list[str]:
     return zoo_names() + list(HAND_DESIGNED)
 
 
+def resolve_model(name: str) -> Any:
+    """A model name as `build_model` takes it, checked now (before any data loads): a hand-designed
+    name, a zoo name of any space, a genotype JSON file / search run folder (read and validated here)
+    or an NB201 architecture string. Anything else is a RaclError listing the names and suggesting
+    the closest."""
+    from racl.search_space.resolve import resolve_genotype
+
+    return hand_designed(name) or resolve_genotype(name, also=HAND_DESIGNED)
+
+
 def build_model(name_or_genotype: Any, num_classes: int = 10, channels: int = 36, layers: int = 20,
                 auxiliary: bool = False, drop_path_prob: float = 0.0, in_channels: int = 3,
                 mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.25, 0.25, 0.25),
@@ -74,4 +84,4 @@ def count_parameters(model: nn.Module, include_auxiliary: bool = False) -> int:
 
 
 __all__ = ["ALIASES", "HAND_DESIGNED", "MobileNetV2", "ResNet18", "WideResNet", "build_model", "count_parameters",
-           "hand_designed", "list_models"]
+           "hand_designed", "list_models", "resolve_model"]

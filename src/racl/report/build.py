@@ -6,12 +6,13 @@ a training run (last.safetensors / metrics.jsonl with val_robust_acc), an evalua
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Sequence
 
 from racl.errors import RaclError
-from racl.io import write_text
+from racl.io import make_dir, write_text
 from racl.report.curves import plot_search_curves, plot_training_curves
 
 
@@ -48,7 +49,7 @@ def _search_section(run: Path, out: Path, tag: str) -> list[str]:
             shutil.copyfile(png, out / f"{tag}_{cell}.png")
             lines += [f"![{cell} cell]({tag}_{cell}.png)", ""]
     if records:
-        plot_search_curves(records, out / f"{tag}_search.png", title=f"search: {run.name}")
+        plot_search_curves(records, out / f"{tag}_search.png", title=f"search run {run}")
         lines += [f"![search curves]({tag}_search.png)", ""]
         last = records[-1]
         lines += ["| epoch | train acc | val acc | mu_F | sigma_F | Pr(L_F <= L_bar) | g | nu |",
@@ -70,7 +71,7 @@ def _training_section(run: Path, out: Path, tag: str) -> list[str]:
     records = _records(run)
     lines = [f"## Training: `{run}`", ""]
     if records:
-        plot_training_curves(records, out / f"{tag}_training.png", title=f"training: {run.name}")
+        plot_training_curves(records, out / f"{tag}_training.png", title=f"training run {run}")
         lines += [f"![training curves]({tag}_training.png)", ""]
         best = max(records, key=lambda r: r.get("val_robust_acc") or -1)
         lines += ["| checkpoint | epoch | val clean | val robust |", "|---|---|---|---|",
@@ -83,8 +84,9 @@ def _training_section(run: Path, out: Path, tag: str) -> list[str]:
 def _evaluation_section(run: Path, out: Path, tag: str) -> list[str]:
     lines = [f"## Evaluation: `{run}`", ""]
     md = run / "results.md"
-    if md.is_file():
-        lines += [md.read_text(encoding="utf-8").strip(), ""]
+    if md.is_file():  # its headings one level below this section's (# -> ###, ## -> ####)
+        text = md.read_text(encoding="utf-8").strip()
+        lines += [re.sub(r"^(#+) ", lambda m: "##" + m.group(1) + " ", text, flags=re.M), ""]
     if (run / "eps_sweep.png").is_file():
         shutil.copyfile(run / "eps_sweep.png", out / f"{tag}_eps_sweep.png")
         lines += [f"![robust accuracy against eps]({tag}_eps_sweep.png)", ""]
@@ -97,11 +99,13 @@ SECTIONS = {"search": _search_section, "training": _training_section, "evaluatio
 def build_report(runs: Sequence[str | Path], out_dir: str | Path, title: str = "racl report") -> Path:
     """Write OUT/report.md and its figures for the given run folders; returns the markdown path."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# {title}", ""]
-    for i, run in enumerate(Path(r) for r in runs):
+    kinds = []
+    for run in (Path(r) for r in runs):  # every folder is checked before anything is written
         if not run.is_dir():
-            raise RaclError(f"run folder not found: {run}")
-        kind = kind_of(run)
+            raise RaclError(f"run folder not found: {run}; pass search, training or evaluation run folders")
+        kinds.append((run, kind_of(run)))
+    make_dir(out)
+    lines = [f"# {title}", ""]
+    for i, (run, kind) in enumerate(kinds):
         lines += SECTIONS[kind](run, out, f"{i}_{kind}")
     return write_text(out / "report.md", "\n".join(lines) + "\n")

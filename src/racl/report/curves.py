@@ -21,13 +21,16 @@ def _series(records: Sequence[dict], key: str) -> tuple[list[float], list[float]
     return xs, ys
 
 
-def _save(fig: Any, path: str | Path) -> Path:
+def _save(fig: Any, path: str | Path, records: Sequence[dict] = ()) -> Path:
     import io
 
     from matplotlib.ticker import MaxNLocator
 
-    for ax in fig.axes:  # epochs are whole numbers
+    epochs = [r["epoch"] for r in records if r.get("epoch") is not None]
+    for ax in fig.axes:  # epochs are whole numbers; half an epoch of margin (a one-epoch run too)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if epochs:
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -47,7 +50,7 @@ def plot_search_curves(records: Sequence[dict], path: str | Path, title: str = "
                             alpha=0.25, label="mu_F +/- sigma_F")
     lx, lbar = _series(records, "ln_lbar")
     if lbar:
-        ax.plot(lx, lbar, "k--", label="ln L_bar (threshold)")
+        ax.plot(lx, lbar, "k--", marker="_", markersize=12, label="ln L_bar (threshold)")  # one epoch: a dash
     ax.set(xlabel="epoch", ylabel="ln Lipschitz bound", title="Lipschitz bound (log-normal)")
     ax.legend(fontsize=8)
     ax = axes[0, 1]
@@ -71,7 +74,7 @@ def plot_search_curves(records: Sequence[dict], path: str | Path, title: str = "
     ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, records)
 
 
 def plot_training_curves(records: Sequence[dict], path: str | Path, title: str = "training") -> Path:
@@ -89,4 +92,4 @@ def plot_training_curves(records: Sequence[dict], path: str | Path, title: str =
     ax_lr.set(xlabel="epoch", ylabel="learning rate", title="Learning rate")
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, records)

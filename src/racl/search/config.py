@@ -80,7 +80,7 @@ class DistributionConfig:
 class ConstraintConfig:
     """Pr(L_F <= L_bar) >= eta by an augmented Lagrangian (method.md section 4)."""
 
-    eta: float = 0.9             # [paper] confidence
+    eta: float = 0.9             # [paper] confidence: Pr(L_F <= L_bar) >= eta
     lbar_mode: str = "reference"  # [design] reference | initial | absolute
     # reference: ln L_bar = ln L_ref - ln k, L_ref the bound of the reference architecture (the uniform
     # start, ArchDistribution.reference_weights) under the *current* per-op constants, re-derived at
@@ -137,12 +137,12 @@ class BoundConfig:
 class OptimConfig:
     w_lr: float = 0.025       # [DARTS] SGD on the supernet weights, cosine schedule per step ...
     w_lr_min: float = 0.001   # [DARTS] ... down to this
-    w_momentum: float = 0.9   # [paper]
-    w_wd: float = 3e-4        # [paper]
+    w_momentum: float = 0.9   # [paper] SGD momentum of the supernet weights
+    w_wd: float = 3e-4        # [paper] weight decay of the supernet weights
     grad_clip: float = 5.0    # [DARTS] max global norm of the weight gradients; 0 = off
     arch_lr: float = 6e-4     # [paper] Adam on the distribution (or alpha) parameters
-    arch_betas: tuple[float, ...] = (0.5, 0.999)  # [DARTS]
-    arch_wd: float = 1e-3     # [paper]
+    arch_betas: tuple[float, ...] = (0.5, 0.999)  # [DARTS] Adam betas of the architecture step
+    arch_wd: float = 1e-3     # [paper] Adam weight decay of the distribution (or alpha) parameters
 
     def __post_init__(self) -> None:
         check(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
@@ -289,16 +289,16 @@ class SearchConfig:
 
     space: str = "darts"         # the search space (racl.search_space.registry)
     strategy: str = "racl"       # racl | darts | random | pcdarts | advrush | gdas (same data and budget)
-    seed: int = 0
-    epochs: int = 50             # [paper]
+    seed: int = 0                # seed of everything random (init, halves, order, samples, attacks)
+    epochs: int = 50             # [paper] search epochs, warm-up included
     warmup_epochs: int = 15      # [design] weight steps only (PC-DARTS's 15 of 50)
-    batch_size: int = 128        # [paper]
+    batch_size: int = 128        # [paper] images per step in each half (per process under torchrun)
     weight_fraction: float = 0.5  # [paper] share of the train split for the weights; the rest: distributions
     train_limit: int | None = None  # use at most this many train images (before halving); None = all
     augment: bool = True         # [DARTS] random crop (crop_padding) + flip on both halves
-    crop_padding: int = 4
+    crop_padding: int = 4        # [DARTS] pixels of padding before the random crop
     eval_images: int = 1000      # held-out val images for the per-epoch val_acc; 0 = skip
-    eval_batch_size: int = 256
+    eval_batch_size: int = 256   # batch size of those accuracy measurements
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     distribution: DistributionConfig = field(default_factory=DistributionConfig)
     constraint: ConstraintConfig = field(default_factory=ConstraintConfig)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from racl.errors import RaclError
 from racl.io import read_json
@@ -38,9 +38,10 @@ def load_genotype(data: Any) -> Any:
     return get_space(space).genotype_from_dict(data)
 
 
-def resolve_genotype(name_or_path: str, space: str | None = None) -> Any:
+def resolve_genotype(name_or_path: str, space: str | None = None, also: Sequence[str] = ()) -> Any:
     """A zoo name, a space's textual form (an NB201 architecture string), a run folder holding
-    genotype.json, or a genotype JSON file."""
+    genotype.json, or a genotype JSON file. `also`: other names the caller accepts (resnet18, ...),
+    listed and suggested in the error."""
     found = from_zoo(name_or_path, space)
     if found is not None:
         return found
@@ -56,8 +57,15 @@ def resolve_genotype(name_or_path: str, space: str | None = None) -> Any:
         path = path / "genotype.json"
     if path.suffix == ".json" or path.exists():
         return load_genotype(read_json(path, "genotype file"))
-    names = zoo_names(space)
-    close = difflib.get_close_matches(zoo_key(name_or_path), names, n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise RaclError(f"{name_or_path!r} is neither a zoo genotype nor a genotype JSON file{hint} "
-                    f"(zoo: {', '.join(names)})")
+    known = [*zoo_names(space), *also]
+    keys = [_loose(k) for k in known]
+    close = difflib.get_close_matches(_loose(name_or_path), keys, n=3, cutoff=0.6)
+    hint = f" (did you mean {' or '.join(known[keys.index(c)] for c in close)}?)" if close else ""
+    what = "a zoo genotype" + (", a model name" if also else "")
+    raise RaclError(f"{name_or_path!r} is neither {what} nor a genotype JSON file{hint}; known: "
+                    f"{', '.join(known)} (racl zoo list)")
+
+
+def _loose(name: str) -> str:
+    """A name compared loosely: case, dashes and underscores aside."""
+    return name.upper().replace("-", "").replace("_", "")

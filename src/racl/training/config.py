@@ -59,12 +59,12 @@ class ObjectiveConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     lr: float = 0.1
-    lr_min: float = 0.0
+    lr_min: float = 0.0  # the cosine schedule's final learning rate
     momentum: float = 0.9
     weight_decay: float = 2e-4
     schedule: str = "cosine"  # cosine (per step, to lr_min) | step (x step_gamma at step_milestones)
     step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `epochs`
-    step_gamma: float = 0.1
+    step_gamma: float = 0.1  # step schedule: lr factor at each milestone
     grad_clip: float = 5.0  # max global grad norm; 0 = off
 
     def __post_init__(self) -> None:
@@ -107,8 +107,8 @@ class NetworkConfig:
 @dataclass(frozen=True)
 class AugmentSection:
     augment: bool = True  # random crop (crop_padding) + horizontal flip on the train split
-    crop_padding: int = 4
-    flip: bool = True
+    crop_padding: int = 4  # pixels of padding before the random crop
+    flip: bool = True  # random horizontal flip
     cutout: int = 0
 
     def __post_init__(self) -> None:
@@ -121,7 +121,7 @@ class ValidationConfig:
 
     val_images: int = 500  # a fixed class-balanced subset of the val split; 0 = none
     val_steps: int = 10
-    val_batch_size: int = 256
+    val_batch_size: int = 256  # batch size of the validation attack
 
     def __post_init__(self) -> None:
         check(self.val_batch_size >= 1, f"val_batch_size must be >= 1, got {self.val_batch_size}")
@@ -215,7 +215,8 @@ FLAGS = {
     "lr": "initial SGD learning rate (default 0.1)", "momentum": "SGD momentum (default 0.9)",
     "weight_decay": "weight decay (default 2e-4)", "schedule": "learning-rate schedule (default cosine)",
     "grad_clip": "max gradient norm, 0 = off (default 5)", "adv": "objective (default pgd)",
-    "eps": "Linf budget, e.g. 8/255 (default)", "alpha": "attack step (default eps / 4; fgsm_rs 1.25 eps)",
+    "eps": "budget of the training attack in [0, 1], e.g. 8/255 (default; the L-inf radius unless "
+           "--set attack.norm=l2)", "alpha": "attack step (default eps / 4; fgsm_rs 1.25 eps)",
     "steps": "attack steps for pgd/trades (default 7)", "trades_beta": "TRADES beta (default 6)",
     "attack_mode": "model mode while crafting training attacks (default eval; fgsm_rs train)",
     "channels": "initial channels C of a DARTS network (default 36)",
@@ -230,14 +231,17 @@ CHOICES = {"adv": ADV_METHODS, "schedule": SCHEDULES, "attack_mode": MODEL_MODES
 TEXT_FLAGS = ("eps", "alpha")  # read like papers write them: 8/255
 
 
-def add_config_arguments(parser: Any) -> None:
-    """--preset, --config, --set and the FLAGS of `racl train` and `racl compare`."""
+def add_config_arguments(parser: Any, exclude: tuple[str, ...] = ()) -> None:
+    """--preset, --config, --set and the FLAGS of `racl train` and `racl compare` (less `exclude`:
+    compare and ablate take --seeds, one run per seed, instead of --seed)."""
     parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
                         help="starting config: tiny (tests), quick (CPU minutes), paper (the defaults)")
-    parser.add_argument("--config", metavar="FILE.yaml", help="training config; flags and --set override its values")
+    parser.add_argument("--config", metavar="FILE.yaml", help="training config; flags and --set override its values (racl config show train prints "
+                             "every key)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set lr=0.05 --set attack.steps=10 (repeatable)")
-    configs.add_flags(parser.add_argument_group("training (defaults: method.md section 6)"), TrainConfig, FLAGS,
+    flags = {k: v for k, v in FLAGS.items() if k not in exclude}
+    configs.add_flags(parser.add_argument_group("training (defaults: method.md section 6)"), TrainConfig, flags,
                       CHOICES, TEXT_FLAGS)
 
 

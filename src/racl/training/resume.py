@@ -10,30 +10,35 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from racl.data import DataSplits, load_data_from_spec
+from racl.checkpoint import check_data
+from racl.data import DataSplits
 from racl.errors import RaclError
 from racl.training.config import TrainConfig, build_config
 from racl.training.trainer import run_folder
 
 
 def load_run(path: str | Path) -> dict:
-    """config, model_spec and data_spec of the run in `path` (for `racl train --resume DIR`)."""
+    """config, model_spec, data_spec and data_info of the run in `path` (for `racl train --resume`)."""
     run = run_folder(path)
     if not run.state.is_file():
         raise RaclError(f"nothing to resume in {path} (no {run.state.name}: no epoch finished); run the original "
                         "command (with --genotype and the data flags) again with --resume or --overwrite")
     state = run.load_state()
-    return {k: state[k] for k in ("config", "model_spec", "data_spec")}
+    return {"data_info": state.get("data_info"), **{k: state[k] for k in ("config", "model_spec", "data_spec")}}
 
 
-def run_inputs(out: str | Path, *, model: Any, load_data: Callable[[], DataSplits], resume: bool,
+def run_inputs(out: str | Path, *, model: Any, load_data: Callable[[dict | None], DataSplits], resume: bool,
                config: dict[str, Any]) -> tuple[Any, DataSplits, TrainConfig]:
     """(model, data, config) to pass to `train`. `config`: `build_config`'s keyword arguments (the
-    command's preset, file, flag values and --set items); `load_data`: the command's own data."""
+    command's preset, file, flag values and --set items); `load_data(recorded spec or None)`: the
+    command's data (the run's recorded data spec when resuming, changed only by flags it gives; the
+    trainer refuses a change). Resumed data is checked against what the model was trained on."""
     if resume and (model is None or run_folder(out).state.is_file()):
         saved = load_run(out)
-        return (model or saved["model_spec"], load_data_from_spec(saved["data_spec"]),
-                build_config(**config, base=saved["config"]))
+        data = load_data(saved["data_spec"])
+        check_data({**saved["model_spec"], "data_spec": saved["data_spec"], "data_info": saved["data_info"]},
+                   data.info(), "the run being resumed")
+        return model or saved["model_spec"], data, build_config(**config, base=saved["config"])
     if model is None:
         raise RaclError("racl train needs --genotype (a zoo name, genotype file, resnet18, wrn34_10 or mobilenet_v2)")
-    return model, load_data(), build_config(**config)
+    return model, load_data(None), build_config(**config)

@@ -30,6 +30,7 @@ from racl.training.config import TrainConfig, config_from_dict
 from racl.training.losses import Objective, make_objective
 from racl.training.modelspec import check_inputs, make_model_spec
 from racl.training.schedule import drop_path_prob, learning_rate
+from racl.training.summary import accuracy_labels
 from racl.training.validate import validate
 
 # DIR/state.safetensors (everything --resume needs, written last at each epoch's end), config.yaml
@@ -158,7 +159,7 @@ class TrainLoop:
         if improved:
             counters["best_epoch"], counters["best_val_robust_acc"] = epoch + 1, record["val_robust_acc"]
         self.save(record, counters, improved)
-        self.rt.log(_format(record, self.cfg.epochs, improved))
+        self.rt.log(_format(record, self.cfg, improved))
 
     def train_epoch(self, epoch: int, counters: dict) -> dict:
         self.model.train()
@@ -213,7 +214,8 @@ class TrainLoop:
     def write(self, record: dict, counters: dict, improved: bool) -> None:
         append_jsonl(self.run.metrics, record)
         self.tb.write(record)
-        meta = dict(data=self.data.spec(), config=self.cfg.to_dict(), epoch=record["epoch"], metrics=record)
+        meta = dict(data=self.data.spec(), data_info=self.data.info(), config=self.cfg.to_dict(),
+                    epoch=record["epoch"], metrics=record)
         save_model_checkpoint(self.last, self.model, self.spec, **meta)
         if improved:
             save_model_checkpoint(self.run.path / "best.safetensors", self.model, self.spec, **meta)
@@ -221,17 +223,18 @@ class TrainLoop:
             "version": 1, "counters": dict(counters), "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "rng": get_rng_state(),
             "data_generator": self.generator.get_state(), "config": self.cfg.to_dict(),
-            "model_spec": self.spec, "data_spec": self.data.spec(),
+            "model_spec": self.spec, "data_spec": self.data.spec(), "data_info": self.data.info(),
         })
 
 
-def _format(record: dict, epochs: int, improved: bool) -> str:
-    """One summary line per epoch."""
+def _format(record: dict, cfg: TrainConfig, improved: bool) -> str:
+    """One summary line per epoch; the training accuracies labelled with their BN mode when it differs."""
     def pct(v: float | None) -> str:
         return "  -  " if v is None else f"{100 * v:5.1f}"
 
-    return (f"epoch {record['epoch']:>3}/{epochs} lr {record['lr']:.4f} loss {record['train_loss']:.4f} "
-            f"train {pct(record['train_acc'])}% adv {pct(record['train_adv_acc'])}% | val clean "
+    clean, adv = accuracy_labels(cfg)
+    return (f"epoch {record['epoch']:>3}/{cfg.epochs} lr {record['lr']:.4f} loss {record['train_loss']:.4f} "
+            f"{clean} {pct(record['train_acc'])}% {adv} {pct(record['train_adv_acc'])}% | val clean "
             f"{pct(record['val_clean_acc'])}% robust {pct(record['val_robust_acc'])}% | "
             f"{record['seconds']:.1f}s{' *best' if improved else ''}")
 

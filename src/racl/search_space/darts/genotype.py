@@ -123,6 +123,11 @@ def _validate_cell(cell: str, edges: tuple[Edge, ...], concat: tuple[int, ...]) 
                 f"genotype {cell} edge {k}: input node {idx} is invalid for node {node} (must be 0..{node - 1})"
             )
     steps = len(edges) // 2
+    beyond = [i for i in concat if i >= 2 + steps]
+    if beyond:  # the concat list is usually right and the cell short of edges: say both
+        raise RaclError(f"genotype {cell} cell has {len(edges)} edges ({steps} intermediate nodes) but {cell}_concat "
+                        f"{list(concat)} names node {beyond[0]}; give two edges for each node up to {max(concat)} "
+                        f"({2 * (max(concat) - 1)} edges), or drop the extra nodes from {cell}_concat")
     if not concat or any(not 0 <= i < 2 + steps for i in concat) or len(set(concat)) != len(concat):
         raise RaclError(
             f"genotype {cell}_concat {list(concat)} must list distinct node indices in 0..{steps + 1}"

@@ -5,6 +5,9 @@ five intermediate nodes, concat lists of their own, and two ops outside the sear
 (sep_conv_7x7, conv_7x1_1x7: racl.search_space.ops.EVAL_ONLY)."""
 from __future__ import annotations
 
+import difflib
+from typing import Sequence
+
 from racl.errors import RaclError
 from racl.search_space.darts.genotype import Genotype
 

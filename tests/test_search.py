@@ -32,7 +32,7 @@ def tiny(**sets) -> SearchConfig:
 # ------------------------------------------------------------------ config
 def test_config_defaults_are_the_paper_settings():
     c = SearchConfig()
-    assert c.space == "darts" and c.supernet_size() == {"channels": 16, "layers": 8, "steps": 4, "keep_none": None}
+    assert c.space == "darts" and c.supernet_size() == {"channels": 16, "layers": 8, "steps": 4}
     assert (c.batch_size, c.epochs) == (128, 50)
     assert c.constraint.eta == 0.9 and c.optim.arch_lr == 6e-4 and c.optim.arch_wd == 1e-3
     assert get_preset("paper") == c

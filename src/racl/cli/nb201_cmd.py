@@ -22,7 +22,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     lookup.set_defaults(func=_lookup)
     rand = nsub.add_parser("random", help="random search with the benchmark: best of K random cells")
     rand.add_argument("--k", type=int, required=True, help="cells drawn")
-    rand.add_argument("--seed", type=int, default=0)
+    rand.add_argument("--seed", type=int, default=0, help="seed of the random draw (default 0)")
     _common(rand)
     rand.set_defaults(func=_random)
 
@@ -31,7 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmark", required=True, metavar="PATH",
                    help="robustness dataset root folder (meta.json, cifar10/, ...) or NAS-RobBench-201 folder / "
                         "NAS-RobBench-201_all.json")
-    p.add_argument("--dataset", default="cifar10", choices=DATASETS)
+    p.add_argument("--benchmark-dataset", dest="dataset", default="cifar10", choices=DATASETS,
+                   help="which of the benchmark's data sets (default cifar10)")
     p.add_argument("--metric", default=None, help="one metric (default: lookup shows all; random uses "
                                                   "val_pgd_8.0_acc for NAS-RobBench-201)")
     p.add_argument("--json", action="store_true", help="print JSON")

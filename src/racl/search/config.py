@@ -333,12 +333,12 @@ class SearchConfig:
         return config_to_dict(self)
 
     def supernet_size(self) -> dict[str, Any]:
-        """channels, layers, steps of the search network (the config's, else the space's defaults) and
-        keep_none (null: the space's rule)."""
+        """channels, layers, steps of the search network (the config's, else the space's defaults), and
+        keep_none when set (null: the space's rule, not passed)."""
         defaults = spaces.get_space(self.space).supernet_defaults
         size = {k: defaults[k] if getattr(self.supernet, k) is None else getattr(self.supernet, k)
                 for k in ("channels", "layers", "steps")}
-        return {**size, "keep_none": self.supernet.keep_none}
+        return size if self.supernet.keep_none is None else {**size, "keep_none": self.supernet.keep_none}
 
     @property
     def gamma(self) -> float:

@@ -48,6 +48,7 @@ case $PROTOCOL in
 esac
 EVAL=(--weights "$CKPT" --attacks pgd20,cw --n-images 0 --eval-seed 0)
 read -r -a SEEDS <<< "${SEEDS:-0 1 2}"  # training seeds (SEEDS="0" trains seed 0 of everything first)
+read -r -a SEARCH_SEEDS <<< "${SEARCH_SEEDS:-0 1 2}"  # search seeds of the searches and rivals stages
 SEARCH=(--preset quick)  # supernet C = 8, 5 cells, 4 epochs (1 warm-up), batch 32
 RESNET_WIDTH=${RESNET_WIDTH:-4}  # 44,622 params: closest to the published cells' mean (55,816) at C = 8, 5 cells
 mkdir -p "$ROOT/search" "$ROOT/logs" "$ROOT/$PROTOCOL"
@@ -86,10 +87,10 @@ for stage in $STAGES; do
       compare compare-reference WEAK=benchmarks/genotypes/weak_skip_pool.json DARTS_V2 RACL ADVRUSH \
         PC_DARTS resnet18 ;;
     searches)
-      for s in 0 1 2; do search darts "$s"; search racl "$s"; done
+      for s in "${SEARCH_SEEDS[@]}"; do search darts "$s"; search racl "$s"; done
       search random 0 ;;
     rivals)
-      for s in 0 1 2; do search pcdarts "$s"; search advrush "$s"; search gdas "$s"; done ;;
+      for s in "${SEARCH_SEEDS[@]}"; do search pcdarts "$s"; search advrush "$s"; search gdas "$s"; done ;;
     searched)
       # strategy by strategy, racl first: a stopped stretch leaves whole strategies, not a bit of each
       for dir in "$ROOT"/search/{racl,darts,random,pcdarts,advrush,gdas}-seed*/; do

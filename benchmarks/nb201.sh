@@ -9,6 +9,7 @@
 #   benchmarks/nb201.sh                                  all stages in order
 #   STAGES="searches searched" benchmarks/nb201.sh &  STAGES="reference searches" benchmarks/nb201.sh &
 #   SEEDS="0" benchmarks/nb201.sh                        training seed 0 only (the others later)
+#   SEARCH_SEEDS="0" benchmarks/nb201.sh                 search seed 0 only
 #
 # Stages:
 #   reference  the zoo's NB201 cells: the best CIFAR-10 cell, the ResNet cell, all-conv3x3 and the
@@ -23,7 +24,8 @@ ZIP=${ZIP:-../shared/data/cifar10-train-jpg.zip}
 RACL=${RACL:-.venv/bin/racl}
 PY=${PY:-.venv/bin/python}
 STAGES=${STAGES:-reference searches nonone searched table}
-read -r -a SEEDS <<< "${SEEDS:-0 1 2}"
+read -r -a SEEDS <<< "${SEEDS:-0 1 2}"  # training seeds
+read -r -a SEARCH_SEEDS <<< "${SEARCH_SEEDS:-0 1 2}"  # search seeds
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 # the claim experiment's data: 500 images per class at 32x32, stratified, data seed 0: train 4,000 / val 500 / test 500
 DATA=(--dataset imagefolder --data-dir "$ZIP" --limit 500 --data-seed 0)
@@ -62,9 +64,9 @@ for stage in $STAGES; do
     reference)
       compare compare-reference NB201_BEST_CIFAR10 NB201_RESNET NB201_ALL_CONV3X3 NB201_ALL_SKIP ;;
     searches)
-      for s in 0 1 2; do search darts "$s"; search racl "$s"; search random "$s"; done ;;
+      for s in "${SEARCH_SEEDS[@]}"; do search darts "$s"; search racl "$s"; search random "$s"; done ;;
     nonone)
-      for s in 0 1 2; do
+      for s in "${SEARCH_SEEDS[@]}"; do
         search racl "$s" racl-nonone --set supernet.keep_none=false
         search darts "$s" darts-nonone --set supernet.keep_none=false
       done ;;

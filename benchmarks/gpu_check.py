@@ -1,26 +1,36 @@
-"""`make gpu-check` (`python benchmarks/gpu_check.py`): is this CUDA machine ready, and how fast is it?
+"""`make gpu-check`: is this CUDA machine ready for racl, and how fast is the real thing on it?
 
-One command, under 8 minutes on one GPU (a global deadline, `--budget`, default 450 s of steps), each
-step in its own process group with its own time box, everything written to OUT/gpu-check.json and
-OUT/summary.md (OUT = runs/gpu-check):
+    .venv/bin/python benchmarks/gpu_check.py              # the whole check, one CUDA GPU, under 8 minutes
+    .venv/bin/python benchmarks/gpu_check.py --plan       # the stages and their time boxes, runs nothing
+    .venv/bin/python benchmarks/gpu_check.py --only tests,slice-train --budget 200
 
-  tests          the `gpu`-marked tests (tests/test_gpu.py): fast path vs reference on CUDA, bf16
-                 autocast within its stated tolerance, channels-last
-  slice-search   a timed slice of the paper's search (8 cells, C = 16, batch 128, 32x32 synthetic
-                 inputs): warm-up steps (weight step) and search steps (weight + distribution step),
-                 extrapolated to the full search (50 epochs, 15 of them warm-up, 25,000 images per half)
-  slice-train    a timed slice of PGD-7 adversarial training of the 20-cell C = 36 network (the
-                 trainer's objective, batch 128), extrapolated to 100 epochs of 50,000 images
-  bench-*        `racl bench supernet|attack|train --device cuda`, fast vs reference (attack: racl vs
-                 torchattacks), then again with --bf16, --no-channels-last and --compile while the
-                 budget lasts (these are skipped first when time runs short)
-  nccl-probe     `torchrun --nproc-per-node 1` joining an nccl group and all-reducing a CUDA tensor
-  torchrun-search  `torchrun --nproc-per-node 1 -m racl search --preset tiny --distributed --device cuda`
+Every stage runs in its own process group, killed at its time box; the boxes add up to the budget
+(450 s of stages, DEFAULT_BUDGET_S; with start-up and the summary the command stays under 8 minutes),
+so the whole check cannot overrun. Results: OUT/gpu-check.json, OUT/summary.md, OUT/logs/STAGE.log
+(OUT = runs/gpu-check). Settings as real runs use them: the layout racl.models.layers.place picks
+(float32 NCHW on CUDA, channels-last under bf16), cudnn.benchmark on, TF32 left at torch's defaults.
 
-Without CUDA it says so in one line, runs only the gpu tests (they skip) and exits 0.
-Extrapolations use the mean step time (periodic work such as the Lipschitz refresh counts) and count
-the steps only: no data loading or augmentation, no per-epoch validation or final evaluation, no
-checkpointing.
+  tests                     the `gpu`-marked tests (tests/test_gpu.py)
+  slice-search              timed warm-up steps (weight step) and search steps (weight + distribution
+                            step) of the paper's search (8 cells, C = 16, batch 128, 32x32, the racl
+                            strategy's default gamma = 0.1), extrapolated to the full search; plus the
+                            torch operations and convolutions of one search step at that gamma and at 0
+  slice-search-bf16         the same under bf16 autocast (channels-last, as place() decides)
+  slice-search-channels-last  the same in float32 with channels-last forced
+  slice-train(-bf16, -channels-last)  PGD-7 adversarial training steps of the 20-cell C = 36 network
+                            (the trainer's objective, batch 128), extrapolated to 100 epochs
+  two-ranks                 `torchrun --nproc-per-node 2` on the one GPU (gloo: nccl refuses two ranks
+                            per device): a tiny racl search with PGD starts; the ranks must end
+                            bit-identical and draw different random starts
+  e2e                       `racl search` (tiny preset) killed after its first checkpoint and resumed,
+                            `racl train` on its genotype killed after its first epoch and resumed,
+                            `racl evaluate --device cuda` on the result
+  sync-debug                one search step and one training step under
+                            torch.cuda.set_sync_debug_mode("warn"): the host-device syncs, counted
+
+Without CUDA it says so in one line, runs only the gpu tests (they skip) and exits 0. Extrapolations
+use the mean step time (periodic work such as the Lipschitz refresh counts) and count the steps
+only: no data loading, per-epoch validation, final evaluation or checkpointing.
 """
 from __future__ import annotations
 
@@ -36,18 +46,16 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[3]  # the repository (src/racl/bench/gpu_check.py, editable install)
-if not (ROOT / "tests").is_dir():
-    ROOT = Path.cwd()
+SCRIPT = Path(__file__).resolve()
+ROOT = SCRIPT.parents[1]  # the repository
 DEFAULT_OUT = Path("runs/gpu-check")
-DEFAULT_BUDGET_S = 450.0  # steps only; with start-up and the summary the command stays under 8 minutes
-MIN_STEP_S = 20.0  # a step is skipped when less than this is left of the budget
-
-# The paper's full runs (read from the configs' defaults where they hold them).
+DEFAULT_BUDGET_S = 450.0  # stages only; with start-up and the summary the command stays under 8 minutes
+MIN_STAGE_S = 20.0  # a stage is skipped when less than this is left of the budget
 CIFAR10_TRAIN_IMAGES = 50_000
 
 
@@ -55,10 +63,9 @@ CIFAR10_TRAIN_IMAGES = 50_000
 class Step:
     name: str
     argv: list[str]
-    box_s: float             # time box: the step is killed after this long
+    box_s: float             # time box: the stage is killed after this long
     needs_cuda: bool = True
-    optional: bool = False   # variants: skipped unless the whole box still fits in the budget
-    parse: str = "json"      # how to read the result: json (stdout) | junit | search (a run folder)
+    parse: str = "json"      # how to read the result: json (last stdout line) | junit
     what: str = ""
 
 
@@ -88,18 +95,8 @@ class Report:
 
 
 # ------------------------------------------------------------------ the plan
-def _py(*args: str) -> list[str]:
-    return [sys.executable, *args]
-
-
-def _bench(what: str, *extra: str) -> list[str]:
-    sizes = ("--size", "default") if what == "supernet" else ()
-    return _py("-m", "racl", "bench", what, "--json", "--device", "cuda", "--rounds", "1", "--repeats", "3",
-               *sizes, *extra)
-
-
-def _torchrun(*args: str) -> list[str]:
-    return _py("-m", "torch.distributed.run", "--nproc-per-node", "1", "--master-port", str(_free_port()), *args)
+def _me(*args: str) -> list[str]:
+    return [sys.executable, str(SCRIPT), *args]
 
 
 def _free_port() -> int:
@@ -110,46 +107,35 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def plan(out: Path, slice_steps: int = 50) -> list[Step]:
-    """Every step, in the order it runs: required steps first, then the benchmark variants."""
-    me = ("-m", "racl.bench.gpu_check")
-    steps = [
-        Step("tests", _py("-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "-o", "junit_logging=system-out",
-                          str(ROOT / "tests" / "test_gpu.py"), f"--junitxml={out / 'gpu-tests.xml'}"), 150, needs_cuda=False, parse="junit",
-             what="gpu-marked tests (fast vs reference on CUDA, bf16 autocast, channels-last)"),
-        Step("slice-search", _py(*me, "slice", "search", "--device", "cuda", "--steps", str(slice_steps),
-                                 "--max-s", "45"), 120,
-             what=f"{slice_steps} warm-up + {slice_steps} search steps, 8 cells, C = 16, batch 128, 32x32"),
-        Step("slice-train", _py(*me, "slice", "train", "--device", "cuda", "--steps", str(slice_steps),
-                                "--max-s", "60"), 120,
-             what=f"{slice_steps} PGD-7 training steps, RACL C = 36, 20 cells, batch 128, 32x32"),
-        Step("bench-supernet", _bench("supernet"), 90, what="racl bench supernet (default size, batch 32)"),
-        Step("bench-attack", _bench("attack"), 90, what="racl bench attack (PGD-20, batch 32)"),
-        Step("bench-train", _bench("train"), 90, what="racl bench train (PGD-7 step, batch 32)"),
-        Step("nccl-probe", _torchrun(*me, "nccl-probe"), 60,
-             what="torchrun --nproc-per-node 1: nccl group, all_reduce on CUDA"),
-        Step("torchrun-search", _torchrun("-m", "racl", "search", "--preset", "tiny", "--dataset", "synthetic",
-                                          "--limit", "20", "--image-size", "16", "--device", "cuda",
-                                          "--distributed", "--no-draw", "--overwrite",
-                                          "--out", str(out / "torchrun-search")), 120, parse="search",
-             what="torchrun --nproc-per-node 1 -m racl search --preset tiny --distributed --device cuda (nccl)"),
+def plan(out: Path, slice_steps: int = 30) -> list[Step]:
+    """Every stage, in the order it runs; the boxes add up to DEFAULT_BUDGET_S."""
+    steps = [Step("tests", [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
+                            "-o", "junit_logging=system-out", str(ROOT / "tests" / "test_gpu.py"),
+                            f"--junitxml={out / 'gpu-tests.xml'}"], 45, needs_cuda=False, parse="junit",
+                  what="gpu-marked tests (fast vs reference on CUDA, bf16 autocast, layouts)")]
+    variants = (("", (), "float32, NCHW (place)"), ("-bf16", ("--bf16",), "bf16 autocast, channels-last (place)"),
+                ("-channels-last", ("--channels-last",), "float32, channels-last forced"))
+    for what, boxes, max_s, setting in (("search", (60, 30, 30), ("10", "5", "5"), "8 cells, C = 16, batch 128, gamma 0.1"),
+                                        ("train", (45, 30, 30), ("12", "5", "5"), "PGD-7, C = 36, 20 cells, batch 128")):
+        for (suffix, flags, how), box, limit in zip(variants, boxes, max_s):
+            count = ("--count-ops",) if what == "search" and not suffix else ()
+            steps.append(Step(f"slice-{what}{suffix}", _me("slice", what, "--device", "cuda", "--steps",
+                                                            str(slice_steps), "--max-s", limit, *flags, *count),
+                              box, what=f"{what} steps, {setting}; {how}" + ("; op count" if count else "")))
+    steps += [
+        Step("two-ranks", [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+                           "--master-port", str(_free_port()), str(SCRIPT), "two-ranks", "--device", "cuda",
+                           "--out", str(out / "two-ranks")], 45,
+             what="torchrun --nproc-per-node 2 on one GPU (gloo): tiny racl search, ranks identical"),
+        Step("e2e", _me("e2e", "--device", "cuda", "--out", str(out / "e2e")), 105,
+             what="racl search (killed, resumed) + racl train (killed, resumed) + racl evaluate --device cuda"),
+        Step("sync-debug", _me("sync-debug", "--device", "cuda"), 30,
+             what="torch.cuda.set_sync_debug_mode('warn') over one search step and one training step"),
     ]
-    variants = [("bf16", ("--bf16",), 75), ("nchw", ("--no-channels-last",), 75),
-                ("compile", ("--compile",), 150)]
-    order = [("train", "bf16"), ("attack", "bf16"), ("supernet", "bf16"), ("train", "compile"),
-             ("train", "nchw"), ("attack", "nchw"), ("supernet", "nchw"), ("attack", "compile"),
-             ("supernet", "compile")]
-    by_name = {v[0]: v for v in variants}
-    steps.append(Step("bench-attack-apgd", _bench("attack", "--attack", "apgd-ce"), 75, optional=True,
-                      what="racl bench attack --attack apgd-ce (AutoAttack's APGD-CE vs torchattacks.APGD)"))
-    for what, variant in order:
-        _, flags, box = by_name[variant]
-        steps.append(Step(f"bench-{what}-{variant}", _bench(what, *flags), box, optional=True,
-                          what=f"racl bench {what} {' '.join(flags)}"))
     return steps
 
 
-# ------------------------------------------------------------------ running one step
+# ------------------------------------------------------------------ running one stage
 def run_step(step: Step, cuda: bool, remaining_s: float, log_dir: Path,
              env: dict[str, str] | None = None) -> StepResult:
     """Run `step` in its own process group, killed (the whole group) at its time box or at the end of
@@ -158,9 +144,8 @@ def run_step(step: Step, cuda: bool, remaining_s: float, log_dir: Path,
     if step.needs_cuda and not cuda:
         res.reason = "no CUDA GPU"
         return res
-    need = step.box_s if step.optional else MIN_STEP_S
-    if remaining_s < need:
-        res.reason = f"budget: {remaining_s:.0f} s left, needs {need:.0f} s"
+    if remaining_s < MIN_STAGE_S:
+        res.reason = f"budget: {remaining_s:.0f} s left, needs {MIN_STAGE_S:.0f} s"
         return res
     box = min(step.box_s, remaining_s)
     res.box_s = round(box, 1)
@@ -174,7 +159,7 @@ def run_step(step: Step, cuda: bool, remaining_s: float, log_dir: Path,
         stdout, stderr = proc.communicate(timeout=box)
         timed_out = False
     except subprocess.TimeoutExpired:
-        _kill_group(proc)
+        kill_group(proc)
         stdout, stderr = proc.communicate()
         timed_out = True
     res.wall_s = round(time.perf_counter() - t0, 2)
@@ -194,10 +179,11 @@ def run_step(step: Step, cuda: bool, remaining_s: float, log_dir: Path,
     return res
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+def kill_group(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """`sig`, then SIGKILL after 5 s, to the process group `proc` leads (it was started in its own session)."""
+    for s in dict.fromkeys((sig, signal.SIGKILL)):
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(proc.pid, s)
         except ProcessLookupError:
             return
         try:
@@ -208,23 +194,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _parse(step: Step, stdout: str) -> Any:
-    if step.parse == "search":  # a search run folder: its genotype and the epochs' lines
-        folder = Path(step.argv[step.argv.index("--out") + 1])
-        genotype = folder / "genotype.json"
-        if not genotype.exists():
-            raise ValueError(f"{genotype} was not written")
-        epochs = [line.strip() for line in stdout.splitlines() if line.startswith("epoch ")]
-        return {"genotype": str(genotype), "epochs": epochs}
     if step.parse == "junit":
         xml = next(a.split("=", 1)[1] for a in step.argv if a.startswith("--junitxml="))
         return junit_counts(Path(xml))
-    text = stdout.strip()
-    if not text:
+    lines = stdout.strip().splitlines()
+    if not lines:
         raise ValueError("no output")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return json.loads(text.splitlines()[-1])
+    return json.loads(lines[-1])
 
 
 def junit_counts(path: Path) -> dict:
@@ -279,7 +255,7 @@ def paper_search_setting() -> dict:
 
     cfg = config_from_dict({})  # the paper preset = the defaults
     return {"epochs": cfg.epochs, "warmup_epochs": cfg.warmup_epochs, "batch": cfg.batch_size,
-            "images_per_half": round(CIFAR10_TRAIN_IMAGES * cfg.weight_fraction),
+            "images_per_half": round(CIFAR10_TRAIN_IMAGES * cfg.weight_fraction), "gamma": cfg.gamma,
             "channels": cfg.supernet_size()["channels"], "layers": cfg.supernet_size()["layers"]}
 
 
@@ -291,31 +267,59 @@ def paper_train_setting() -> dict:
             "channels": cfg.network.channels, "layers": cfg.network.layers, "attack_steps": cfg.attack.steps}
 
 
-# ------------------------------------------------------------------ the slices (run as subprocesses)
+# ------------------------------------------------------------------ stages run as subprocesses
+def _sync(device) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def _timed_steps(fn: Callable[[], None], device, steps: int, max_s: float, warmup: int) -> dict:
     """Call fn `warmup` times untimed, then up to `steps` times (stopping once max_s have passed, after
     at least 3), each synchronised and timed."""
-    import torch
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
     t0 = time.perf_counter()
     for _ in range(warmup):
         fn()
-    sync()
+    _sync(device)
     warm_s = time.perf_counter() - t0
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < steps and (len(times) < 3 or time.perf_counter() - start < max_s):
         t = time.perf_counter()
         fn()
-        sync()
+        _sync(device)
         times.append(time.perf_counter() - t)
     return {"steps_timed": len(times), "steps_asked": steps, "median_s": statistics.median(times),
             "mean_s": statistics.fmean(times), "min_s": min(times), "max_s": max(times),
             "warmup_calls": warmup, "warmup_s": warm_s, "stopped_early": len(times) < steps}
+
+
+def count_ops(fn: Callable[[], None]) -> dict:
+    """The torch operations (aten calls below autograd) of one call of fn, and how many are convolutions."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counting(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.ops: Counter = Counter()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops[func.overloadpacket.__name__] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counting() as mode:
+        fn()
+    conv = sum(n for name, n in mode.ops.items() if "convolution" in name)
+    return {"ops": sum(mode.ops.values()), "convolutions": conv, "top": dict(mode.ops.most_common(5))}
+
+
+def _backend_settings() -> dict:
+    import torch
+
+    return {"cudnn_benchmark": torch.backends.cudnn.benchmark, "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "float32_matmul_precision": torch.get_float32_matmul_precision()}
 
 
 def slice_main(args: argparse.Namespace) -> dict:
@@ -325,26 +329,27 @@ def slice_main(args: argparse.Namespace) -> dict:
     from racl.bench.machine import describe_machine
     from racl.bench.timing import cuda_peak_mib, reset_cuda_peak
 
-    device = torch.device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("gpu_check slice: no CUDA GPU present")
-    switch = {"bf16": args.bf16, "channels_last": args.channels_last, "compile": args.compile or False}
-    warmup = args.warmup if args.warmup is not None else (3 if args.compile else 2)
+    device = _device(args.device)
+    switch = {"bf16": args.bf16, "channels_last": args.channels_last}
     out: dict[str, Any] = {"slice": args.what, "device": str(device), "switches": switch,
                            "machine": describe_machine(device)}
     reset_cuda_peak(device)
     if args.what == "search":
         paper = paper_search_setting()
         batch = args.batch or paper["batch"]
+        gamma = paper["gamma"] if args.gamma is None else args.gamma
         kw = {"ops": "fast", "size": args.size, "batch": batch, "device": device, "image_size": args.image_size,
-              **switch}
+              "gamma": gamma, **switch}
         phases = {}
         for phase, arch in (("warmup", False), ("search", True)):
             fn = cases.supernet_step(arch=arch, **kw)
-            phases[phase] = _timed_steps(fn, device, args.steps, args.max_s, warmup)
+            phases[phase] = _timed_steps(fn, device, args.steps, args.max_s, args.warmup)
+            if arch and args.count_ops:
+                out["op_count"] = {"gamma": gamma, "search_step": count_ops(fn),
+                                   "search_step_gamma0": count_ops(cases.supernet_step(arch=True, **{**kw, "gamma": 0.0}))}
             del fn
         out.update(phases=phases, setting={**cases.SUPERNET_SIZES[args.size], "batch": batch,
-                                           "image_size": args.image_size})
+                                           "image_size": args.image_size, "gamma": gamma})
         # the mean, not the median: periodic work (e.g. the Lipschitz refresh every few steps) counts
         out["full"] = search_totals(phases["warmup"]["mean_s"], phases["search"]["mean_s"], batch,
                                     paper["epochs"], paper["warmup_epochs"], paper["images_per_half"])
@@ -353,31 +358,166 @@ def slice_main(args: argparse.Namespace) -> dict:
         batch = args.batch or paper["batch"]
         fn = cases.train_step(ops="fast", batch=batch, device=device, channels=args.channels, layers=args.layers,
                               **switch)
-        out["step"] = _timed_steps(fn, device, args.steps, args.max_s, warmup)
+        out["step"] = _timed_steps(fn, device, args.steps, args.max_s, args.warmup)
         out["setting"] = {"channels": args.channels, "layers": args.layers, "batch": batch, "attack": "PGD-7"}
         out["full"] = train_totals(out["step"]["mean_s"], batch, paper["epochs"], paper["images"])
+    out["backends"] = _backend_settings()
     out["cuda_peak_mib"] = cuda_peak_mib(device)
     return out
 
 
-def nccl_probe() -> dict:
-    """Under torchrun: join the group through racl.distributed (nccl on CUDA), all-reduce a tensor."""
+def _device(name: str):
+    import torch
+
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("gpu_check: no CUDA GPU present")
+    return device
+
+
+def two_ranks(args: argparse.Namespace) -> dict | None:
+    """Under torchrun: both ranks on the one device (gloo, which takes CUDA tensors; nccl refuses two ranks
+    on one GPU); a tiny racl search with PGD-1 starts in its weight step. Its ranks must end with
+    bit-identical state and have drawn different random starts. Rank 0 returns the result."""
     import torch
     import torch.distributed as dist
 
-    from racl.distributed import init_distributed, rank, world_size
+    from racl import distributed
+    from racl.attacks.pgd import PGD
+    from racl.data import load_data
+    from racl.search import apply_overrides, get_preset, loop
 
-    device = init_distributed("cuda", force=True)
-    x = torch.full((4,), float(rank() + 1), device=device)
-    dist.all_reduce(x)
-    expected = world_size() * (world_size() + 1) / 2
-    out = {"backend": dist.get_backend(), "world_size": world_size(), "device": str(device),
-           "gpu": torch.cuda.get_device_name(device), "all_reduce": x.tolist(),
-           "all_reduce_ok": bool(torch.all(x == expected))}
+    device = _device(args.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("gloo")
+    starts: list[float] = []
+    reduces = [0]
+    original_init, original_reduce = PGD.random_init, dist.all_reduce
+
+    def random_init(self, images):
+        adv = original_init(self, images)
+        starts.append(float((adv - images).abs().sum()))
+        return adv
+
+    def all_reduce(t, *a, **kw):
+        reduces[0] += 1
+        return original_reduce(t, *a, **kw)
+
+    PGD.random_init, dist.all_reduce = random_init, all_reduce
+    built = []
+    build = loop.build_run
+    loop.build_run = lambda *a: built.append(build(*a)) or built[-1]
+    config = apply_overrides(get_preset("tiny"), ["robust.adv=pgd", "attack.steps=1"])
+    t0 = time.perf_counter()
+    loop.run_search(config, load_data("synthetic", image_size=16, count=64), args.out, overwrite=True,
+                    device=device, draw=False)
+    seconds = time.perf_counter() - t0
+    run = built[0]
+    identical = distributed.same_on_all_ranks(loop._synced_state(run))
+    first_starts = distributed.gather_object(starts[0] if starts else None)
+    out = {"backend": dist.get_backend(), "world_size": distributed.world_size(), "device": str(device),
+           "seconds": round(seconds, 2), "steps": run.global_step, "all_reduce_calls": reduces[0],
+           "ranks_identical": identical, "first_random_start_l1": first_starts,
+           "random_starts_differ": None not in first_starts and len(set(first_starts)) == len(first_starts)}
+    me = distributed.rank()
     dist.destroy_process_group()
-    if out["backend"] != "nccl" or not out["all_reduce_ok"]:
-        print(json.dumps(out))
-        raise SystemExit(f"nccl probe failed: backend {out['backend']}, all_reduce {out['all_reduce']}")
+    if not (identical and out["random_starts_differ"]):
+        raise SystemExit(f"two-ranks failed: {json.dumps(out)}")
+    return out if me == 0 else None
+
+
+def _racl(*args: str) -> list[str]:
+    return [sys.executable, "-m", "racl", *args]
+
+
+def e2e_commands(out: Path, device: str) -> dict[str, list[str]]:
+    """The end-to-end commands: a tiny search and training (each later killed and resumed), an evaluation."""
+    data = ("--dataset", "synthetic", "--limit", "24", "--image-size", "16")
+    return {
+        "search": _racl("search", "--preset", "tiny", *data, "--epochs", "3", "--device", device, "--no-draw",
+                        "--out", str(out / "search")),
+        "train": _racl("train", "--preset", "tiny", "--genotype", str(out / "search" / "genotype.json"), *data,
+                       "--epochs", "3", "--steps", "2", "--device", device, "--out", str(out / "train")),
+        "evaluate": _racl("evaluate", "--checkpoint", str(out / "train" / "last.safetensors"), "--attacks",
+                          "fgsm,pgd5", "--n-images", "32", "--device", device, "--out", str(out / "eval")),
+    }
+
+
+def _kill_after(argv: list[str], marker: Path, log, limit_s: float) -> dict:
+    """Run argv until `marker` exists (its first epoch is saved), then SIGKILL it."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    while proc.poll() is None and not marker.exists() and time.perf_counter() - t0 < limit_s:
+        time.sleep(0.05)
+    killed = proc.poll() is None
+    if killed:
+        kill_group(proc, signal.SIGKILL)
+    return {"killed": killed, "exit": proc.wait(), "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _run(argv: list[str], log) -> dict:
+    t0 = time.perf_counter()
+    code = subprocess.run(argv, stdout=log, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        raise SystemExit(f"e2e: exit {code}: {shlex.join(argv)}")
+    return {"exit": code, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def e2e(args: argparse.Namespace) -> dict:
+    """racl search, train and evaluate as a user runs them; search and training killed (SIGKILL) once
+    their first epoch is saved, then resumed with --resume; the resumed runs must hold every epoch."""
+    _device(args.device)
+    out = Path(args.out)
+    cmds = e2e_commands(out, args.device)
+    result: dict[str, Any] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "e2e.log", "w", encoding="utf-8") as log:
+        for name, marker in (("search", out / "search" / "checkpoint.safetensors"),
+                             ("train", out / "train" / "state.safetensors")):
+            first = _kill_after([*cmds[name], "--overwrite"], marker, log, args.limit_s)
+            if not first["killed"]:
+                raise SystemExit(f"e2e: racl {name} ended (exit {first['exit']}) before it could be killed")
+            resumed = _run([*cmds[name], "--resume"], log)
+            lines = (out / name / "metrics.jsonl").read_text().splitlines()
+            result[name] = {"first": first, "resumed": resumed, "epochs": len(lines)}
+            if len(lines) != 3:
+                raise SystemExit(f"e2e: the resumed {name} holds {len(lines)} epochs, not 3")
+        result["evaluate"] = _run([*cmds["evaluate"], "--overwrite"], log)
+        results = json.loads((out / "eval" / "results.json").read_text())
+        result["evaluate"]["robust_accuracy"] = results.get("robust_accuracy")
+    return result
+
+
+def sync_debug(args: argparse.Namespace) -> dict:
+    """Host-device syncs of one search step and one training step (after a warm-up call each), counted
+    by torch.cuda.set_sync_debug_mode("warn"): each sync is one warning; the first places are kept."""
+    import warnings
+
+    import torch
+
+    from racl.bench import cases
+
+    device = _device(args.device)
+    if device.type != "cuda":
+        raise SystemExit("gpu_check sync-debug: needs a CUDA device (set_sync_debug_mode is CUDA's)")
+    paper = paper_search_setting()
+    steps = {"search_step": cases.supernet_step("fast", "default", 32, device, gamma=paper["gamma"]),
+             "train_step": cases.train_step("fast", 32, device)}
+    out: dict[str, Any] = {}
+    for name, fn in steps.items():
+        fn()
+        torch.cuda.synchronize(device)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                fn()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        syncs = [w for w in caught if "synchroniz" in str(w.message)]
+        places = Counter(f"{Path(w.filename).name}:{w.lineno}" for w in syncs)
+        out[name] = {"syncs": len(syncs), "places": dict(places.most_common(10))}
     return out
 
 
@@ -393,19 +533,8 @@ def probe_machine() -> tuple[bool, dict]:
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpu_count=torch.cuda.device_count(),
                     gpu_memory_gib=round(props.total_memory / 2**30, 1),
-                    capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version(),
-                    nccl=_nccl_version())
+                    capability=f"{props.major}.{props.minor}", cudnn=torch.backends.cudnn.version())
     return cuda, info
-
-
-def _nccl_version() -> str | None:
-    try:
-        import torch.cuda.nccl as nccl
-
-        version = nccl.version()
-        return ".".join(map(str, version)) if isinstance(version, tuple) else str(version)
-    except (ImportError, RuntimeError, AttributeError):
-        return None
 
 
 def no_gpu_line(info: dict) -> str:
@@ -414,7 +543,7 @@ def no_gpu_line(info: dict) -> str:
             "Run `make gpu-check` on a machine with one CUDA GPU.")
 
 
-def check(out: Path, budget_s: float = DEFAULT_BUDGET_S, slice_steps: int = 50,
+def check(out: Path, budget_s: float = DEFAULT_BUDGET_S, slice_steps: int = 30,
           only: list[str] | None = None, cuda: bool | None = None) -> Report:
     t0 = time.perf_counter()
     detected, info = probe_machine()
@@ -433,7 +562,7 @@ def check(out: Path, budget_s: float = DEFAULT_BUDGET_S, slice_steps: int = 50,
             continue
         res = run_step(step, cuda, deadline - time.perf_counter(), out / "logs")
         report.steps.append(res)
-        print(f"  {res.name:<26} {res.status:<8} {res.wall_s:7.1f} s / box {res.box_s:5.0f} s  "
+        print(f"  {res.name:<27} {res.status:<8} {res.wall_s:7.1f} s / box {res.box_s:5.0f} s  "
               f"{short_result(res)}", flush=True)
     report.extrapolation = extrapolation(report)
     report.wall_s = round(time.perf_counter() - t0, 1)
@@ -445,28 +574,24 @@ def check(out: Path, budget_s: float = DEFAULT_BUDGET_S, slice_steps: int = 50,
 
 
 def extrapolation(report: Report) -> dict:
-    ex = {}
-    for res in report.steps:
-        if res.name in ("slice-search", "slice-train") and res.status == "ok" and isinstance(res.result, dict):
-            ex[res.name.split("-")[1]] = {**res.result["full"], "gpu": report.gpu,
-                                          "setting": res.result.get("setting")}
-    return ex
+    """The full runs each slice (and each of its variants) predicts."""
+    return {res.name.removeprefix("slice-"): {**res.result["full"], "setting": res.result.get("setting"),
+                                              "switches": res.result.get("switches")}
+            for res in report.steps
+            if res.name.startswith("slice-") and res.status == "ok" and isinstance(res.result, dict)}
 
 
 def extrapolation_lines(report: Report) -> list[str]:
     lines = []
     on = f"on {report.gpu}" if report.gpu else "(no GPU)"
-    s = report.extrapolation.get("search")
-    if s:
-        lines.append(f"full search {on}: {s['epochs']} epochs ({s['warmup_epochs']} warm-up) x "
-                     f"{s['steps_per_epoch']} steps of batch {s['batch']} ({s['images_per_half']:,} images per half); "
-                     f"warm-up step {s['warmup_step_s']:.3f} s, search step {s['search_step_s']:.3f} s "
-                     f"-> {s['total_h']:.2f} h (steps only)")
-    t = report.extrapolation.get("train")
-    if t:
-        lines.append(f"full training {on}: {t['epochs']} epochs x {t['steps_per_epoch']} PGD-7 steps of batch "
-                     f"{t['batch']} ({t['images']:,} images); step {t['step_s']:.3f} s -> {t['total_h']:.2f} h "
-                     "(steps only)")
+    for name, x in report.extrapolation.items():
+        if name.startswith("search"):
+            lines.append(f"full search {on} [{name}]: {x['epochs']} epochs ({x['warmup_epochs']} warm-up) x "
+                         f"{x['steps_per_epoch']} steps of batch {x['batch']}; warm-up step {x['warmup_step_s']:.3f} s, "
+                         f"search step {x['search_step_s']:.3f} s -> {x['total_h']:.2f} h (steps only)")
+        else:
+            lines.append(f"full training {on} [{name}]: {x['epochs']} epochs x {x['steps_per_epoch']} PGD-7 steps "
+                         f"of batch {x['batch']}; step {x['step_s']:.3f} s -> {x['total_h']:.2f} h (steps only)")
     return lines
 
 
@@ -481,22 +606,24 @@ def short_result(res: StepResult) -> str:
                     + (f": {', '.join(r['failures'])}" if r["failures"] else ""))
         if res.name.startswith("slice-search"):
             p = r["phases"]
+            ops = r.get("op_count")
             return (f"warm-up step {p['warmup']['mean_s']:.3f} s, search step {p['search']['mean_s']:.3f} s "
-                    f"({p['search']['steps_timed']} timed); full search {r['full']['total_h']:.2f} h")
+                    f"({p['search']['steps_timed']} timed); full search {r['full']['total_h']:.2f} h"
+                    + (f"; one search step: {ops['search_step']['ops']} ops, {ops['search_step']['convolutions']} "
+                       f"convolutions (gamma 0: {ops['search_step_gamma0']['ops']})" if ops else ""))
         if res.name.startswith("slice-train"):
             return (f"step {r['step']['mean_s']:.3f} s ({r['step']['steps_timed']} timed); "
                     f"100-epoch training {r['full']['total_h']:.2f} h")
-        if res.name == "torchrun-search":
-            return f"{len(r['epochs'])} epochs, genotype written" + (f"; {r['epochs'][-1][-60:]}" if r["epochs"] else "")
-        if res.name == "nccl-probe":
-            return f"backend {r['backend']}, world {r['world_size']}, all_reduce ok {r['all_reduce_ok']}"
-        if res.name.startswith("bench-attack"):
-            return (f"racl {r['racl_images_per_s']:.1f} img/s, torchattacks {r['torchattacks_images_per_s']:.1f} "
-                    f"img/s, ratio {r['ratio']:.2f}")
-        if res.name.startswith("bench-"):
-            cases = r["cases"] if "cases" in r else {"step": r}
-            return "; ".join(f"{k}: fast {c['fast_s']:.4f} s, reference {c['reference_s']:.4f} s, "
-                             f"speedup {c['speedup']:.2f}" for k, c in cases.items())
+        if res.name == "two-ranks":
+            return (f"{r['backend']}, {r['world_size']} ranks on {r['device']}: identical {r['ranks_identical']}, "
+                    f"own random starts {r['random_starts_differ']}, {r['all_reduce_calls']} all_reduce in "
+                    f"{r['steps']} steps, {r['seconds']:.1f} s")
+        if res.name == "e2e":
+            return "; ".join(f"{k} {v['first']['seconds']:.0f} s + resumed {v['resumed']['seconds']:.0f} s"
+                             for k, v in r.items() if k != "evaluate") + \
+                f"; evaluate {r['evaluate']['seconds']:.0f} s"
+        if res.name == "sync-debug":
+            return "; ".join(f"{k}: {v['syncs']} syncs" for k, v in r.items())
     except (KeyError, TypeError, IndexError) as e:
         return f"(result without {e})"
     return res.reason or "ok"
@@ -509,11 +636,11 @@ def write_report(report: Report, out: Path) -> None:
     if report.cuda:
         m = report.machine
         lines.append(f"GPU: **{report.gpu}** ({m.get('gpu_memory_gib')} GiB, capability {m.get('capability')}), "
-                     f"torch {m['torch']}, CUDA {m['torch_cuda']}, cuDNN {m.get('cudnn')}, NCCL {m.get('nccl')}; "
-                     f"{report.wall_s:.0f} s in all (budget {report.budget_s:.0f} s of steps).")
+                     f"torch {m['torch']}, CUDA {m['torch_cuda']}, cuDNN {m.get('cudnn')}; "
+                     f"{report.wall_s:.0f} s in all (budget {report.budget_s:.0f} s of stages).")
     else:
         lines.append(no_gpu_line(report.machine))
-    lines += ["", "| step | status | wall s | box s | result |", "|---|---|---|---|---|"]
+    lines += ["", "| stage | status | wall s | box s | result |", "|---|---|---|---|---|"]
     for res in report.steps:
         lines.append(f"| {res.name} | {res.status} | {res.wall_s:.1f} | {res.box_s:.0f} | "
                      f"{short_result(res).replace('|', '/')} |")
@@ -524,51 +651,57 @@ def write_report(report: Report, out: Path) -> None:
     if tests and tests.get("measured"):
         lines += ["", "Measured by the gpu tests (against their tolerances, see tests/test_gpu.py):", "",
                   *[f"- {m.removeprefix('measured: ')}" for m in tests["measured"]]]
-    lines += ["", "Each step's command and output: `logs/STEP.log`; every figure: `gpu-check.json`.", ""]
+    lines += ["", "Each stage's command and output: `logs/STAGE.log`; every figure: `gpu-check.json`.", ""]
     (out / "summary.md").write_text("\n".join(lines), encoding="utf-8")
 
 
 # ------------------------------------------------------------------ command line
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gpu_check", description=__doc__.split("\n")[0])
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    p.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds for all stages")
+    p.add_argument("--slice-steps", type=int, default=30)
+    p.add_argument("--only", default=None, help="comma-separated stage names")
+    p.add_argument("--plan", action="store_true", help="print the stages and their time boxes, run nothing")
     sub = p.add_subparsers(dest="cmd")
-    run = sub.add_parser("run", help="the whole check (the default)")
-    for q in (p, run):
-        q.add_argument("--out", type=Path, default=DEFAULT_OUT)
-        q.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds for all steps")
-        q.add_argument("--slice-steps", type=int, default=50)
-        q.add_argument("--only", default=None, help="comma-separated step names")
-        q.add_argument("--plan", action="store_true", help="print the steps and their time boxes, run nothing")
     s = sub.add_parser("slice", help="(internal) one timed slice, printed as one JSON line")
     s.add_argument("what", choices=("search", "train"))
     s.add_argument("--device", default="cuda")
-    s.add_argument("--steps", type=int, default=50)
-    s.add_argument("--max-s", type=float, default=60.0, help="stop timing after this long (at least 3 steps)")
-    s.add_argument("--warmup", type=int, default=None)
+    s.add_argument("--steps", type=int, default=30)
+    s.add_argument("--max-s", type=float, default=10.0, help="stop timing after this long (at least 3 steps)")
+    s.add_argument("--warmup", type=int, default=2)
     s.add_argument("--batch", type=int, default=None, help="default: the paper's (search 128, training 128)")
     s.add_argument("--size", default="default", help="supernet size (racl.bench.cases.SUPERNET_SIZES)")
+    s.add_argument("--gamma", type=float, default=None, help="default: the racl strategy's default")
     s.add_argument("--image-size", type=int, default=32)
     s.add_argument("--channels", type=int, default=36)
     s.add_argument("--layers", type=int, default=20)
     s.add_argument("--bf16", action="store_true")
-    s.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
-    s.add_argument("--compile", nargs="?", const="inductor", default=None)
-    sub.add_parser("nccl-probe", help="(internal) run under torchrun")
+    s.add_argument("--channels-last", action="store_true", help="force channels-last (default: as place() decides)")
+    s.add_argument("--count-ops", action="store_true")
+    for name in ("two-ranks", "e2e", "sync-debug"):
+        q = sub.add_parser(name, help="(internal) one stage, printed as one JSON line")
+        q.add_argument("--device", default="cuda")
+        if name != "sync-debug":
+            q.add_argument("--out", type=Path, required=True)
+    sub.choices["e2e"].add_argument("--limit-s", type=float, default=60.0, help="longest wait for the kill point")
     args = p.parse_args(argv)
     if args.cmd == "slice":
         if args.steps < 1:
             raise SystemExit("gpu_check slice: --steps must be >= 1")
+        args.channels_last = True if args.channels_last else None
         print(json.dumps(slice_main(args)))
         return 0
-    if args.cmd == "nccl-probe":
-        print(json.dumps(nccl_probe()))
+    if args.cmd in ("two-ranks", "e2e", "sync-debug"):
+        result = {"two-ranks": two_ranks, "e2e": e2e, "sync-debug": sync_debug}[args.cmd](args)
+        if result is not None:
+            print(json.dumps(result))
         return 0
     if args.plan:
-        for step in plan(args.out, args.slice_steps):
-            kind = "optional" if step.optional else "required"
-            cuda = "CUDA" if step.needs_cuda else "any"
-            print(f"{step.name:<26} box {step.box_s:4.0f} s  {kind:<8} {cuda:<4}  {step.what}")
-        print(f"budget {args.budget:.0f} s of steps; optional steps run only when their whole box still fits")
+        steps = plan(args.out, args.slice_steps)
+        for step in steps:
+            print(f"{step.name:<27} box {step.box_s:4.0f} s  {'CUDA' if step.needs_cuda else 'any':<4}  {step.what}")
+        print(f"{sum(s.box_s for s in steps):.0f} s of time boxes; budget {args.budget:.0f} s")
         return 0
     only = [x.strip() for x in args.only.split(",")] if args.only else None
     check(args.out, args.budget, args.slice_steps, only)

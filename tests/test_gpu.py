@@ -11,7 +11,7 @@
   relative error of the loss, cosine of input and parameter gradients), and the convolutions really
   ran in bf16;
 - channels-last: the fast path's weights and every convolution's output are channels-last on CUDA,
-  and forcing NCHW (racl.bench.cases.set_memory_format) computes the same function;
+  and forcing NCHW (racl.models.layers.set_memory_format) computes the same function;
 - the benchmark cases run on CUDA with their switches (bf16, channels-last on and off).
 
 RACL_GPU_TEST_DEVICE=cpu runs the same tests on the CPU (to check the tests themselves, not the GPU).
@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from racl.bench import cases, worker
 from racl.models import build_model
+from racl.models.layers import set_memory_format
 from racl.search_space import ArchWeights, CellWeights, map_weights
 from racl.search_space.darts.supernet import Supernet
 
@@ -288,11 +289,11 @@ def test_fast_path_is_channels_last_and_nchw_computes_the_same() -> None:
     assert flags and all(flags), f"{flags.count(False)} of {len(flags)} convolution outputs are not channels-last"
     expected = _net_grads(ref, x, y)
     _assert_close(expected, _net_grads(fast, x, y))
-    cases.set_memory_format(fast, False)  # the fast formulation in NCHW
+    set_memory_format(fast, False)  # the fast formulation in NCHW
     flags = _conv_outputs_channels_last(fast, x)
     assert flags and not any(flags)
     _assert_close(expected, _net_grads(fast, x, y))
-    cases.set_memory_format(ref, True)  # the reference formulation in channels-last
+    set_memory_format(ref, True)  # the reference formulation in channels-last
     assert all(_conv_outputs_channels_last(ref, x))
     _assert_close(expected, _net_grads(ref, x, y))
 

@@ -37,6 +37,7 @@ from racl.data import ArrayDataset, AugmentConfig, DataSplits, balanced_subset, 
 from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.lifecycle import cosine_lr, progress_bar
+from racl.models.layers import place
 from racl.search import outputs
 from racl.search.config import SearchConfig, config_from_dict, config_to_dict, save_search_config
 from racl.search.strategies import SearchStrategy, build_strategy, strategy_class
@@ -128,8 +129,8 @@ def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.d
     seed_everything(config.seed)  # supernet init (the same on every process)
     space = get_space(config.space)
     options = strategy_class(config.strategy).supernet_options(config)  # e.g. PC-DARTS's partial channels
-    supernet = space.supernet(num_classes=data.num_classes, in_channels=data.channels, mean=data.mean, std=data.std,
-                              **config.supernet_size(), **options).to(device)
+    supernet = place(space.supernet(num_classes=data.num_classes, in_channels=data.channels, mean=data.mean,
+                                    std=data.std, **config.supernet_size(), **options), device)
     weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config, rt))
     evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random.candidate_images,
                         batch_size=config.eval_batch_size, device=device, rt=rt)

@@ -24,6 +24,7 @@ from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.io import append_jsonl
 from racl.lifecycle import RunFolder, check_resumable, progress_bar
+from racl.models.layers import place
 from racl.state import get_rng_state, restore_rank_rng, seed_everything, seed_rank
 from racl.tblog import TensorBoardLog
 from racl.training.config import TrainConfig, config_from_dict
@@ -69,7 +70,7 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
     run, rt = run_folder(out_dir), Runtime.current(log)  # rank 0 logs and writes
     resume = rt.on_main(partial(run.prepare, resume=resume, overwrite=overwrite, config=cfg.to_dict()))
     seed_everything(cfg.seed)
-    model = build_from_spec(spec).to(device)
+    model = place(build_from_spec(spec), device)  # the layout that pays on the device
     seed_rank(cfg.seed, rt.rank)  # from here each process draws its own attack starts and drop-path masks
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay)
@@ -139,7 +140,8 @@ class TrainLoop:
         a = cfg.augmentation
         self.augment = AugmentConfig(crop_padding=a.crop_padding, flip=a.flip, cutout=a.cutout) if a.augment else None
         n_val = min(cfg.validation.val_images, len(data.val))
-        self.val_set = data.val.subset(balanced_subset(data.val.labels, n_val)) if n_val else None
+        self.val_set = data.val.subset(balanced_subset(data.val.labels, n_val)).to(device) if n_val else None
+        self.train_set = data.train.to(device)  # in memory: kept on the device, no host copy per step
         global_batch = rt.global_batch(cfg.batch_size)  # batch_size per process
         self.drop_last = len(data.train) >= global_batch  # no size-1 tail batch for BatchNorm
         if rt.world > 1 and not self.drop_last:
@@ -166,7 +168,7 @@ class TrainLoop:
 
     def train_epoch(self, epoch: int, counters: dict) -> dict:
         self.model.train()
-        batches = self.rt.batches(self.data.train, self.cfg.batch_size, shuffle=True, generator=self.generator,
+        batches = self.rt.batches(self.train_set, self.cfg.batch_size, shuffle=True, generator=self.generator,
                                   augment=self.augment, drop_last=self.drop_last, device=self.device)
         totals = {"loss": 0.0, "clean": 0, "adv": 0, "n": 0}
         with progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{self.cfg.epochs}", self.progress) as bar:

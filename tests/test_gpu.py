@@ -311,3 +311,26 @@ def test_benchmark_cases_run_on_the_device(spec: dict) -> None:
     assert out["median_s"] > 0
     if DEVICE.startswith("cuda"):
         assert out["cuda_peak_mib"] > 0
+
+
+def test_place_picks_the_layout_for_the_device() -> None:
+    """racl.models.layers.place on the real device: float32 NCHW and bf16 channels-last on CUDA (the
+    CPU keeps channels-last), cudnn.benchmark on for CUDA; the function is the same in both layouts."""
+    from racl.models.layers import place
+
+    saved = torch.backends.cudnn.benchmark
+    try:
+        model = place(build_model("RACL", num_classes=10, channels=16, layers=5), _dev()).eval()
+        w = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
+        cuda = _dev().type == "cuda"
+        channels_last = w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+        assert channels_last is not cuda  # float32: NCHW on CUDA, channels-last on the CPU
+        assert torch.backends.cudnn.benchmark is (True if cuda else saved)
+        x, _ = _data(4)
+        with torch.no_grad():
+            before = model(x)
+            place(model, _dev(), bf16=True)
+            assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+            _assert_close([before], [model(x)])
+    finally:
+        torch.backends.cudnn.benchmark = saved

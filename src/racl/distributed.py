@@ -18,6 +18,10 @@ world_size images, split by the data loader (`racl.data.iterate_batches(shard=(r
 see racl.data.loader), so the union of the ranks' batches at step k is exactly the single-process
 batch k at batch size batch_size x world_size. Evaluation shards whole batches instead (rank r takes
 batches r, r + W, ...), so every batch keeps its single-process content.
+
+Random numbers. The weights are initialised from the run's seed on every process; then each process
+draws its own attack starts and drop-path masks (racl.state.seed_rank), and checkpoints hold every
+process's RNG state (`Runtime.gather`), each restored by its own process.
 """
 from __future__ import annotations
 

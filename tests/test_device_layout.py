@@ -78,19 +78,16 @@ def test_set_memory_format_both_ways():
 
 def test_trainer_keeps_the_in_memory_train_split_on_the_run_device(tmp_path, monkeypatch):
     from racl.data import ArrayDataset, load_data
+    from racl.distributed import Runtime
     from racl.training import TrainConfig, train
 
     data = load_data("synthetic", image_size=8, count=24, num_classes=4)
-    moved, real_to, real_batches = [], ArrayDataset.to, None
-    from racl.distributed import Runtime
+    moved, seen, real_to, real_batches = [], [], ArrayDataset.to, Runtime.batches
 
     def to(self, device):
         out = real_to(self, device)
         moved.append((len(self), str(device), out))
         return out
-
-    seen = []
-    real_batches = Runtime.batches
 
     def batches(self, ds, *a, **kw):
         seen.append(ds)

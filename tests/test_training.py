@@ -273,7 +273,8 @@ def test_cli_train_config_file_refusal_and_resume(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --device auto resolves to cpu anywhere
 
     cfg = tmp_path / "train.yaml"
-    cfg.write_text("batch_size: 8\nchannels: 4\nlayers: 3\nsteps: 1\nval_images: 8\nval_steps: 1\neps: 4/255\n")
+    cfg.write_text("batch_size: 8\nnetwork: {channels: 4, layers: 3}\nattack: {steps: 1, eps: 4/255}\n"
+                   "validation: {val_images: 8, val_steps: 1}\n")
     out = tmp_path / "run"
     args = ["train", "--genotype", "RACL", "--dataset", "synthetic", "--limit", "6", "--val-fraction", "0.2",
             "--image-size", "16",

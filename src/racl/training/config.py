@@ -11,7 +11,7 @@ YAML layout, nested by section (every key optional; unknown keys are errors; `--
     optim:      {lr: 0.1, momentum: 0.9, weight_decay: 2.0e-4, schedule: cosine,
                  step_milestones: [0.5, 0.75], step_gamma: 0.1, grad_clip: 5.0}
     network:    {channels: null, layers: null, auxiliary: false, aux_weight: 0.4, drop_path: null}  # null: the space's
-    augmentation: {augment: true, crop_padding: 4, flip: true, cutout: 0}
+    augmentation: {augment: true, crop_padding: 4, cutout: 0}
     validation: {val_images: 500, val_steps: 10, val_batch_size: 256}
 
 Defaults follow the field's protocol (method.md section 6): PGD-7 at eps 8/255 with step eps / 4 =
@@ -105,7 +105,6 @@ class NetworkConfig:
 class AugmentSection:
     augment: bool = True  # random crop (crop_padding) + horizontal flip on the train split
     crop_padding: int = 4  # pixels of padding before the random crop
-    flip: bool = True  # random horizontal flip
     cutout: int = 0
 
     def __post_init__(self) -> None:

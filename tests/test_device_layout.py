@@ -79,7 +79,8 @@ def test_set_memory_format_both_ways():
 def test_trainer_keeps_the_in_memory_train_split_on_the_run_device(tmp_path, monkeypatch):
     from racl.data import ArrayDataset, load_data
     from racl.distributed import Runtime
-    from racl.training import TrainConfig, train
+    from _tiny import train_config
+    from racl.training import train
 
     data = load_data("synthetic", image_size=8, count=24, num_classes=4)
     moved, seen, real_to, real_batches = [], [], ArrayDataset.to, Runtime.batches
@@ -95,8 +96,8 @@ def test_trainer_keeps_the_in_memory_train_split_on_the_run_device(tmp_path, mon
 
     monkeypatch.setattr(ArrayDataset, "to", to)
     monkeypatch.setattr(Runtime, "batches", batches)
-    cfg = TrainConfig(batch_size=8, epochs=1, channels=4, layers=3, steps=1, val_images=4, val_steps=1,
-                      val_batch_size=4)
+    cfg = train_config(batch_size=8, epochs=1, channels=4, layers=3, steps=1, val_images=4, val_steps=1,
+                       **{"validation.val_batch_size": 4})
     train("RACL", data, cfg, tmp_path / "run", device="cpu")
     train_copies = [out for n, device, out in moved if n == len(data.train) and device == "cpu"]
     assert train_copies and seen and all(ds is train_copies[-1] for ds in seen)  # batches come from the moved copy

@@ -48,11 +48,12 @@ def _search(out: Path, **kw):
 
 
 def _train(out: Path, **kw):
-    from racl.training import TrainConfig, train
+    from _tiny import train_config
+    from racl.training import train
     from test_distributed import _train_data
 
-    cfg = TrainConfig(batch_size=4, epochs=2, channels=4, layers=3, steps=1, random_start=True, drop_path=0.2,
-                      val_images=8, val_steps=1, val_batch_size=8, lr=0.05)
+    cfg = train_config(batch_size=4, epochs=2, channels=4, layers=3, steps=1, drop_path=0.2, val_images=8,
+                       val_steps=1, lr=0.05, **{"attack.random_start": True, "validation.val_batch_size": 8})
     train("RACL", _train_data(), cfg, out, **kw)
 
 

@@ -138,7 +138,7 @@ class TrainLoop:
         self.objective: Objective = make_objective(model, cfg) if forward_model is None else \
             make_objective(model, cfg, forward_model)  # DDP: forward/backward on the wrapper, attacks on model
         a = cfg.augmentation
-        self.augment = AugmentConfig(crop_padding=a.crop_padding, flip=a.flip, cutout=a.cutout) if a.augment else None
+        self.augment = AugmentConfig(crop_padding=a.crop_padding, cutout=a.cutout) if a.augment else None
         n_val = min(cfg.validation.val_images, len(data.val))
         self.val_set = data.val.subset(balanced_subset(data.val.labels, n_val)).to(device) if n_val else None
         self.train_set = data.train.to(device)  # in memory: kept on the device, no host copy per step

@@ -18,6 +18,7 @@ from racl.search.config import SEARCH_ATTACK, RobustConfig
 from racl.search.weight_step import weight_step
 from racl.supernet import Supernet
 from racl.distributions import ArchDistribution
+from racl.search_space.base import map_weights
 
 
 def main() -> None:
@@ -30,7 +31,7 @@ def main() -> None:
     net = Supernet(num_classes=10, **SUPERNET_SIZES[args.size])
     opt = torch.optim.SGD(net.parameters(), lr=1e-4, momentum=0.9)
     w = ArchDistribution(normalize=True).sample(torch.Generator().manual_seed(0))
-    w = type(w)(*(t.detach() for t in w))
+    w = map_weights(torch.Tensor.detach, w)
     x, y = torch.rand(args.batch, 3, 32, 32), torch.randint(0, 10, (args.batch,))
     times: dict[float, list[float]] = {0.0: [], 0.1: []}
     for gamma in times:

@@ -11,7 +11,7 @@ YAML layout (every key optional; unknown keys are errors):
     bound:        {bn: none, recalibrate_batches: 10, bound_method: delta, mc_samples: 256,
                    lipschitz_refresh_every: 10, power_iters: 1, measure_power_iters: 20}
     optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3}
-    robust:       {gamma: null, adv: none, attack_mode: train}
+    robust:       {gamma: null, adv: none, attack_mode: train, gradnorm_subset: 1.0}
     attack:       {norm: linf, eps: 8/255, alpha: null, steps: 4, random_start: true, loss: ce}
     darts:        {init_scale: 1.0e-3}                       # the darts strategy's own section
     random:       {candidates: 20, candidate_images: 500}    # the random strategy's own section
@@ -163,9 +163,15 @@ class RobustConfig:
     gamma: float | None = None
     adv: str = "none"          # [design] none (x' = x) | fgsm_rs (FGSM, random start) | pgd (PGD-attack.steps)
     attack_mode: str = "train"  # [design] BN mode while crafting x' (train, as in Madry's training)
+    # [design] fraction of the batch the input-gradient norm is computed on (1 = the paper's term on the
+    # whole batch). Below 1 the term is the mean over the batch's first ceil(f * B) examples (the batches
+    # are shuffled), from a second forward pass of those alone (BN: their batch statistics, running
+    # statistics untouched): its cost shrinks with f; benchmarks/gradnorm_variants.py measures its effect.
+    gradnorm_subset: float = 1.0
 
     def __post_init__(self) -> None:
         check_one_of("adv", self.adv, ("none", *TRAINING_ATTACKS))
+        check(0 < self.gradnorm_subset <= 1, f"gradnorm_subset must be in (0, 1], got {self.gradnorm_subset}")
         check_one_of("attack_mode", self.attack_mode, ("train", "eval"))
         check(self.gamma is None or self.gamma >= 0, f"gamma must be >= 0 or null, got {self.gamma}")
 

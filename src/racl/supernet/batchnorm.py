@@ -10,7 +10,9 @@ initial value. Two remedies, both leaving the training untouched:
   strategy's candidate scores);
 - `recalibrate(model, weights, batches)`: reset the running statistics and recompute them as the
   cumulative average over the given batches (torch.optim.swa_utils.update_bn), for measurements that
-  read eval-mode BN factors (the Lipschitz bound with `bound.bn = eval`).
+  read eval-mode BN factors (the Lipschitz bound with `bound.bn = eval`);
+- `untracked(model)`: inside, train-mode BN layers normalise with batch statistics and leave their
+  running statistics alone (the weight step's second pass for robust.gradnorm_subset < 1).
 """
 from __future__ import annotations
 
@@ -52,3 +54,18 @@ def batch_statistics(model: nn.Module) -> Iterator[nn.Module]:
 def recalibrate(supernet: nn.Module, weights: ArchWeights, batches: Iterable[torch.Tensor]) -> None:
     """Running statistics = cumulative averages over `batches` of the supernet at `weights`."""
     update_bn(batches, FixedArch(supernet, weights))
+
+
+@contextmanager
+def untracked(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside, every BN layer has track_running_stats off (train mode: batch statistics, running
+    statistics and num_batches_tracked untouched); restored on exit."""
+    layers = bn_layers(model)
+    saved = [m.track_running_stats for m in layers]
+    for m in layers:
+        m.track_running_stats = False
+    try:
+        yield model
+    finally:
+        for m, flag in zip(layers, saved):
+            m.track_running_stats = flag

@@ -53,19 +53,21 @@ def batch_norm_scaled(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor |
     """`scale * bn(x)` for an affine-free BN, as one batch_norm call with weight = scale (None: bn(x)).
 
     Updates the running statistics and num_batches_tracked exactly as `bn(x)` does (momentum None:
-    cumulative moving average)."""
+    cumulative moving average; none with track_running_stats off in train mode)."""
     if bn.affine:
         raise ValueError("batch_norm_scaled folds the scale into the BN weight: the BN must be affine-free")
     # .contiguous(): with a stride-0 (expanded) weight, torch 2.14.1's CPU channels-last batch_norm
     # backward returned wrong input gradients (found by tests/test_fast_path.py; contiguous is right)
     weight = None if scale is None else scale.expand(x.shape[1]).contiguous()
     use_batch = bn.training or bn.running_mean is None
+    track = not bn.training or bn.track_running_stats  # as nn.BatchNorm2d: running statistics used or updated
     factor = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.num_batches_tracked is not None:
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
         if bn.momentum is None:  # cumulative moving average, as nn.BatchNorm2d does
             factor = 1.0 / float(bn.num_batches_tracked)
-    return F.batch_norm(x, bn.running_mean, bn.running_var, weight, None, use_batch, factor, bn.eps)
+    return F.batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None, weight, None,
+                        use_batch, factor, bn.eps)
 
 
 def _bn(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:

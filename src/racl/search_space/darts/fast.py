@@ -10,7 +10,9 @@ What it saves, per step of the default supernet (1.85x on CPU with channels-last
     edges leaving the node (each edge keeps its own BN, so running statistics stay per edge);
   - the weight beta_e * alpha_o is folded into the affine-free BN that ends each op (a BN whose scale
     is the weight, `batch_norm_scaled`), saving one full pass and one temporary per op;
-  - each node's terms are summed in place.
+  - each node's terms are summed in place;
+  - the affine-free BNs run in train mode through `batch_norm_train` (racl.supernet.batchnorm): same
+    forward and backward kernels, a second derivative of a few whole-tensor operations.
 An op without an entry in `_SCALED` (e.g. a newly added primitive) runs as `weight * op(x)`: adding a
 primitive never needs this module.
 """
@@ -26,6 +28,7 @@ from torch.nn import functional as F
 from racl.models.layers import drop_path
 from racl.search_space.base import ArchWeights, CellWeights
 from racl.search_space.darts.ops import DilConv, FactorizedReduce, Identity, PoolBN, ReLUConvBN, SepConv
+from racl.supernet.batchnorm import batch_norm_train
 from racl.supernet.mixed_op import active_ops
 
 
@@ -66,12 +69,14 @@ def batch_norm_scaled(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor |
         bn.num_batches_tracked.add_(1)
         if bn.momentum is None:  # cumulative moving average, as nn.BatchNorm2d does
             factor = 1.0 / float(bn.num_batches_tracked)
-    return F.batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None, weight, None,
-                        use_batch, factor, bn.eps)
+    running = (bn.running_mean, bn.running_var) if track else (None, None)
+    if use_batch:  # the same maths, with a lean second derivative (the search's gradient-norm term)
+        return batch_norm_train(x, weight, *running, factor, bn.eps)
+    return F.batch_norm(x, *running, weight, None, False, factor, bn.eps)
 
 
 def _bn(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-    return bn(x) if scale is None else batch_norm_scaled(bn, x, scale)
+    return bn(x) if scale is None and bn.affine else batch_norm_scaled(bn, x, scale)
 
 
 def _dil(op: DilConv, relu: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:

@@ -75,8 +75,12 @@ def batch_norm_scaled(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor |
     return F.batch_norm(x, *running, weight, None, False, factor, bn.eps)
 
 
-def _bn(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-    return bn(x) if scale is None and bn.affine else batch_norm_scaled(bn, x, scale)
+def _bn(bn: nn.Module, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """scale * bn(x); an affine-free BN through batch_norm_scaled, any other module (an affine BN, the
+    Identity left by BN folding) called as it is."""
+    if scale is None and not (isinstance(bn, nn.BatchNorm2d) and not bn.affine):
+        return bn(x)
+    return batch_norm_scaled(bn, x, scale)
 
 
 def _dil(op: DilConv, relu: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:

@@ -97,9 +97,10 @@ def _fmt(v) -> str:
 
 
 def _agreement(a, b) -> tuple[int, int]:
-    """Kept (cell type, node, input, op) choices in both genotypes, of all kept in the first."""
+    """Kept (cell type, node, op, input) choices in both genotypes, of all kept in the first (a genotype
+    lists its edges node by node, two per node)."""
     def choices(g):
-        return {(t, *c) for t in ("normal", "reduce") for c in getattr(g, t)}
+        return {(t, i // 2, *c) for t in ("normal", "reduce") for i, c in enumerate(getattr(g, t))}
     ca, cb = choices(a), choices(b)
     return len(ca & cb), len(ca)
 

@@ -23,24 +23,32 @@ _CONVS = (torch.ops.aten.convolution, torch.ops.aten.convolution_backward)
 
 class OpCounter(TorchDispatchMode):
     """Counts every aten operation run inside it (below autograd), convolutions (forward and backward
-    calls) and, among them, single-channel ones (what a per-group loop issues)."""
+    calls), among them single-channel ones (what a per-group loop issues), and the convolutions' GFLOP
+    (each gradient of a convolution costs its forward: 2 x output elements x weight elements per output
+    channel, as racl.bench.cases.flop_counter, which autograd.grad w.r.t. an input defeats)."""
 
     def __init__(self):
         super().__init__()
         self.ops: Counter[str] = Counter()
         self.single_channel = 0
+        self.conv_flop = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         packet = func.overloadpacket
         self.ops[str(packet)] += 1
-        if packet in _CONVS:
-            weight = args[1] if packet is torch.ops.aten.convolution else args[2]
-            self.single_channel += int(weight.shape[0] == 1)
-        return func(*args, **(kwargs or {}))
+        out = func(*args, **(kwargs or {}))
+        if packet is torch.ops.aten.convolution:
+            self.single_channel += int(args[1].shape[0] == 1)
+            self.conv_flop += 2 * out.numel() * args[1][0].numel()
+        elif packet is torch.ops.aten.convolution_backward:
+            self.single_channel += int(args[2].shape[0] == 1)
+            self.conv_flop += 2 * args[0].numel() * args[2][0].numel() * sum(map(bool, args[-1][:2]))
+        return out
 
     def summary(self) -> dict:
         return {"total": sum(self.ops.values()), "convolutions": sum(self.ops[str(p)] for p in _CONVS),
-                "single_channel_convolutions": self.single_channel, "top": dict(self.ops.most_common(8))}
+                "single_channel_convolutions": self.single_channel, "conv_gflop": round(self.conv_flop / 1e9, 3),
+                "top": dict(self.ops.most_common(8))}
 
 
 def weight_step_ops(gamma: float, channels: int = 16, layers: int = 8, batch: int = 32, image_size: int = 32,

@@ -26,10 +26,11 @@ from racl.supernet.batchnorm import untracked
 
 def adversarial_inputs(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
                        cfg: RobustConfig, attack: AttackSpec) -> torch.Tensor:
-    """x itself (robust.adv = none), or `attack`'s FGSM-RS or PGD example against f(.; weights)."""
+    """x itself (robust.adv = none), or `attack`'s FGSM-RS or PGD example against f(.; weights), crafted in
+    train mode (as in Madry's training)."""
     if cfg.adv == "none" or attack.eps == 0:
         return x
-    return attack.attack(FixedArch(supernet, weights), cfg.adv, model_mode=cfg.attack_mode)(x, y)
+    return attack.attack(FixedArch(supernet, weights), cfg.adv, model_mode="train")(x, y)
 
 
 @dataclass

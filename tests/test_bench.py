@@ -65,3 +65,25 @@ def test_convolution_gradients_count_what_their_forward_counts() -> None:
             out.sum().backward()
         expected = 2 * out.numel() * 8 // groups * 9
         assert forward.get_total_flops() == expected and backward.get_total_flops() == 2 * expected
+
+
+def test_bench_search_times_racl_and_darts_steps(capsys) -> None:
+    """`racl bench search --json` at the tiny size: every run listed, medians and their ratio (no timing
+    asserted); --size both and --gradnorm-subset outside (0, 1] or elsewhere are refused."""
+    import json
+
+    import pytest
+
+    from racl.cli import main
+
+    assert main(["bench", "search", "--json", "--size", "tiny", "--batch-size", "2", "--repeats", "1",
+                 "--rounds", "1", "--gradnorm-subset", "0.5", "--device", "cpu"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert {"racl_s", "darts_s", "ratio", "racl_times_s", "darts_times_s"} <= set(r)
+    assert r["benchmark"] == "search" and r["gradnorm_subset"] == 0.5 and r["racl_gamma"] > 0
+    assert len(r["racl_times_s"]) == len(r["darts_times_s"]) == 1
+    assert r["ratio"] == pytest.approx(r["racl_s"] / r["darts_s"])
+    for bad in (["search", "--size", "both"], ["search", "--gradnorm-subset", "0"], ["train", "--gradnorm-subset", "0.5"],
+                ["attack", "--size", "quick"], ["search", "--repeats", "0"]):
+        assert main(["bench", *bad]) == 2, bad
+        assert capsys.readouterr().err.startswith("racl: error: "), bad

@@ -1,11 +1,16 @@
 """racl.search_space.depthwise computes F.conv2d's depthwise convolution: outputs, input gradients, weight
 gradients (float32, both memory formats, every formulation: stride 2 on even rows, polyphase and
-per-tap weight gradients, fall-backs) and second derivatives (float64 gradgradcheck)."""
+per-tap weight gradients, the plain route) and first and second derivatives (float64 gradcheck and
+gradgradcheck, with the CPU rewrites and routed as on CUDA); its double backward is a few grouped calls."""
+import itertools
+from contextlib import nullcontext
+
 import pytest
 import torch
 from torch.nn import functional as F
 
-from racl.search_space.depthwise import DepthwiseConv2d, depthwise_conv2d
+from racl.bench.opcount import OpCounter
+from racl.search_space.depthwise import DepthwiseConv2d, depthwise_conv2d, routed_as_on_cuda
 
 CASES = [  # (kernel, stride, padding, dilation, size)
     (3, 1, 2, 2, 32), (5, 1, 4, 2, 32), (3, 1, 2, 2, 16), (5, 1, 4, 2, 8), (3, 1, 2, 2, 7),
@@ -37,12 +42,61 @@ def test_matches_conv2d(kernel, stride, padding, dilation, size, channels_last):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
 
 
+@pytest.mark.parametrize("routing", ["cpu", "cuda"])
+@pytest.mark.parametrize("kernel,stride,dilation", list(itertools.product((3, 5), (1, 2), (1, 2))))
+def test_derivatives_match_conv2d_in_float64(kernel, stride, dilation, routing):
+    """gradcheck and gradgradcheck (finite differences of F.conv2d's maths), and the exact first and
+    second derivatives of F.conv2d itself, for the Function as the CPU runs it and as CUDA would."""
+    torch.manual_seed(0)
+    padding = dilation * (kernel - 1) // 2
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(3, 1, kernel, kernel, dtype=torch.float64, requires_grad=True)
+    with routed_as_on_cuda() if routing == "cuda" else nullcontext():
+        fn = lambda a, b: depthwise_conv2d(a, b, stride, padding, dilation)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (x, w))
+        assert torch.autograd.gradgradcheck(fn, (x, w))
+        derivs = []
+        for conv in (fn, lambda a, b: _reference(a, b, stride, padding, dilation)):
+            out = conv(x, w)
+            gx, gw = torch.autograd.grad(out.pow(2).sum(), (x, w), create_graph=True)
+            derivs.append((out, gx, gw, *torch.autograd.grad(gx.pow(2).sum() + gw.sin().sum(), (x, w))))
+    for mine, ref in zip(*derivs):
+        torch.testing.assert_close(mine, ref)
+
+
 @pytest.mark.parametrize("size", [16, 6])  # polyphase and per-tap weight gradients
 def test_second_derivatives(size):
     torch.manual_seed(0)
     x = torch.randn(2, 3, size, size, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda a, b: depthwise_conv2d(a, b, 1, 2, 2), (x, w))
+
+
+def test_double_backward_is_a_few_grouped_calls():
+    """F.conv2d's double backward runs one convolution per channel; the Function's, a few grouped ones."""
+    channels = 16
+    x = torch.randn(2, channels, 8, 8, requires_grad=True)
+    w = torch.randn(channels, 1, 3, 3, requires_grad=True)
+    counts = {}
+    for name, conv in (("racl", depthwise_conv2d), ("torch", _reference)):
+        with routed_as_on_cuda(), OpCounter() as counter:
+            (gx,) = torch.autograd.grad(conv(x, w, 1, 1, 1).pow(2).sum(), x, create_graph=True)
+            torch.autograd.grad(gx.pow(2).sum(), (x, w))
+        counts[name] = counter.summary()
+    assert counts["torch"]["single_channel_convolutions"] >= channels  # what the Function avoids
+    assert counts["racl"]["single_channel_convolutions"] == 0 and counts["racl"]["convolutions"] <= 6, counts
+
+
+def test_autocast_runs_in_the_lower_precision():
+    x = torch.randn(2, 4, 16, 16, requires_grad=True)
+    w = torch.randn(4, 1, 3, 3, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = depthwise_conv2d(x, w, 1, 2, 2)
+        ref = _reference(x, w, 1, 2, 2)
+    assert out.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref)
+    gx, gw = torch.autograd.grad(out.float().sum(), (x, w))
+    assert gx.dtype == gw.dtype == torch.float32
 
 
 def test_module_keeps_the_plain_state_dict_and_switches():
@@ -60,7 +114,8 @@ def test_module_keeps_the_plain_state_dict_and_switches():
 def test_the_rewritten_formulations_are_the_ones_used():
     x = torch.randn(2, 4, 16, 16, requires_grad=True)
     w = torch.randn(4, 1, 3, 3, requires_grad=True)
-    assert "Dilated2" in depthwise_conv2d(x, w, 1, 2, 2).grad_fn.name()
-    strided = depthwise_conv2d(x, w, 2, 2, 2).grad_fn
-    assert strided.name().startswith("Convolution") and strided._saved_dilation == (1, 1)
-    assert depthwise_conv2d(x, w, 1, 1, 1).grad_fn._saved_dilation == (1, 1)
+    assert "_Conv" in depthwise_conv2d(x, w, 1, 2, 2).grad_fn.name()
+    strided = depthwise_conv2d(x, w, 2, 2, 2).grad_fn  # a plain conv of the even rows and columns
+    assert "_Conv" in strided.name() and strided.next_functions[0][0].name().startswith("Slice")
+    with routed_as_on_cuda():
+        assert depthwise_conv2d(x, w, 2, 2, 2).grad_fn.next_functions[0][0].name().endswith("AccumulateGrad")

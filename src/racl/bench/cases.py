@@ -7,6 +7,7 @@ activations) and `compile` (False, or a torch.compile backend name such as
 "inductor": `nn.Module.compile` in place, so every call of the network goes through the compiler).
 
 supernet: one weight step + one distribution step of the RACL search (the loop's own functions);
+          with a `strategy` and gamma None, one search step of that strategy at its defaults (bench search);
 attack:   PGD-20 or APGD-CE on a DARTS-space evaluation network, racl vs torchattacks, identical settings;
 train:    one PGD-7 adversarial training step (the trainer's own objective) of the C=36, 20-cell RACL net
           (attack_mode: the trainer's default eval, or train).
@@ -46,19 +47,22 @@ def _compile(model: torch.nn.Module, compile: bool | str) -> None:
 
 def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: bool = False,
                   channels_last: bool | None = None, compile: bool | str = False, arch: bool = True,
-                  image_size: int = 32, gamma: float = 0.0) -> Callable[[], None]:
-    """One weight step, plus (`arch`) one distribution step: a search step (arch False: a warm-up step).
-    gamma: the weight step's input-gradient-norm term, 0 here (as in every published figure of this
-    benchmark) although the racl strategy's default is 0.1: its cost, ~4x the weight step, is measured
-    on its own by benchmarks/gradnorm_cost.py."""
+                  image_size: int = 32, gamma: float | None = 0.0, strategy: str = "racl",
+                  robust: dict | None = None) -> Callable[[], None]:
+    """One weight step, plus (`arch`) one distribution step of `strategy`: a search step (arch False: a
+    warm-up step). gamma: the weight step's input-gradient-norm term; None: the strategy's default (the
+    search's robust.gamma resolved: 0.1 for racl, 0 for darts), as `racl bench search` times it; 0 in
+    `racl bench supernet` (as in every published figure of that benchmark). robust: other keys of the
+    search's robust section (e.g. gradnorm_subset)."""
     torch.manual_seed(0)
-    cfg = config_from_dict({"supernet": SUPERNET_SIZES[size], "batch_size": batch})
+    cfg = config_from_dict({"strategy": strategy, "supernet": SUPERNET_SIZES[size], "batch_size": batch,
+                            "robust": {**(robust or {}), "gamma": gamma}})
     net = place(Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops), device, bf16)
     if channels_last is not None:
         set_memory_format(net, channels_last)
     _compile(net, compile)
-    strategy = build_strategy(cfg, DARTS, net, (3, image_size, image_size)).to(device)
-    strategy.start_arch_phase()
+    search = build_strategy(cfg, DARTS, net, (3, image_size, image_size)).to(device)
+    search.start_arch_phase()
     w_opt = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
     gen = torch.Generator(device=device).manual_seed(0)
     shape = (batch, 3, image_size, image_size)
@@ -68,10 +72,10 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
 
     def run() -> None:
         with _autocast(device, bf16):
-            weight_step(net, w_opt, strategy.sample_weights(gen), x, y, cfg.robust, cfg.attack, cfg.optim.grad_clip,
-                        gamma)
+            weight_step(net, w_opt, search.sample_weights(gen), x, y, cfg.robust, cfg.attack, cfg.optim.grad_clip,
+                        cfg.gamma)
             if arch:
-                strategy.arch_step(xv, yv, gen, step[0])
+                search.arch_step(xv, yv, gen, step[0])
         step[0] += 1
 
     return run

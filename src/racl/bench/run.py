@@ -9,6 +9,7 @@ import sys
 
 import torch
 
+from racl.bench import cases
 from racl.bench.cases import ATTACKS
 from racl.bench.machine import describe_machine, matmul_peak_gflops
 from racl.training.config import ObjectiveConfig, TrainConfig
@@ -22,12 +23,13 @@ def _worker(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def compare(specs: dict[str, dict], rounds: int) -> dict[str, dict]:
-    """Run each named spec `rounds` times, interleaved (a, b, a, b, ...); pool the timings."""
+def compare(specs: dict[str, dict], rounds: int, flops: bool = True) -> dict[str, dict]:
+    """Run each named spec `rounds` times, interleaved (a, b, a, b, ...); pool the timings.
+    flops: count the GFLOP of one call in the first round (one more untimed call)."""
     runs: dict[str, list[dict]] = {name: [] for name in specs}
     for r in range(rounds):
         for name, spec in specs.items():
-            runs[name].append(_worker({**spec, "count_flops": r == 0}))
+            runs[name].append(_worker({**spec, "count_flops": flops and r == 0}))
     out = {}
     for name, results in runs.items():
         times = [t for res in results for t in res["times_s"]]
@@ -63,6 +65,29 @@ def bench_supernet(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch
         r = compare({"fast": {**common, "ops": "fast"}, "reference": {**common, "ops": "reference"}}, rounds)
         result["cases"][size] = _summary(r["fast"], r["reference"], peak)
     return result
+
+
+def bench_search(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32, size: str = "default",
+                 gradnorm_subset: float = 1.0, **switch) -> dict:
+    """One full search step (weight step with the strategy's objective + distribution step) of the racl
+    strategy at its defaults (input-gradient-norm term, gamma = robust.gamma's default) and of
+    first-order darts, same supernet and batch, alternating processes; ratio = racl_s / darts_s."""
+    from racl.search.config import GAMMA_DEFAULT
+
+    dev = torch.device(device)
+    sw = switches(**switch)
+    common = {"case": "supernet_step", "ops": "fast", "size": size, "batch": batch, "device": device,
+              "repeats": repeats, "gamma": None, **sw}
+    r = compare({"racl": {**common, "strategy": "racl", "robust": {"gradnorm_subset": gradnorm_subset}},
+                 "darts": {**common, "strategy": "darts"}}, rounds, flops=False)
+    return {"benchmark": "search", "what": "one search step (weight step + distribution step) at the strategy's "
+            "defaults: racl (gradient-norm term) vs first-order darts", "size": size,
+            "supernet": cases.SUPERNET_SIZES[size], "batch": batch, "racl_gamma": GAMMA_DEFAULT,
+            "gradnorm_subset": gradnorm_subset, "switches": sw, "machine": describe_machine(dev),
+            "racl_s": r["racl"]["median_s"], "darts_s": r["darts"]["median_s"],
+            "ratio": r["racl"]["median_s"] / r["darts"]["median_s"],
+            "racl_times_s": r["racl"]["times_s"], "darts_times_s": r["darts"]["times_s"],
+            "racl_peak_rss_mib": r["racl"]["peak_rss_mib"], "darts_peak_rss_mib": r["darts"]["peak_rss_mib"]}
 
 
 def _summary(fast: dict, ref: dict, peak: float) -> dict:

@@ -1,4 +1,5 @@
-"""`racl bench supernet|attack|train [--json]`: fast vs reference (or racl vs torchattacks), side by side."""
+"""`racl bench supernet|attack|train|search [--json]`: fast vs reference (racl vs torchattacks; the racl
+search step vs the first-order darts one), side by side."""
 from __future__ import annotations
 
 import argparse
@@ -11,7 +12,8 @@ from racl.errors import RaclError
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="performance benchmarks (run on a quiet machine)")
-    p.add_argument("what", choices=("supernet", "attack", "train"), help="what to time")
+    p.add_argument("what", choices=("supernet", "attack", "train", "search"),
+                   help="what to time (search: one racl search step at its defaults vs one first-order darts step)")
     p.add_argument("--json", action="store_true", help="print the full JSON result")
     add_device_argument(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per timed call (default 32)")
@@ -30,24 +32,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="attack: the attack timed against torchattacks (default pgd20)")
     p.add_argument("--attack-mode", choices=("eval", "train"), default=None,
                    help="train: BN mode of the 7 attack passes (default: the trainer's, eval)")
-    p.add_argument("--size", choices=("default", "quick", "both"), default="both",
-                   help="supernet sizes (default: both)")
+    p.add_argument("--size", choices=("default", "quick", "both", "tiny"), default=None,
+                   help="supernet size: supernet default both, search default default; tiny (3 cells, C = 8): "
+                        "plumbing checks only")
+    p.add_argument("--gradnorm-subset", type=float, default=None, metavar="F",
+                   help="search: racl's robust.gradnorm_subset (the input-gradient norm on this fraction of "
+                        "the batch; default 1, the paper's term)")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.batch_size < 1 or args.rounds < 1:
-        raise RaclError("--batch-size and --rounds must be >= 1")
+    if args.batch_size < 1 or args.rounds < 1 or (args.repeats is not None and args.repeats < 1):
+        raise RaclError("--batch-size, --rounds and --repeats must be >= 1")
     if args.warmup is not None and args.warmup < 0:
         raise RaclError("--warmup must be >= 0")
+    if args.size is not None and args.what not in ("supernet", "search"):
+        raise RaclError(f"--size applies to bench supernet and bench search, not bench {args.what}")
+    if args.size == "both" and args.what == "search":
+        raise RaclError("bench search times one size: --size default, quick or tiny")
+    if args.gradnorm_subset is not None and (args.what != "search" or not 0 < args.gradnorm_subset <= 1):
+        raise RaclError("--gradnorm-subset applies to bench search and must be in (0, 1]")
     device = resolve_device(args.device)
     kw = {"device": device, "rounds": args.rounds, "batch": args.batch_size, "bf16": args.bf16,
           "channels_last": args.channels_last, "compile": args.compile or False, "warmup": args.warmup}
     if args.repeats:
         kw["repeats"] = args.repeats
     if args.what == "supernet":
-        sizes = ("default", "quick") if args.size == "both" else (args.size,)
+        sizes = ("default", "quick") if args.size in (None, "both") else (args.size,)
         result = run.bench_supernet(sizes=sizes, **kw)
+    elif args.what == "search":
+        result = run.bench_search(size=args.size or "default", gradnorm_subset=args.gradnorm_subset or 1.0, **kw)
     elif args.what == "attack":
         result = run.bench_attack(attack=args.attack, **kw)
     else:
@@ -57,6 +71,11 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _line(r: dict) -> str:
+    if r["benchmark"] == "search":
+        runs = "\n".join(f"run {i}: racl {a:.3f} s, darts {b:.3f} s"
+                         for i, (a, b) in enumerate(zip(r["racl_times_s"], r["darts_times_s"])))
+        return (f"{runs}\nsearch step ({r['size']} supernet, batch {r['batch']}, gradnorm_subset "
+                f"{r['gradnorm_subset']}): racl_s {r['racl_s']:.3f}, darts_s {r['darts_s']:.3f}, ratio {r['ratio']:.2f}")
     if r["benchmark"] == "attack":
         return (f"{r['attack']}: racl {r['racl_images_per_s']:.2f} img/s, torchattacks "
                 f"{r['torchattacks_images_per_s']:.2f} img/s, ratio {r['ratio']:.2f}")

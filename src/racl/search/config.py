@@ -13,7 +13,7 @@ search` prints them all with their meaning):
     bound:        {bound_method: delta, bn: none, recalibrate_batches: 10, mc_samples: 256,
                    lipschitz_refresh_every: 10, measure_power_iters: 20}
     optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3, ...}
-    robust:       {gamma: null, adv: none}
+    robust:       {gamma: null, adv: none, gradnorm_subset: 1.0}
     attack:       {norm: linf, eps: 8/255, alpha: null, steps: 4, random_start: true, loss: ce}
     random:       {candidates: 20, candidate_images: 500}    # the random strategy's own section
     advrush:      {a_gamma: 0.01, cure_lambda: 4.0, a_warmup_epochs: 0, h_schedule: [0.0, 0.3, 0.6, 0.9, 1.2, 1.5],
@@ -160,9 +160,15 @@ class RobustConfig:
     # [design] none (x' = x) | fgsm_rs (FGSM, random start) | pgd (PGD-attack.steps); x' is crafted with the
     # supernet in train mode, as in Madry's training
     adv: str = "none"
+    # [design] fraction of the batch the input-gradient norm is computed on (1 = the paper's term on the
+    # whole batch). Below 1 the term is the mean over the batch's first ceil(f * B) examples (the batches
+    # are shuffled), from a second forward pass of those alone (BN: their batch statistics, running
+    # statistics untouched): fewer FLOPs, more operations; benchmarks/gradnorm_variants.py measures its effect.
+    gradnorm_subset: float = 1.0
 
     def __post_init__(self) -> None:
         check_one_of("adv", self.adv, ("none", *TRAINING_ATTACKS))
+        check(0 < self.gradnorm_subset <= 1, f"gradnorm_subset must be in (0, 1], got {self.gradnorm_subset}")
         check(self.gamma is None or self.gamma >= 0, f"gamma must be >= 0 or null, got {self.gamma}")
 
 

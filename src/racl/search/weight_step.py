@@ -5,6 +5,7 @@
 SGD (momentum, weight decay) on the supernet weights with global-norm clipping. The input-gradient
 norm is a lower bound of the local Lipschitz constant; per-example gradients come from the gradient
 of the *sum* of per-example losses (exact per example up to the coupling through BN batch statistics).
+robust.gradnorm_subset < 1 computes the term on part of the batch (weight_loss), a cheaper estimate.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from racl.distributed import Runtime
 from racl.search.config import RobustConfig
 from racl.search_space.base import ArchWeights
 from racl.supernet import FixedArch
+from racl.supernet.batchnorm import untracked
 
 
 def adversarial_inputs(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
@@ -40,19 +42,33 @@ class WeightStepResult:
 
 
 def weight_loss(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
-                gamma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """(total loss, CE, logits (B, K), mean input-gradient norm or None)."""
-    if gamma > 0:
+                gamma: float, subset: float = 1.0
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """(total loss, CE, logits (B, K), mean input-gradient norm or None).
+    subset < 1 (robust.gradnorm_subset): the norm's mean over the first ceil(subset * B) examples only,
+    from a second forward pass of those (BN on their batch statistics, running statistics untouched)."""
+    m = max(2, math.ceil(subset * len(x))) if subset < 1 else len(x)  # BN needs 2 examples
+    whole = gamma > 0 and m >= len(x)  # the term on the whole batch: one forward for both
+    if whole:
         x = x.detach().clone().requires_grad_(True)
     logits = supernet(x, weights)
     per_example = F.cross_entropy(logits, y, reduction="none")  # (B,)
     ce = per_example.mean()
     if gamma == 0:
         return ce, ce, logits, None
-    (gx,) = torch.autograd.grad(per_example.sum(), x, create_graph=True)  # (B, C, H, W)
-    norms = (gx.flatten(1).pow(2).sum(1) + 1e-12).sqrt()  # eps: finite second derivative at 0
-    grad_norm = norms.mean()
+    if whole:
+        grad_norm = _input_grad_norm(x, per_example)
+    else:
+        xs = x[:m].detach().clone().requires_grad_(True)
+        with untracked(supernet):
+            grad_norm = _input_grad_norm(xs, F.cross_entropy(supernet(xs, weights), y[:m], reduction="none"))
     return ce + gamma * grad_norm, ce, logits, grad_norm
+
+
+def _input_grad_norm(x: torch.Tensor, per_example: torch.Tensor) -> torch.Tensor:
+    """mean_i ||d per_example.sum() / d x_i||_2, differentiable (double backprop)."""
+    (gx,) = torch.autograd.grad(per_example.sum(), x, create_graph=True)  # (B, C, H, W)
+    return (gx.flatten(1).pow(2).sum(1) + 1e-12).sqrt().mean()  # eps: finite second derivative at 0
 
 
 def weight_step(supernet: nn.Module, optimizer: torch.optim.Optimizer, weights: ArchWeights,
@@ -63,7 +79,7 @@ def weight_step(supernet: nn.Module, optimizer: torch.optim.Optimizer, weights: 
     rt: a data-parallel run's process (the gradients are averaged over processes; see Runtime)."""
     x_used = adversarial_inputs(supernet, weights, x, y, cfg, attack)
     optimizer.zero_grad(set_to_none=True)
-    loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, gamma)
+    loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, gamma, cfg.gradnorm_subset)
     if not torch.isfinite(loss):
         raise FloatingPointError(f"weight loss is {loss.item()}")
     loss.backward()

@@ -1,48 +1,110 @@
-"""Depthwise convolutions on the CPU: the dilated ones rewritten so torch's fast kernels do the work.
+"""Depthwise convolutions (groups = C) whose derivatives of every order are a few grouped calls.
 
-The DARTS ops' depthwise convolutions with dilation 2 (dil_conv_3x3, dil_conv_5x5) are slow in
-torch 2.14.1 on the CPU: their gradients go through generic im2col kernels. `benchmarks/depthwise.py`
-on the 2-core CPU (channels-last, batch 32, median of 20; one run, the machine was noisy): a 5x5
-dilation-2 depthwise conv at C = 16, 32x32 takes 0.5 ms forward, 5.1 ms with its input gradient and
-18.7 ms with both gradients (this module: 0.5, 1.7, 7.9 ms); at stride 2 (C = 32) 0.3, 34.3 and 44.0
-ms (this module: 0.5, 2.1, 4.1 ms). Same maths, other formulations:
+Why: torch 2.14.1 differentiates a grouped convolution's backward (`_convolution_double_backward`,
+reached by double backprop: the search's input-gradient-norm term, robust.gamma > 0) one group at a
+time, so the second derivative of a depthwise conv of C channels issues C single-channel
+convolutions per call (on every device; on a GPU, thousands of tiny kernels per step). Here the
+convolution y = conv(x, w) is treated as the bilinear map it is; its adjoints conv^T(g; w) (input
+gradient) and wgrad(x, g) (weight gradient) are bilinear too, so two autograd Functions close the set:
+
+    _Conv(x, w)            = conv(x, w)                         backward: _ConvBackward(g, x, w)
+    _ConvBackward(g, x, w) = (conv^T(g; w), wgrad(x, g))        one aten.convolution_backward call
+        backward(hx, hw):  d/dg       = _Conv(hx, w) + _Conv(x, hw)
+                           (d/dx, d/dw) = _ConvBackward(g, hx, hw)   = (conv^T(g; hw), wgrad(hx, g))
+
+(from <hx, conv^T(g; w)> + <hw, wgrad(x, g)> = <conv(hx, w) + conv(x, hw), g>). Every derivative is
+one or two grouped calls, differentiable again by the same rule. Tested against F.conv2d by
+gradcheck and gradgradcheck in float64 (tests/test_depthwise.py); the weight step's operation count
+is bounded in tests/test_gradnorm_cost.py.
+
+CPU rewrites (used only on the CPU, `routed_as_on_cuda()` turns them off): the dilation-2 convolutions
+(dil_conv_3x3, dil_conv_5x5) have slow gradients in torch 2.14.1 on the CPU (generic im2col kernels;
+`benchmarks/depthwise.py`, 2-core CPU, channels-last, batch 32, C = 16, 32x32, 5x5: 5.1 ms with the
+input gradient and 18.7 ms with both, against 1.7 and 7.9 ms rewritten; at stride 2, C = 32: 34.3 and
+44.0 ms against 2.1 and 4.1 ms). Same maths, other formulations:
   - stride 2, dilation 2, even padding: only the even rows and columns of the input are read, so the
     op is a plain (dilation 1, stride 1) depthwise conv of x[:, :, ::2, ::2] with half the padding;
-  - stride 1, dilation 2 (`_Dilated2`): forward as is; input gradient = the same dilated conv of the
-    output gradient with the kernel flipped (a forward conv, fast); weight gradient = the weight
-    gradient of a plain conv on the 2x2 polyphase components ("space to batch": the dilated conv
-    of an even-sized image is a plain conv on each of its four sub-images), or, on images too small
-    for that to pay (< 16 pixels), one product-and-sum per kernel tap.
-Elsewhere (other dilations, odd paddings, GPUs, autocast) it is `F.conv2d`. Tested equal to `F.conv2d` in
-outputs, input and weight gradients, and second derivatives (tests/test_depthwise.py).
+  - stride 1, dilation 2: input gradient conv^T(g; w) = the same dilated conv of g with the kernel
+    flipped (a forward conv, fast); weight gradient = the weight gradient of a plain conv on the 2x2
+    polyphase components ("space to batch": the dilated conv of an even-sized image is a plain conv on
+    each of its four sub-images), or, on images too small for that to pay (< 16 pixels), one
+    product-and-sum per kernel tap.
+Under autocast the inputs are cast as autocast casts F.conv2d's (to its lower-precision dtype) and the
+Functions run in that dtype.
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 _MIN_POLYPHASE = 16  # below this image size, the per-tap weight gradient is faster (measured)
+_cpu_rewrites = True  # False inside routed_as_on_cuda()
+
+
+class Geometry(NamedTuple):
+    stride: int
+    padding: int
+    dilation: int
+
+
+@contextmanager
+def routed_as_on_cuda() -> Iterator[None]:
+    """Inside, the CPU rewrites are off: CPU tensors take the route CUDA tensors take (to count the
+    operations a GPU would run, on the CPU)."""
+    global _cpu_rewrites
+    saved, _cpu_rewrites = _cpu_rewrites, False
+    try:
+        yield
+    finally:
+        _cpu_rewrites = saved
 
 
 def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
                      dilation: int) -> torch.Tensor:
-    """F.conv2d(x, weight, None, stride, padding, dilation, groups=C) for weight (C, 1, k, k)."""
-    channels = x.shape[1]
+    """F.conv2d(x, weight, None, stride, padding, dilation, groups=C) for weight (C, 1, k, k), square."""
     k = weight.shape[-1]
-    if (x.device.type != "cpu" or dilation != 2 or padding % 2 or weight.shape[-2] != k
-            or torch.is_autocast_enabled("cpu")):
-        return F.conv2d(x, weight, None, stride, padding, dilation, channels)
-    if stride == 2 and _out_size(x, k, 2, padding, 2) == tuple((n + 1) // 2 + padding - k + 1
-                                                               for n in x.shape[-2:]):
-        return F.conv2d(x[:, :, ::2, ::2], weight, None, 1, padding // 2, 1, channels)
-    if stride == 1 and padding <= 2 * (k - 1):
-        return _Dilated2.apply(x, weight, padding)
-    return F.conv2d(x, weight, None, stride, padding, dilation, channels)
+    if weight.shape[-2] != k or weight.shape[0] != x.shape[1] or weight.shape[1] != 1:
+        raise ValueError(f"depthwise_conv2d needs a square (C, 1, k, k) weight for C = {x.shape[1]}, "
+                         f"got {tuple(weight.shape)}")
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        dtype = torch.get_autocast_dtype(device)
+        with torch.autocast(device, enabled=False):
+            return depthwise_conv2d(x.to(dtype), weight.to(dtype), stride, padding, dilation)
+    if (_rewrites(x) and stride == 2 and dilation == 2 and padding % 2 == 0
+            and _out_size(x, k, 2, padding, 2) == tuple((n + 1) // 2 + padding - k + 1 for n in x.shape[-2:])):
+        x, stride, padding, dilation = x[:, :, ::2, ::2], 1, padding // 2, 1
+    return _Conv.apply(x, weight, Geometry(stride, padding, dilation))
+
+
+def _rewrites(x: torch.Tensor) -> bool:
+    return _cpu_rewrites and x.device.type == "cpu"
 
 
 def _out_size(x: torch.Tensor, k: int, stride: int, padding: int, dilation: int) -> tuple[int, int]:
     return tuple((n + 2 * padding - dilation * (k - 1) - 1) // stride + 1 for n in x.shape[-2:])
+
+
+# ------------------------------------------------------------------ the three bilinear maps (no autograd)
+def _conv(x: torch.Tensor, w: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    return F.conv2d(x, w, None, geo.stride, geo.padding, geo.dilation, x.shape[1])
+
+
+def _adjoints(g: torch.Tensor, x: torch.Tensor, w: torch.Tensor, geo: Geometry, want_x: bool, want_w: bool
+              ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(conv^T(g; w) if want_x, wgrad(x, g) if want_w): x and w only give the shape of what is unwanted."""
+    k = w.shape[-1]
+    if _rewrites(g) and geo.stride == 1 and geo.dilation == 2 and geo.padding <= 2 * (k - 1):
+        gx = F.conv2d(g, w.flip(-1, -2), None, 1, 2 * (k - 1) - geo.padding, 2, g.shape[1]) if want_x else None
+        return gx, _dilated2_weight_grad(x, g, w, geo.padding) if want_w else None
+    gx, gw, _ = torch.ops.aten.convolution_backward(
+        g, x, w, None, [geo.stride] * 2, [geo.padding] * 2, [geo.dilation] * 2, False, [0, 0], x.shape[1],
+        [want_x, want_w, False])
+    return (gx if want_x else None), (gw if want_w else None)
 
 
 def _space_to_batch(x: torch.Tensor) -> torch.Tensor:
@@ -53,7 +115,7 @@ def _space_to_batch(x: torch.Tensor) -> torch.Tensor:
     return nhwc.permute(2, 4, 0, 1, 3, 5).reshape(4 * b, h // 2, w // 2, c).permute(0, 3, 1, 2)
 
 
-def _weight_grad(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
+def _dilated2_weight_grad(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
     """d/dweight of sum(grad * conv(x, weight, stride 1, padding, dilation 2)), depthwise."""
     channels, k = x.shape[1], weight.shape[-1]
     h, w = x.shape[-2:]
@@ -68,25 +130,52 @@ def _weight_grad(x: torch.Tensor, grad: torch.Tensor, weight: torch.Tensor, padd
     return torch.stack(taps, dim=1).view_as(weight)
 
 
-class _Dilated2(torch.autograd.Function):
-    """Depthwise conv, stride 1, dilation 2, with the backward described in the module docstring."""
+# ------------------------------------------------------------------ autograd
+class _Conv(torch.autograd.Function):
+    """conv(x, w); backward: _ConvBackward."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: int) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.padding = padding
-        return F.conv2d(x, weight, None, 1, padding, 2, x.shape[1])
+    def forward(ctx, x: torch.Tensor, w: torch.Tensor, geo: Geometry) -> torch.Tensor:
+        ctx.save_for_backward(x, w)
+        ctx.geo = geo
+        return _conv(x, w, geo)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        x, weight = ctx.saved_tensors
-        p, k = ctx.padding, weight.shape[-1]
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = F.conv2d(grad, weight.flip(-1, -2), None, 1, 2 * (k - 1) - p, 2, x.shape[1])
-        if ctx.needs_input_grad[1]:
-            grad_w = _weight_grad(x, grad, weight, p)
-        return grad_x, grad_w, None
+    def backward(ctx, g: torch.Tensor):
+        x, w = ctx.saved_tensors
+        want_x, want_w = ctx.needs_input_grad[:2]
+        if not (want_x or want_w):
+            return None, None, None
+        gx, gw = _ConvBackward.apply(g, x, w, ctx.geo, want_x, want_w)
+        return gx, gw, None
+
+
+class _ConvBackward(torch.autograd.Function):
+    """(conv^T(g; w), wgrad(x, g)), each only where wanted (else None); backward in the module docstring."""
+
+    @staticmethod
+    def forward(ctx, g: torch.Tensor, x: torch.Tensor, w: torch.Tensor, geo: Geometry, want_x: bool,
+                want_w: bool):
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(g, x, w)
+        ctx.geo = geo
+        return _adjoints(g, x, w, geo, want_x, want_w)
+
+    @staticmethod
+    def backward(ctx, hx: torch.Tensor | None, hw: torch.Tensor | None):
+        g, x, w = ctx.saved_tensors
+        need_g, need_x, need_w = ctx.needs_input_grad[:3]
+        dg = None
+        if need_g:
+            terms = ([_Conv.apply(hx, w, ctx.geo)] if hx is not None else []) + \
+                    ([_Conv.apply(x, hw, ctx.geo)] if hw is not None else [])
+            dg = sum(terms[1:], terms[0]) if terms else None
+        want_x, want_w = need_x and hw is not None, need_w and hx is not None
+        dx = dw = None
+        if want_x or want_w:  # conv^T(g; hw) and wgrad(hx, g): x and w stand in for the unused one's shape
+            dx, dw = _ConvBackward.apply(g, hx if hx is not None else x, hw if hw is not None else w, ctx.geo,
+                                         want_x, want_w)
+        return dg, dx, dw, None, None, None
 
 
 class DepthwiseConv2d(nn.Conv2d):

@@ -10,7 +10,9 @@ What it saves, per step of the default supernet (1.85x on CPU with channels-last
     edges leaving the node (each edge keeps its own BN, so running statistics stay per edge);
   - the weight beta_e * alpha_o is folded into the affine-free BN that ends each op (a BN whose scale
     is the weight, `batch_norm_scaled`), saving one full pass and one temporary per op;
-  - each node's terms are summed in place.
+  - each node's terms are summed in place;
+  - the affine-free BNs run in train mode through `batch_norm_train` (racl.supernet.batchnorm): same
+    forward and backward kernels, a second derivative of a few whole-tensor operations.
 An op without an entry in `_SCALED` (e.g. a newly added primitive) runs as `weight * op(x)`: adding a
 primitive never needs this module.
 """
@@ -26,6 +28,7 @@ from torch.nn import functional as F
 from racl.models.layers import drop_path
 from racl.search_space.base import ArchWeights, CellWeights
 from racl.search_space.darts.ops import DilConv, FactorizedReduce, Identity, PoolBN, ReLUConvBN, SepConv
+from racl.supernet.batchnorm import batch_norm_train
 from racl.supernet.mixed_op import active_ops
 
 
@@ -53,23 +56,31 @@ def batch_norm_scaled(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor |
     """`scale * bn(x)` for an affine-free BN, as one batch_norm call with weight = scale (None: bn(x)).
 
     Updates the running statistics and num_batches_tracked exactly as `bn(x)` does (momentum None:
-    cumulative moving average)."""
+    cumulative moving average; none with track_running_stats off in train mode)."""
     if bn.affine:
         raise ValueError("batch_norm_scaled folds the scale into the BN weight: the BN must be affine-free")
     # .contiguous(): with a stride-0 (expanded) weight, torch 2.14.1's CPU channels-last batch_norm
     # backward returned wrong input gradients (found by tests/test_fast_path.py; contiguous is right)
     weight = None if scale is None else scale.expand(x.shape[1]).contiguous()
     use_batch = bn.training or bn.running_mean is None
+    track = not bn.training or bn.track_running_stats  # as nn.BatchNorm2d: running statistics used or updated
     factor = 0.0 if bn.momentum is None else bn.momentum
-    if bn.training and bn.num_batches_tracked is not None:
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
         if bn.momentum is None:  # cumulative moving average, as nn.BatchNorm2d does
             factor = 1.0 / float(bn.num_batches_tracked)
-    return F.batch_norm(x, bn.running_mean, bn.running_var, weight, None, use_batch, factor, bn.eps)
+    running = (bn.running_mean, bn.running_var) if track else (None, None)
+    if use_batch:  # the same maths, with a lean second derivative (the search's gradient-norm term)
+        return batch_norm_train(x, weight, *running, factor, bn.eps)
+    return F.batch_norm(x, *running, weight, None, False, factor, bn.eps)
 
 
-def _bn(bn: nn.BatchNorm2d, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
-    return bn(x) if scale is None else batch_norm_scaled(bn, x, scale)
+def _bn(bn: nn.Module, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """scale * bn(x); an affine-free BN through batch_norm_scaled, any other module (an affine BN, the
+    Identity left by BN folding) called as it is."""
+    if scale is None and not (isinstance(bn, nn.BatchNorm2d) and not bn.affine):
+        return bn(x)
+    return batch_norm_scaled(bn, x, scale)
 
 
 def _dil(op: DilConv, relu: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:

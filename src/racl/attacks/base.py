@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from racl.errors import RaclError
-from racl.models.fuse import fold_batchnorm
+from racl.models.fuse import FoldedCopy
 
 MODEL_MODES = ("eval", "train", "keep")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (B, K), labels (B,)) -> (B,)
@@ -80,6 +80,7 @@ class Attack:
         self.model = model
         self.eps = check_eps(eps)
         self.model_mode = model_mode
+        self._folded: FoldedCopy | None = None  # made at the first eval-mode call, refreshed at the next ones
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         images, labels = self._check_inputs(images, labels)
@@ -90,12 +91,15 @@ class Attack:
     @contextmanager
     def _folded_model(self) -> Iterator[None]:
         """In eval mode, attack a copy with BN folded into the convs (same function, fewer kernels;
-        racl.models.fuse). `attack.fold_bn = False`, or a model built with ops="reference" (the plain
-        formulation, racl.models.layers.use_fast_path), is attacked as it is."""
+        racl.models.fuse). The copy is kept and refreshed in place from the model at every call (a
+        training objective's attack runs once per step: no deep copy per step). `attack.fold_bn =
+        False`, or a model built with ops="reference" (the plain formulation,
+        racl.models.layers.use_fast_path), is attacked as it is."""
         original = self.model
         if self.fold_bn and self.model_mode == "eval" and getattr(original, "ops", "fast") == "fast":
-            folded, count = fold_batchnorm(original)
-            self.model = folded if count else original
+            if getattr(self, "_folded", None) is None or self._folded.source is not original:
+                self._folded = FoldedCopy(original)
+            self.model = self._folded.model()
         try:
             yield
         finally:

@@ -40,12 +40,13 @@ def attack_context(model: nn.Module, model_mode: str = "eval") -> Iterator[nn.Mo
 
 
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy, (B,)."""
-    return F.cross_entropy(logits, labels, reduction="none")
+    """Per-example cross-entropy, (B,), in float32 (bf16 logits under autocast are cast up first)."""
+    return F.cross_entropy(logits.float(), labels, reduction="none")
 
 
 def margin_loss(logits: torch.Tensor, labels: torch.Tensor, kappa: float | None = None) -> torch.Tensor:
     """CW margin max_{i != y} z_i - z_y, (B,); positive = misclassified. kappa caps it (CW's confidence)."""
+    logits = logits.float()
     true = logits.gather(1, labels[:, None]).squeeze(1)
     others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
     margin = others.amax(dim=1) - true
@@ -73,6 +74,8 @@ class Attack:
 
     name = "attack"
     fold_bn = True  # eval mode: attack a BN-folded copy of the model (see _folded_model)
+    check_range = True  # refuse images outside [0, 1] (a host-device sync; loops whose batches are in
+    # [0, 1] by construction turn it off so that a step does not synchronise)
 
     def __init__(self, model: nn.Module, eps: float, *, model_mode: str = "eval"):
         if model_mode not in MODEL_MODES:
@@ -131,7 +134,7 @@ class Attack:
         if labels.shape != images.shape[:1]:
             raise RaclError(f"{self.name}: labels shape {tuple(labels.shape)} does not match "
                             f"{images.shape[0]} images")
-        if images.numel() and (images.min() < 0 or images.max() > 1):
+        if self.check_range and images.numel() and (images.min() < 0 or images.max() > 1):
             raise RaclError(f"{self.name}: images must be in [0, 1] (normalisation is the model's first "
                             f"layer); got range [{images.min():.3g}, {images.max():.3g}]")
         return images.detach(), labels.detach().long()

@@ -10,7 +10,7 @@ YAML layout (every key optional; unknown keys are errors):
     constraint:   {eta: 0.9, lbar_mode: reference, lbar: 2.0, rho: 1.0, nu0: 0.0, dual_update: epoch}
     bound:        {bn: none, recalibrate_batches: 10, bound_method: delta, mc_samples: 256,
                    lipschitz_refresh_every: 10, power_iters: 1, measure_power_iters: 20}
-    optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3}
+    optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3, amp: none}
     robust:       {gamma: null, adv: none, attack_mode: train}
     attack:       {norm: linf, eps: 8/255, alpha: null, steps: 4, random_start: true, loss: ce}
     darts:        {init_scale: 1.0e-3}                       # the darts strategy's own section
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from racl import config as configs
+from racl.amp import check_amp
 from racl.attacks import AttackSpec
 from racl.attacks.spec import TRAINING_ATTACKS
 from racl.config import check, check_one_of, read_number
@@ -143,8 +144,10 @@ class OptimConfig:
     arch_lr: float = 6e-4     # [paper] Adam on the distribution (or alpha) parameters
     arch_betas: tuple[float, ...] = (0.5, 0.999)  # [DARTS] Adam betas of the architecture step
     arch_wd: float = 1e-3     # [paper] Adam weight decay of the distribution (or alpha) parameters
+    amp: str = "none"         # none | bf16: autocast on the supernet's forward passes (racl.amp)
 
     def __post_init__(self) -> None:
+        check_amp(self.amp)
         check(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
         check(0 <= self.w_momentum < 1 and self.w_wd >= 0 and self.grad_clip >= 0,
                "need w_momentum in [0, 1), w_wd >= 0 and grad_clip >= 0")

@@ -9,7 +9,7 @@ into its section, as `--set eps=8/255` and `TrainConfig(eps=8/255)` are):
     objective:  {adv: pgd, trades_beta: 6.0, attack_mode: null}
     attack:     {norm: linf, eps: 8/255, alpha: null, steps: 7, random_start: true, loss: ce}
     optim:      {lr: 0.1, lr_min: 0.0, momentum: 0.9, weight_decay: 2.0e-4, schedule: cosine,
-                 step_milestones: [0.5, 0.75], step_gamma: 0.1, grad_clip: 5.0}
+                 step_milestones: [0.5, 0.75], step_gamma: 0.1, grad_clip: 5.0, amp: none}
     network:    {channels: 36, layers: 20, auxiliary: false, aux_weight: 0.4, drop_path: 0.2}
     augmentation: {augment: true, crop_padding: 4, flip: true, cutout: 0}
     validation: {val_images: 500, val_steps: 10, val_batch_size: 256}
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from racl import config as configs
+from racl.amp import check_amp
 from racl.config import check
 from racl.attacks import AttackSpec, parse_eps
 
@@ -66,8 +67,10 @@ class OptimConfig:
     step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `epochs`
     step_gamma: float = 0.1  # step schedule: lr factor at each milestone
     grad_clip: float = 5.0  # max global grad norm; 0 = off
+    amp: str = "none"  # none | bf16: autocast on the forward passes (racl.amp)
 
     def __post_init__(self) -> None:
+        check_amp(self.amp)
         check(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0 <= self.lr_min <= self.lr, f"lr_min must be in [0, lr], got {self.lr_min}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from racl import amp
 from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.search.config import SearchConfig
@@ -39,6 +40,7 @@ class SearchStrategy(nn.Module):
     spaces: tuple[str, ...] | None = None  # the search spaces this strategy supports (None: every space)
     runtime = Runtime()  # a data-parallel run's process (build_strategy sets it); one process by default
     has_arch_step = True  # False: the loop draws no distribution-half batches (random search)
+    samples_on_host = False  # True: sample_weights draws on the host (a CPU generator: no device sync)
 
     def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
@@ -86,8 +88,10 @@ class SearchStrategy(nn.Module):
         """Called at the start of every epoch of the architecture phase, before its first step."""
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  global_step: int) -> dict[str, float]:
-        """One update of the architecture parameters on a distribution-half batch; logged values."""
+                  global_step: int) -> dict[str, torch.Tensor]:
+        """One update of the architecture parameters on a distribution-half batch, without a host-device
+        synchronisation; the logged values as 0-dim tensors: arch_loss (the CE), arch_correct, and
+        penalty where there is one (the loop checks that arch_loss + penalty is finite, racl.tally)."""
         return {}
 
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
@@ -98,12 +102,18 @@ class SearchStrategy(nn.Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------ shared helpers
+    def network_logits(self, x: torch.Tensor, weights: ArchWeights) -> torch.Tensor:
+        """supernet(x, weights) under the run's autocast (optim.amp, racl.amp), as float32 logits."""
+        with amp.autocast(self.config.optim.amp, x.device):
+            return self.supernet(x, weights).float()
+
     @torch.no_grad()
     def refresh_bound(self, measure: bool) -> None:
         """The one place the bound's constants are refreshed (see the module docstring)."""
         if self.bound is not None:
             b = self.config.bound
-            self.bound.refresh(n_iter=b.measure_power_iters if measure else b.power_iters)
+            with amp.full_precision(self.device):  # never bf16 constants, whatever the caller's autocast
+                self.bound.refresh(n_iter=b.measure_power_iters if measure else b.power_iters)
             self.bound_refreshed()
 
     def bound_refreshed(self) -> None:

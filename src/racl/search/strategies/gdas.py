@@ -97,10 +97,15 @@ class GdasStrategy(DartsStrategy):
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
         super().__init__(space, supernet, config, input_shape, evaluator)
         self.register_buffer("epoch", torch.tensor(0))  # the epoch being searched (set by epoch_end)
+        self.searched_epoch = 0  # the same on the host (read every step: no tensor read)
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.searched_epoch = int(self.epoch)
 
     def tau(self) -> float:
         c = self.config
-        return gdas_tau(int(self.epoch), c.warmup_epochs, c.epochs - 1, c.gdas.tau_max, c.gdas.tau_min)
+        return gdas_tau(self.searched_epoch, c.warmup_epochs, c.epochs - 1, c.gdas.tau_max, c.gdas.tau_min)
 
     def _sample(self, generator: torch.Generator) -> ArchWeights:
         tau = self.tau()
@@ -120,18 +125,17 @@ class GdasStrategy(DartsStrategy):
                     for t, a in self._alphas().items()}
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  global_step: int) -> dict[str, float]:
-        logits = self.supernet(x, self._sample(generator))  # (B, K)
+                  global_step: int) -> dict[str, torch.Tensor]:
+        logits = self.network_logits(x, self._sample(generator))  # (B, K) float32
         loss = F.cross_entropy(logits, y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"architecture loss is {loss.item()}")
         self._arch_update(loss)
-        return {"arch_loss": loss.item(), "arch_correct": float((logits.argmax(1) == y).sum())}
+        return {"arch_loss": loss.detach(), "arch_correct": (logits.argmax(1) == y).sum()}
 
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
         """The point bound, and the temperature of the epoch that ended (None in warm-up)."""
         tau = self.tau() if arch_phase else None
         self.epoch.fill_(epoch + 1)
+        self.searched_epoch = epoch + 1
         return {**super().epoch_end(epoch, arch_phase, generator), "tau": tau}
 
     def genotype(self):

@@ -1,10 +1,12 @@
 """Mixed precision (`--amp`): bf16 autocast on the networks' forward passes, nothing else.
 
-`none` (default): float32 everywhere. `bf16`: the forward passes of the weight step, the attacks,
-the architecture step's network and the evaluations run under torch.autocast(bfloat16) (the same
-code path on CPU and CUDA); the logits are cast back to float32 before the cross-entropy, and the
-Lipschitz bound's refresh (power iterations), the log-normal maths of the distributions and the
-constraint (float32 / float64 as without amp) run outside autocast. fp16 is refused: its 5-bit
+`none` (default): float32 everywhere. `bf16`: under torch.autocast(bfloat16) (the same code path on
+CPU and CUDA) run the forward passes of the search's weight step (attack and loss) and architecture
+step (the supernet only), of the training step (attack, loss, clean accuracy) and of `racl evaluate`'s
+accuracies and attacks (compare and ablate: their evaluations too). The logits are cast to float32
+before every cross-entropy; the Lipschitz bound's refresh (power iterations), the log-normal maths of
+the distributions and the constraint (float32 / float64 as without amp), the end-of-epoch validation
+and measurements, and evaluate's model checks run outside autocast. fp16 is refused: its 5-bit
 exponent underflows the gradient-norm term's second derivatives and the attacks' input gradients
 without a GradScaler, and a GradScaler does not cover gradients taken with torch.autograd.grad.
 """

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from racl.cli.options import add_device_argument, add_run_arguments, resolve_device
+from racl.cli.options import add_amp_argument, add_device_argument, add_run_arguments, resolve_device
 from racl.data import add_data_arguments, data_for
 from racl.distributed import add_distributed_argument, session
 from racl.search import run_search
@@ -49,6 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files next to metrics.jsonl (pip install 'racl[tensorboard]')")
     add_device_argument(p)
+    add_amp_argument(p)
     add_distributed_argument(p)
     add_data_arguments(p, default_dataset="digits")
     p.set_defaults(func=run)
@@ -67,6 +68,8 @@ def resolve_config(args: argparse.Namespace):
                           seed=args.seed, batch_size=getattr(args, "batch_size", None))
     if getattr(args, "lr", None) is not None:
         config = config_from_dict({"optim": {"w_lr": args.lr}}, config)
+    if getattr(args, "amp", None) is not None:  # optim.amp: kept by the run's config.yaml (resume)
+        config = config_from_dict({"optim": {"amp": args.amp}}, config)
     return apply_overrides(config, args.overrides)
 
 

@@ -218,6 +218,7 @@ FLAGS = {
     "lr": "initial SGD learning rate (default 0.1)", "momentum": "SGD momentum (default 0.9)",
     "weight_decay": "weight decay (default 2e-4)", "schedule": "learning-rate schedule (default cosine)",
     "grad_clip": "max gradient norm, 0 = off (default 5)", "adv": "objective (default pgd)",
+    "amp": "mixed precision: none (default) or bf16 (autocast on the forward passes; fp16 is refused)",
     "eps": "budget of the training attack in [0, 1], e.g. 8/255 (default; the L-inf radius unless "
            "--set attack.norm=l2)", "alpha": "attack step (default eps / 4; fgsm_rs 1.25 eps)",
     "steps": "attack steps for pgd/trades (default 7)", "trades_beta": "TRADES beta (default 6)",

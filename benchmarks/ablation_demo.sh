@@ -16,5 +16,5 @@ PY
   --search-preset paper --search-config "$OUT/search-config.yaml" --search-seeds 0 --seeds 0 \
   --dataset digits --image-size 16 \
   --epochs 8 --batch-size 64 --lr 0.05 --adv pgd --steps 5 --channels 16 --layers 5 --drop-path 0 \
-  --set crop_padding=2 --val-images 180 --set val_steps=10 \
+  --set augmentation.crop_padding=2 --val-images 180 --set validation.val_steps=10 \
   --attacks pgd20,apgd-ce --n-images 0

@@ -50,7 +50,7 @@ def main() -> None:
     state = load_state(Path(ARGS.run) / CHECKPOINT)
     config = config_from_dict(state["config"])
     data = load_data_from_spec(state["data_spec"])
-    measured = apply_overrides(config, ["bn=eval", f"recalibrate_batches={ARGS.recalibrate}"])
+    measured = apply_overrides(config, ["bound.bn=eval", f"bound.recalibrate_batches={ARGS.recalibrate}"])
     start = build_run(measured, data, Path(ARGS.run), torch.device("cpu"))
     recalibrate_bn(start)
     init = summary(start)

@@ -17,27 +17,25 @@ from pathlib import Path
 
 from racl.data import load_data
 from racl.demo import search_config
-from racl.search.config import apply_overrides, get_preset, override_top
+from racl.search.config import SCHEMA
 from racl.search.loop import run_search
 
 VARIANTS = {
     # the method as it was before this change: threshold fixed once, eval-mode BN, raw weights, no gamma
-    "before": ["lbar_mode=initial", "bn=eval", "recalibrate_batches=0", "normalize=false", "gamma=0",
-               "decay_to=zero"],
-    "initial-eval-recal": ["lbar_mode=initial", "bn=eval", "normalize=true"],
-    "reference-eval": ["lbar_mode=reference", "bn=eval", "normalize=true"],
-    "reference-none-mixture": ["lbar_mode=reference", "bn=none", "normalize=false"],
+    "before": ["constraint.lbar_mode=initial", "bound.bn=eval", "bound.recalibrate_batches=0",
+               "distribution.normalize=false", "robust.gamma=0", "distribution.decay_to=zero"],
+    "initial-eval-recal": ["constraint.lbar_mode=initial", "bound.bn=eval", "distribution.normalize=true"],
+    "reference-eval": ["constraint.lbar_mode=reference", "bound.bn=eval", "distribution.normalize=true"],
+    "reference-none-mixture": ["constraint.lbar_mode=reference", "bound.bn=none", "distribution.normalize=false"],
     "default": [],  # reference threshold, BN not counted, expected-cell weights, gamma 0.1
-    "default-k4": ["lbar=4"],
-    "unconstrained": ["rho=0", "nu0=0"],
+    "default-k4": ["constraint.lbar=4"],
+    "unconstrained": ["constraint.rho=0", "constraint.nu0=0"],
     "darts": ["strategy=darts"],
 }
 
 
 def base_config(data: str, seed: int):
-    if data == "demo":
-        return override_top(search_config(), seed=seed)
-    return override_top(get_preset("quick"), seed=seed)
+    return SCHEMA.set(search_config() if data == "demo" else SCHEMA.preset("quick"), {"seed": seed})
 
 
 def load(data: str):
@@ -59,7 +57,7 @@ def main() -> None:
         for seed in args.seeds:
             run_dir = Path(args.out) / args.data / variant / f"seed{seed}"
             if not (run_dir / "normal.png").exists():  # written when a search completes
-                cfg = apply_overrides(base_config(args.data, seed), VARIANTS[variant] + args.extra)
+                cfg = SCHEMA.override(base_config(args.data, seed), VARIANTS[variant] + args.extra)
                 start = time.perf_counter()
                 run_search(cfg, data, run_dir, overwrite=True, log=lambda m: print(f"[{variant} s{seed}] {m}", flush=True))
                 print(f"[{variant} s{seed}] {time.perf_counter() - start:.0f} s", flush=True)

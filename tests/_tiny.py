@@ -17,3 +17,11 @@ def make_data(n: int, classes: int = 10, size: int = 8, seed: int = 0) -> tuple[
 def tiny_cnn(classes: int = 10) -> nn.Module:
     return nn.Sequential(Normalize((0.5,) * 3, (0.25,) * 3), nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(),
                          nn.AvgPool2d(2), nn.Flatten(), nn.Linear(8 * 4 * 4, classes))
+
+
+def train_config(**flags):
+    """A TrainConfig with changes named like `racl train`'s flags (epochs, channels, eps, adv, ...), or by
+    their config key (`**{"validation.val_batch_size": 16}`)."""
+    from racl.training.config import FLAGS, SCHEMA, TrainConfig
+
+    return SCHEMA.set(TrainConfig(), {FLAGS[k].key if k in FLAGS else k: v for k, v in flags.items()})

@@ -47,8 +47,9 @@ def data():
 
 
 def _one_step(data, amp: str, **sets):
-    cfg = apply_overrides(get_preset("tiny"), [f"amp={amp}", "warmup_epochs=0", "adv=fgsm_rs", "gamma=0.1",
-                                               "batch_size=8", *(f"{k}={v}" for k, v in sets.items())])
+    cfg = apply_overrides(get_preset("tiny"), [f"optim.amp={amp}", "warmup_epochs=0", "robust.adv=fgsm_rs",
+                                               "robust.gamma=0.1", "batch_size=8",
+                                               *(f"{k}={v}" for k, v in sets.items())])
     run = build_run(cfg, data, Path(tempfile.mkdtemp()), torch.device("cpu"))
     run.supernet.train()
     run.strategy.start_arch_phase()
@@ -89,19 +90,20 @@ def test_search_step_bf16_agrees_with_float32(data, strategy):
 def test_amp_is_in_the_saved_config(data, tmp_path):
     from racl.search import run_search
 
-    cfg = apply_overrides(get_preset("tiny"), ["amp=bf16", "epochs=1", "batch_size=8"])
+    cfg = apply_overrides(get_preset("tiny"), ["optim.amp=bf16", "epochs=1", "batch_size=8"])
     run_search(cfg, data, tmp_path, draw=False, log=None)
     assert load_search_config(tmp_path / "config.yaml").optim.amp == "bf16"
 
 
 def test_training_and_evaluation_bf16_agree_with_float32(tmp_path):
     from racl.evaluation import evaluate_checkpoint
-    from racl.training import TrainConfig, train
+    from _tiny import train_config
+    from racl.training import train
 
     data = load_data("synthetic", image_size=8, count=48, num_classes=4)
     results = {}
     for amp in ("none", "bf16"):
-        cfg = TrainConfig(epochs=1, batch_size=8, channels=4, layers=3, adv="pgd", steps=2, val_images=0, amp=amp)
+        cfg = train_config(epochs=1, batch_size=8, channels=4, layers=3, adv="pgd", steps=2, val_images=0, amp=amp)
         results[amp] = train("RACL", data, cfg, tmp_path / amp, log=None)
     loss = {k: r["last"]["metrics"]["train_loss"] for k, r in results.items()}
     assert abs(loss["bf16"] - loss["none"]) <= LOSS_RTOL * loss["none"], loss

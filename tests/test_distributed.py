@@ -134,8 +134,8 @@ def test_search_ranks_stay_identical(strategy, tmp_path):
 
 
 # ------------------------------------------------------------------ 2. training
-TRAIN = dict(epochs=1, channels=4, layers=3, steps=2, random_start=False, drop_path=0.0, val_images=8,
-             val_steps=1, val_batch_size=8, lr=0.05, grad_clip=0.0)
+TRAIN = {"epochs": 1, "channels": 4, "layers": 3, "steps": 2, "attack.random_start": False, "drop_path": 0.0,
+         "val_images": 8, "val_steps": 1, "validation.val_batch_size": 8, "lr": 0.05, "grad_clip": 0.0}
 
 
 def _train_data():
@@ -155,13 +155,15 @@ def _group_norm(module: nn.Module) -> nn.Module:
 
 
 def _train(out: Path, batch_size: int, log=None, batch_norm: bool = False) -> dict:
-    from racl.training import TrainConfig, train, trainer
+    from racl.training import train, trainer
+
+    from _tiny import train_config
 
     build = trainer.build_from_spec
     if not batch_norm:
         trainer.build_from_spec = lambda spec: _group_norm(build(spec))
     try:
-        return train("RACL", _train_data(), TrainConfig(batch_size=batch_size, **TRAIN), out, log=log)
+        return train("RACL", _train_data(), train_config(batch_size=batch_size, **TRAIN), out, log=log)
     finally:
         trainer.build_from_spec = build
 
@@ -182,10 +184,10 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def _init_weights() -> dict[str, torch.Tensor]:
     from racl.checkpoint import build_from_spec
     from racl.state import seed_everything
-    from racl.training import TrainConfig
+    from _tiny import train_config
     from racl.training.modelspec import make_model_spec
 
-    cfg = TrainConfig(batch_size=8, **TRAIN).resolved()
+    cfg = train_config(batch_size=8, **TRAIN).resolved()
     seed_everything(cfg.seed)
     model = _group_norm(build_from_spec(make_model_spec("RACL", cfg, _train_data())))
     return {k: v.double() for k, v in model.state_dict().items() if torch.is_floating_point(v)}

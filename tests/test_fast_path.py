@@ -236,7 +236,7 @@ def test_training_step_attacks_a_folded_copy_with_the_same_result() -> None:
     adversarial logits and every parameter gradient agree."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from racl.training.config import TrainConfig
+    from _tiny import train_config
     from racl.training.losses import make_objective
 
     class CountBN(TorchDispatchMode):
@@ -247,7 +247,7 @@ def test_training_step_attacks_a_folded_copy_with_the_same_result() -> None:
             self.count += "batch_norm" in name and "backward" not in name
             return func(*args, **(kwargs or {}))
 
-    cfg = TrainConfig(adv="pgd", steps=3).resolved()
+    cfg = train_config(adv="pgd", steps=3).resolved()
     assert cfg.objective.attack_mode == "eval"
     torch.manual_seed(0)
     kwargs = dict(num_classes=5, channels=4, layers=5)

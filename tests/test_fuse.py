@@ -101,12 +101,12 @@ def test_training_attack_keeps_one_folded_copy(name, kwargs, monkeypatch):
     import copy
 
     import racl.models.fuse as fuse
-    from racl.training import TrainConfig
+    from _tiny import train_config
     from racl.training.losses import make_objective
 
     torch.manual_seed(0)
     model = build_model(name, num_classes=5, **kwargs)
-    cfg = TrainConfig(adv="pgd", steps=3, eps=8 / 255).resolved()
+    cfg = train_config(adv="pgd", steps=3, eps=8 / 255).resolved()
     objective = make_objective(model, cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
     copies = {"n": 0}

@@ -71,14 +71,25 @@ def test_genotype_deeply_nested_json(text):
 
 
 # ---------------------------------------------------------------- configs
-train_keys = st.sampled_from(["epochs", "batch_size", "lr", "eps", "alpha", "steps", "adv", "schedule",
-                              "step_milestones", "momentum", "augment", "attack_mode", "seed", "bogus"])
-search_keys = st.sampled_from(["epochs", "batch_size", "strategy", "warmup_epochs", "train_limit", "supernet",
-                               "constraint", "optim", "robust", "distribution", "bogus", 3])
+def nested(top: list, sections: list, section_keys: list):
+    """Config-like dicts: top-level keys and sections (mappings of their keys, or any value)."""
+    section = st.one_of(st.dictionaries(st.sampled_from(section_keys), values, max_size=3), values)
+    return st.tuples(st.dictionaries(st.sampled_from(top), values, max_size=3),
+                     st.dictionaries(st.sampled_from(sections), section, max_size=3)).map(lambda t: {**t[0], **t[1]})
+
+
+train_dicts = nested(["epochs", "batch_size", "seed", "eps", "bogus", 3],
+                     ["objective", "attack", "optim", "network", "augmentation", "validation"],
+                     ["lr", "eps", "alpha", "steps", "adv", "schedule", "step_milestones", "momentum", "augment",
+                      "attack_mode", "channels", "drop_path", "bogus"])
+search_dicts = nested(["epochs", "batch_size", "strategy", "space", "warmup_epochs", "eta", "bogus", 3],
+                      ["supernet", "constraint", "optim", "robust", "distribution", "bound", "attack", "gdas"],
+                      ["channels", "keep_none", "eta", "lbar_mode", "w_lr", "arch_betas", "gamma", "adv", "cov",
+                       "bn", "eps", "tau_min", "bogus"])
 
 
 @FUZZ
-@given(st.one_of(st.dictionaries(st.one_of(train_keys, st.integers()), values, max_size=5), values))
+@given(st.one_of(train_dicts, values))
 def test_train_config_from_dict(data):
     cfg = accepts(train_config_from_dict, data)
     if cfg is not None:
@@ -86,15 +97,15 @@ def test_train_config_from_dict(data):
 
 
 @FUZZ
-@given(st.one_of(st.dictionaries(search_keys, values, max_size=5), values))
+@given(st.one_of(search_dicts, values))
 def test_search_config_from_dict(data):
     cfg = accepts(search_config_from_dict, data)
     if cfg is not None:
         assert search_config_from_dict(cfg.to_dict()) == cfg
 
 
-set_keys = st.sampled_from(["eta", "optim.w_lr", "epochs", "batch_size", "supernet.channels", "cov", "adv_eps",
-                            "a.b.c", "bogus", "", "robust", "supernet"])
+set_keys = st.sampled_from(["constraint.eta", "optim.w_lr", "epochs", "batch_size", "supernet.channels",
+                            "distribution.cov", "attack.eps", "eta", "a.b.c", "bogus", "", "robust", "supernet"])
 
 
 @FUZZ
@@ -104,15 +115,17 @@ def test_search_set_overrides(items):
     accepts(apply_overrides, get_preset("tiny"), items)
 
 
-@pytest.mark.parametrize("item", ["eta=" + "[" * 1000 + "]" * 1000, "adv_eps=1/0", "epochs=.inf",
-                                  "w_lr=" + "9" * 400, "epochs=1e999", "eta=.nan"])
+@pytest.mark.parametrize("item", ["constraint.eta=" + "[" * 1000 + "]" * 1000, "attack.eps=1/0",
+                                  "epochs=.inf", "optim.w_lr=" + "9" * 400, "epochs=1e999",
+                                  "constraint.eta=.nan"])
 def test_search_set_odd_values(item):
     with pytest.raises(RaclError):
         apply_overrides(get_preset("tiny"), [item])
 
 
-@pytest.mark.parametrize("data", [{"epochs": math.inf}, {"epochs": math.nan}, {"momentum": 10**400},
-                                  {"lr": 10**400}, {1: 2, "a": 3}, {"step_milestones": [10**400]}])
+@pytest.mark.parametrize("data", [{"epochs": math.inf}, {"epochs": math.nan}, {"optim": {"momentum": 10**400}},
+                                  {"optim": {"lr": 10**400}}, {1: 2, "a": 3},
+                                  {"optim": {"step_milestones": [10**400]}}])
 def test_train_config_odd_values(data):
     with pytest.raises(RaclError):
         train_config_from_dict(data)

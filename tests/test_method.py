@@ -68,7 +68,7 @@ def test_reference_g_is_invariant_to_rescaling_the_input_bn_statistics(bn):
     # every path from input to output runs through the stem, one preprocessing per cell and the head,
     # so rescaling those BN statistics shifts mu_F and ln L_ref by the same amount: g must not move
     net = _supernet()
-    strategy = _build(_config(bn=bn), net)
+    strategy = _build(_config(**{"bound.bn": bn}), net)
     strategy.start_arch_phase()
     with torch.no_grad():
         strategy.dist.normal_alpha_mu.add_(0.3 * torch.randn(strategy.dist.normal_alpha_mu.shape))
@@ -84,7 +84,7 @@ def test_reference_g_is_invariant_to_rescaling_the_input_bn_statistics(bn):
 
 def test_reference_g_without_bn_ignores_all_bn_statistics():
     net = _supernet()
-    strategy = _build(_config(bn="none"), net)
+    strategy = _build(_config(**{"bound.bn": "none"}), net)
     strategy.start_arch_phase()
     before = _g(strategy)
     with torch.no_grad():
@@ -94,7 +94,7 @@ def test_reference_g_without_bn_ignores_all_bn_statistics():
 
 
 def test_reference_g_starts_at_ln_k_plus_the_spread():
-    strategy = _build(_config(lbar=2.0), _supernet())
+    strategy = _build(_config(**{"constraint.lbar": 2.0}), _supernet())
     strategy.start_arch_phase()
     mu, sigma = strategy.lognormal(strategy._fixed_generator())
     # at the start the distribution's mean is the reference: g = ln k + z sigma (+ the mean/median gap)
@@ -103,7 +103,7 @@ def test_reference_g_starts_at_ln_k_plus_the_spread():
 
 def test_initial_mode_fixes_the_threshold_once():
     net = _supernet()
-    strategy = _build(_config(lbar_mode="initial"), net)
+    strategy = _build(_config(**{"constraint.lbar_mode": "initial"}), net)
     strategy.start_arch_phase()
     fixed = float(strategy.constraint.log_lbar)
     with torch.no_grad():
@@ -142,11 +142,11 @@ def test_lowest_bound_without_edge_choice_is_each_edge_at_its_smallest_op():
 
 def test_an_unreachable_threshold_is_reported_and_warned(tmp_path):
     data = load_data("synthetic", image_size=8, count=40, channels=3)
-    result = run_search(_config(lbar=1e6, warmup_epochs=0), data, tmp_path / "r", log=None, draw=False)
+    result = run_search(_config(warmup_epochs=0, **{"constraint.lbar": 1e6}), data, tmp_path / "r", log=None, draw=False)
     last = result.metrics[-1]
     assert last["constraint_regime"] == "unreachable" and last["ln_l_min"] > last["ln_lbar"]
     assert any("unreachable" in w for w in warnings_for(last, last=True))
-    ok = run_search(_config(lbar=1.0, warmup_epochs=0), data, tmp_path / "ok", log=None, draw=False)
+    ok = run_search(_config(warmup_epochs=0, **{"constraint.lbar": 1.0}), data, tmp_path / "ok", log=None, draw=False)
     assert ok.metrics[-1]["constraint_regime"] in ("active", "inactive")
     assert not any("unreachable" in w for w in warnings_for(ok.metrics[-1], last=True))
 
@@ -242,8 +242,8 @@ def test_architecture_accuracy_uses_its_own_bn_statistics():
 def test_gradient_norm_term_is_on_for_racl_by_default():
     assert get_preset("paper").gamma > 0 and get_preset("quick").gamma > 0
     assert apply_overrides(get_preset("paper"), ["strategy=darts"]).gamma == 0
-    assert apply_overrides(get_preset("paper"), ["gamma=0"]).gamma == 0
-    assert apply_overrides(get_preset("paper"), ["strategy=darts", "gamma=0.3"]).gamma == 0.3
+    assert apply_overrides(get_preset("paper"), ["robust.gamma=0"]).gamma == 0
+    assert apply_overrides(get_preset("paper"), ["strategy=darts", "robust.gamma=0.3"]).gamma == 0.3
 
 
 # ------------------------------------------------------------------ the ablation command
@@ -256,7 +256,7 @@ def test_ablate_runs_resumes_and_tabulates(tmp_path, capsys):
            "--out", str(out)]
     assert main(cli) == 0
     table = (out / "ablation.md").read_text()
-    assert "| full (defaults)" in table and "| point (init_sigma=0.0001, learn_sigma=false)" in table
+    assert "| full (defaults)" in table and "| point (distribution.init_sigma=0.0001, distribution.learn_sigma=false)" in table
     rows = {r["variant"]: r for r in json.loads((out / "ablation.json").read_text())["rows"]}
     assert rows["full"]["runs"] == 1 and rows["point"]["pgd2"]["n"] == 1
     # point weights: the log-stds never move from their tiny start, so sigma_F stays ~0

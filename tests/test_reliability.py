@@ -35,7 +35,7 @@ ROOT = Path(__file__).parents[1]
 KILLS = 3  # kill/resume cycles per command
 SEARCH = ["search", "--preset", "tiny", "--strategy", "racl", "--dataset", "synthetic", "--image-size", "16",
           "--limit", "4", "--epochs", "5", "--seed", "1", "--no-draw", "--set", "augment=true",
-          "--set", "bound_method=mc"]
+          "--set", "bound.bound_method=mc"]
 TRAIN = ["train", "--genotype", "DARTS_V2", "--dataset", "synthetic", "--image-size", "16", "--limit", "6",
          "--channels", "4", "--layers", "3", "--epochs", "5", "--batch-size", "8", "--adv", "pgd", "--steps", "2",
          "--val-images", "8", "--val-steps", "2", "--drop-path", "0.2", "--seed", "1"]
@@ -354,10 +354,12 @@ def test_search_stops_before_a_non_finite_checkpoint(tmp_path, monkeypatch):
 
 def test_training_stops_before_a_non_finite_checkpoint(tmp_path, monkeypatch):
     from racl.data import load_data
-    from racl.training import TrainConfig, train
+    from racl.training import train
+
+    from _tiny import train_config
 
     data = load_data("synthetic", image_size=16, count=40, num_classes=4)
-    cfg = TrainConfig(epochs=2, batch_size=8, channels=4, layers=3, adv="none", val_images=0)
+    cfg = train_config(epochs=2, batch_size=8, channels=4, layers=3, adv="none", val_images=0)
     train("RACL", data, cfg, tmp_path, log=None, max_epochs=1)
     before, _ = load_safetensors(tmp_path / "last.safetensors")
     real = torch.optim.SGD.step

@@ -162,7 +162,7 @@ def test_curvature_on_the_fast_supernet_equals_the_reference_formulation():
 
 
 def test_rival_config_sections():
-    c = _config(strategy="gdas", tau_max=5, **{"advrush.a_gamma": 0.1, "h_schedule": "[1.5]"})
+    c = _config(strategy="gdas", **{"gdas.tau_max": 5, "advrush.a_gamma": 0.1, "advrush.h_schedule": "[1.5]"})
     assert (c.gdas.tau_max, c.gdas.tau_min, c.advrush.a_gamma, c.advrush.h_schedule) == (5.0, 0.1, 0.1, (1.5,))
     from racl.errors import RaclError
     from racl.search import config_from_dict, config_to_dict

@@ -25,11 +25,11 @@ def data():
     return load_data("synthetic", image_size=16, count=40, channels=3)
 
 
-def tiny(**sets) -> SearchConfig:
-    return apply_overrides(get_preset("tiny"), [f"{k}={v}" for k, v in sets.items()])
+def tiny(*items: str) -> SearchConfig:
+    return apply_overrides(get_preset("tiny"), list(items))
 
 
-# ------------------------------------------------------------------ config
+# ------------------------------------------------------------------ config (the loader: tests/test_config.py)
 def test_config_defaults_are_the_paper_settings():
     c = SearchConfig()
     assert c.space == "darts" and c.supernet_size() == {"channels": 16, "layers": 8, "steps": 4}
@@ -39,7 +39,7 @@ def test_config_defaults_are_the_paper_settings():
 
 
 def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
-    c = tiny(eta=0.8, adv="pgd", eps="4/255")
+    c = tiny("constraint.eta=0.8", "robust.adv=pgd", "attack.eps=4/255")
     assert c.constraint.eta == 0.8 and c.attack.eps == pytest.approx(4 / 255) and c.attack.steps == 4
     (tmp_path / "c.yaml").write_text("constraint:\n  lbar: 1e12\n  lbar_mode: absolute\nepochs: 3\n")
     loaded = load_search_config(tmp_path / "c.yaml", c)
@@ -51,29 +51,13 @@ def test_config_yaml_round_trip_and_unknown_keys(tmp_path):
     with pytest.raises(RaclError):
         apply_overrides(c, ["no_such_key=1"])
     with pytest.raises(RaclError):
-        apply_overrides(c, ["eta"])
+        apply_overrides(c, ["constraint.eta"])
 
 
-def test_search_attack_is_an_attack_spec_and_old_keys_load():
-    """The weight step's x' is the `attack` section (AttackSpec, step eps / 4 by default); a config saved
-    with the old robust.adv_* keys loads with the attack it ran (old default step 2.5 eps / k written out)."""
-    c = tiny(adv="pgd")
+def test_search_attack_is_an_attack_spec():
+    """The weight step's x' is the `attack` section (AttackSpec, step eps / 4 by default)."""
+    c = tiny("robust.adv=pgd")
     assert c.attack.resolved().alpha == pytest.approx(c.attack.eps / 4) and c.attack.steps >= 4
-    saved = config_to_dict(c)
-    del saved["attack"]
-    saved["robust"] = {"gamma": None, "adv": "pgd", "adv_eps": 4 / 255, "adv_steps": 3, "adv_alpha": None,
-                       "adv_mode": "eval"}
-    old = config_from_dict(saved)
-    assert (old.attack.eps, old.attack.steps, old.robust.attack_mode) == (4 / 255, 3, "eval")
-    assert old.attack.alpha == pytest.approx(2.5 * (4 / 255) / 3)
-    assert config_from_dict(config_to_dict(old)) == old
-    saved["robust"].update(adv="none", adv_steps=7)  # no attack: the old keys had no effect, today's defaults
-    assert config_from_dict(saved).attack == c.attack
-    for key in ("adv_eps", "robust.adv_steps"):
-        with pytest.raises(RaclError, match=f"key '{key}' is now 'attack"):
-            apply_overrides(c, [f"{key}=3"])
-    with pytest.raises(RaclError, match="supernet.steps, attack.steps"):
-        apply_overrides(c, ["steps=3"])
 
 
 # ------------------------------------------------------------------ end to end
@@ -81,7 +65,7 @@ def test_search_attack_is_an_attack_spec_and_old_keys_load():
 @pytest.mark.parametrize("strategy", ["racl", "darts", "random", "advrush", "gdas"])
 def test_tiny_search_end_to_end(strategy, data, tmp_path):
     out = tmp_path / strategy
-    result = run_search(tiny(strategy=strategy), data, out, draw=strategy == "racl", log=None)
+    result = run_search(tiny(f"strategy={strategy}"), data, out, draw=strategy == "racl", log=None)
     genotype = Genotype.load(out / "genotype.json")
     assert genotype == result.genotype
     assert all(op != "none" for op, _ in genotype.normal + genotype.reduce)
@@ -109,7 +93,7 @@ def test_tiny_search_end_to_end(strategy, data, tmp_path):
 def test_resume_is_exact(data, tmp_path):
     # the interruption falls inside the architecture phase; adversarial inputs, the gradient-norm term,
     # augmentation and the Monte-Carlo bound exercise every RNG stream
-    cfg = tiny(warmup_epochs=0, adv="fgsm_rs", gamma=0.1, augment="true", bound_method="mc")
+    cfg = tiny("warmup_epochs=0", "robust.adv=fgsm_rs", "robust.gamma=0.1", "augment=true", "bound.bound_method=mc")
     full = run_search(cfg, data, tmp_path / "full", draw=False, log=None)
     part = run_search(cfg, data, tmp_path / "part", stop_after=1, log=None)
     assert len(part.metrics) == 1
@@ -154,10 +138,10 @@ def test_non_finite_loss_names_the_step_and_keeps_the_checkpoint(data, tmp_path,
         out = forward(self, x, weights)
         return out * float("nan") if calls["n"] > 3 and torch.is_grad_enabled() else out
 
-    run_search(tiny(strategy="darts", epochs=1, warmup_epochs=0), data, tmp_path, draw=False, log=None)
+    run_search(tiny("strategy=darts", "epochs=1", "warmup_epochs=0"), data, tmp_path, draw=False, log=None)
     monkeypatch.setattr(Supernet, "forward", poisoned)
     with pytest.raises(RaclError, match=r"epoch 2, step \d"):
-        run_search(tiny(strategy="darts", warmup_epochs=0), data, tmp_path, resume=True, log=None)
+        run_search(tiny("strategy=darts", "warmup_epochs=0"), data, tmp_path, resume=True, log=None)
     assert load_state(tmp_path / "checkpoint.safetensors")["epoch"] == 1
 
 
@@ -199,7 +183,7 @@ def test_end_summary_says_whether_the_constraint_holds():
                            "lies 0.76 above ln L_bar)") and "--epochs" in line and "arch_lr" in line
     quick = get_preset("quick")  # already at arch_lr 0.01: the advice says to go above it
     assert constraint_status(violated, quick).endswith("raise the architecture learning rate above its 0.01 "
-                                                       "(--set arch_lr=...)")
+                                                       "(--set optim.arch_lr=...)")
     assert constraint_status({**violated, "constraint_g": -0.1, "prob_within_bound": 0.95}, racl).startswith(
         "constraint met: Pr(L_F <= L_bar) 0.950")
     unreachable = {**violated, "constraint_regime": "unreachable", "ln_l_min": 3.0, "ln_lbar": 2.0}

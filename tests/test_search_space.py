@@ -26,7 +26,9 @@ from racl.search.strategies import REGISTRY
 from racl.search_space import CellTopology, CellWeights, SearchSpace, get_space, list_spaces
 from racl.search_space.registry import register_space, unregister_space
 from racl.supernet import MixedOp, active_ops, node_states
-from racl.training import TrainConfig, train
+from racl.training import train
+
+from _tiny import train_config
 
 PRIMS = ("none", "conv", "skip")
 
@@ -189,7 +191,7 @@ def test_a_toy_space_runs_search_train_evaluate_through_the_registry(toy, strate
     assert read_json(tmp_path / "search" / "genotype.json", "genotype")["space"] == "toy"
     record = result.metrics[-1]
     assert record["mu_F"] is not None and record["genotype_val_acc"] is not None
-    summary = train(genotype, data, TrainConfig(epochs=1, batch_size=8, adv="pgd", steps=1), tmp_path / "train",
+    summary = train(genotype, data, train_config(epochs=1, batch_size=8, adv="pgd", steps=1), tmp_path / "train",
                     log=None)
     assert summary is not None
     out = evaluate_checkpoint(tmp_path / "train" / "last.safetensors", ["fgsm"], 8 / 255, tmp_path / "eval")

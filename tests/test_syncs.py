@@ -108,13 +108,13 @@ def data():
     return load_data("synthetic", image_size=8, count=40, channels=3)
 
 
-STRATEGIES = [("racl", ["gamma=0.1"]), ("racl", ["space=nb201", "bound_method=mc"]), ("darts", []),
+STRATEGIES = [("racl", ["robust.gamma=0.1"]), ("racl", ["space=nb201", "bound.bound_method=mc"]), ("darts", []),
               ("advrush", []), ("pcdarts", ["supernet.channels=8"]), ("random", []), ("gdas", [])]
 
 
 @pytest.mark.parametrize("strategy,sets", STRATEGIES, ids=[f"{s}-{i}" for i, (s, _) in enumerate(STRATEGIES)])
 def test_search_steps_do_not_synchronise(strategy, sets, data):
-    cfg = apply_overrides(get_preset("tiny"), [f"strategy={strategy}", "warmup_epochs=0", "adv=fgsm_rs",
+    cfg = apply_overrides(get_preset("tiny"), [f"strategy={strategy}", "warmup_epochs=0", "robust.adv=fgsm_rs",
                                                "augment=true", "batch_size=4", *sets])
     run = build_run(cfg, data, Path(tempfile.mkdtemp()), torch.device("cpu"))
     run.supernet.train()
@@ -145,11 +145,12 @@ def test_search_steps_do_not_synchronise(strategy, sets, data):
 
 
 def test_training_step_does_not_synchronise(tmp_path, monkeypatch):
-    from racl.training import TrainConfig, train
+    from _tiny import train_config
+    from racl.training import train
     from racl.training.trainer import TrainLoop
 
     data = load_data("synthetic", image_size=8, count=24, num_classes=4)
-    cfg = TrainConfig(epochs=1, batch_size=4, channels=4, layers=3, adv="pgd", steps=2, val_images=0, grad_clip=5.0)
+    cfg = train_config(epochs=1, batch_size=4, channels=4, layers=3, adv="pgd", steps=2, val_images=0, grad_clip=5.0)
     counter, real_step, calls = SyncCounter(), TrainLoop.train_step, []
 
     def step(self, x, y, epoch, i, tally):
@@ -177,7 +178,8 @@ def test_training_step_does_not_synchronise(tmp_path, monkeypatch):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_steps_on_cuda_do_not_synchronise(tmp_path, monkeypatch):
     """The same steps on a GPU under torch.cuda.set_sync_debug_mode("error") (a sync raises)."""
-    from racl.training import TrainConfig, train
+    from _tiny import train_config
+    from racl.training import train
     from racl.training.trainer import TrainLoop
 
     @contextmanager
@@ -193,7 +195,7 @@ def test_steps_on_cuda_do_not_synchronise(tmp_path, monkeypatch):
     for strategy, sets in STRATEGIES:
         if strategy == "gdas":
             continue  # synchronises in its sampling by design (module docstring)
-        cfg = apply_overrides(get_preset("tiny"), [f"strategy={strategy}", "warmup_epochs=0", "adv=fgsm_rs",
+        cfg = apply_overrides(get_preset("tiny"), [f"strategy={strategy}", "warmup_epochs=0", "robust.adv=fgsm_rs",
                                                    "augment=true", "batch_size=4", *sets])
         run = build_run(cfg, data, tmp_path / f"{strategy}-{len(sets)}", torch.device("cuda"))
         run.supernet.train()
@@ -216,6 +218,6 @@ def test_steps_on_cuda_do_not_synchronise(tmp_path, monkeypatch):
             return real_step(self, x, y, epoch, i, tally)
 
     monkeypatch.setattr(TrainLoop, "train_step", step)
-    cfg = TrainConfig(epochs=1, batch_size=4, channels=4, layers=3, adv="pgd", steps=2, val_images=0)
+    cfg = train_config(epochs=1, batch_size=4, channels=4, layers=3, adv="pgd", steps=2, val_images=0)
     train("RACL", load_data("synthetic", image_size=8, count=24, num_classes=4), cfg, tmp_path / "train",
           device="cuda", log=None)

@@ -6,7 +6,9 @@ import pytest
 from racl import tblog
 from racl.data import load_data
 from racl.tblog import TensorBoardLog, scalars
-from racl.training import TrainConfig, train
+from racl.training import train
+
+from _tiny import train_config
 
 
 def _events(path) -> dict[str, list[tuple[int, float]]]:
@@ -54,7 +56,7 @@ def test_writes_scalars_per_epoch(tmp_path):
 def test_train_writes_events_matching_metrics(tmp_path):
     import tensorboard  # noqa: F401 - a pinned test dependency (make install): missing = a broken install, a failure
     data = load_data("synthetic", image_size=16, count=48, num_classes=4, noise=0.25)
-    cfg = TrainConfig(epochs=2, channels=4, layers=3, batch_size=8, steps=1, val_images=8, drop_path=0.0)
+    cfg = train_config(epochs=2, channels=4, layers=3, batch_size=8, steps=1, val_images=8, drop_path=0.0)
     train("RACL", data, cfg, tmp_path, log=None, tensorboard=True)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     events = _events(tmp_path)
@@ -66,7 +68,7 @@ def test_train_writes_events_matching_metrics(tmp_path):
 
 def test_train_without_flag_writes_no_events(tmp_path):
     data = load_data("synthetic", image_size=16, count=48, num_classes=4, noise=0.25)
-    cfg = TrainConfig(epochs=1, channels=4, layers=3, batch_size=8, steps=1, val_images=8, drop_path=0.0)
+    cfg = train_config(epochs=1, channels=4, layers=3, batch_size=8, steps=1, val_images=8, drop_path=0.0)
     train("RACL", data, cfg, tmp_path, log=None)
     assert not list(tmp_path.glob("events.out.tfevents.*"))
 

@@ -14,10 +14,14 @@ from racl.checkpoint import load_model_checkpoint
 from racl.data import load_data, load_data_from_spec
 from racl.errors import RaclError
 from racl.state import load_state
-from racl.training import TrainConfig, config_from_dict, load_config, load_run, make_objective, train
+from racl.training import TrainConfig, apply_overrides, load_config, load_run, make_objective, train
+from racl.training.config import FLAGS
 from racl.training.schedule import drop_path_prob, learning_rate
 
-TINY = dict(epochs=1, batch_size=8, channels=4, layers=3, steps=2, val_images=16, val_steps=2, val_batch_size=16)
+from _tiny import train_config
+
+TINY = {"epochs": 1, "batch_size": 8, "channels": 4, "layers": 3, "steps": 2, "val_images": 16, "val_steps": 2,
+        "validation.val_batch_size": 16}
 FIELDS = {"epoch", "lr", "train_loss", "train_acc", "train_adv_acc", "val_clean_acc", "val_robust_acc", "seconds"}
 
 
@@ -27,7 +31,7 @@ def data():
 
 
 def tiny(**changes) -> TrainConfig:
-    return TrainConfig(**{**TINY, **changes})
+    return train_config(**{**TINY, **changes})
 
 
 def run(data, out, resume=False, overwrite=False, max_epochs=None, **changes) -> dict:
@@ -48,12 +52,12 @@ def test_defaults_follow_the_protocol():
     assert (c.objective.adv, a.eps, a.alpha, a.steps, a.random_start) == ("pgd", 8 / 255, 2 / 255, 7, True)
     assert (o.lr, o.momentum, o.weight_decay, o.schedule, o.grad_clip) == (0.1, 0.9, 2e-4, "cosine", 5.0)
     assert TrainConfig().objective.trades_beta == 6.0 and c.objective.attack_mode == "eval"  # Pang et al.
-    fast = TrainConfig(adv="fgsm_rs").resolved()
+    fast = train_config(adv="fgsm_rs").resolved()
     assert fast.attack.alpha == pytest.approx(1.25 * 8 / 255) and fast.objective.attack_mode == "train"
-    assert TrainConfig(attack_mode="train").resolved().objective.attack_mode == "train"
-    assert TrainConfig(adv="trades").resolved().objective.attack_mode == "eval"
-    assert TrainConfig(alpha=0.01).resolved().attack.alpha == 0.01
-    assert TrainConfig(eps=4 / 255).resolved().attack.alpha == pytest.approx(1 / 255)  # the one rule: eps / 4
+    assert train_config(attack_mode="train").resolved().objective.attack_mode == "train"
+    assert train_config(adv="trades").resolved().objective.attack_mode == "eval"
+    assert train_config(alpha=0.01).resolved().attack.alpha == 0.01
+    assert train_config(eps=4 / 255).resolved().attack.alpha == pytest.approx(1 / 255)  # the one rule: eps / 4
 
 
 @pytest.mark.parametrize("bad", [dict(epochs=0), dict(batch_size=0), dict(eps=1.5), dict(eps=-0.1), dict(lr=0),
@@ -61,19 +65,22 @@ def test_defaults_follow_the_protocol():
                                  dict(drop_path=1.0), dict(grad_clip=-1.0), dict(val_images=-1)])
 def test_bad_config_values_are_refused(bad):
     with pytest.raises(RaclError):
-        TrainConfig(**bad)
+        train_config(**bad)
     with pytest.raises(RaclError):
-        config_from_dict(bad)
+        apply_overrides(TrainConfig(), [f"{FLAGS[k].key}={v}" for k, v in bad.items()])
 
 
 def test_config_from_yaml(tmp_path):
     path = tmp_path / "train.yaml"
-    path.write_text("epochs: 3\neps: 8/255\nalpha: 0.01\nadv: trades\nstep_milestones: [0.5]\n")
+    path.write_text("epochs: 3\nattack: {eps: 8/255, alpha: 0.01}\nobjective: {adv: trades}\n"
+                    "optim:\n  step_milestones: [0.5]\n")  # nested by section
     c = load_config(path)
     assert (c.epochs, c.attack.eps, c.attack.alpha, c.objective.adv, c.optim.step_milestones) == \
         (3, 8 / 255, 0.01, "trades", (0.5,))
-    path.write_text("epochs: 3\nattack: {eps: 8/255, alpha: 0.01}\nobjective: {adv: trades}\n")  # sections
-    assert load_config(path) == c.__class__(epochs=3, eps=8 / 255, alpha=0.01, adv="trades")
+    assert c == train_config(epochs=3, eps=8 / 255, alpha=0.01, adv="trades", **{"optim.step_milestones": [0.5]})
+    path.write_text("epochs: 3\neps: 8/255\n")  # a bare section key
+    with pytest.raises(RaclError, match="did you mean attack.eps"):
+        load_config(path)
     path.write_text("epochs: 3\nepochz: 4\n")
     with pytest.raises(RaclError, match="epochz"):
         load_config(path)
@@ -83,11 +90,11 @@ def test_config_from_yaml(tmp_path):
 
 
 def test_schedules():
-    c = TrainConfig(epochs=10, lr=0.1)
+    c = train_config(epochs=10, lr=0.1)
     assert learning_rate(c, 0, 0, 5) == pytest.approx(0.1)
     assert learning_rate(c, 5, 0, 5) == pytest.approx(0.05)
     assert learning_rate(c, 9, 4, 5) < 0.001
-    s = TrainConfig(epochs=10, lr=0.1, schedule="step")
+    s = train_config(epochs=10, lr=0.1, schedule="step")
     assert [learning_rate(s, e, 0, 5) for e in (4, 5, 7, 8)] == pytest.approx([0.1, 0.01, 0.01, 0.001])
     assert [drop_path_prob(0.2, e, c.epochs) for e in (0, 5)] == pytest.approx([0.0, 0.1])
 
@@ -253,8 +260,8 @@ def test_cli_train_mobilenet_v2(tmp_path, capsys):
 
     out = tmp_path / "mnv2"
     assert main(["train", "--genotype", "mobilenet_v2", "--dataset", "synthetic", "--limit", "4", "--image-size", "16",
-                 "--val-fraction", "0.25", "--epochs", "1", "--set", "batch_size=8", "--set", "steps=1",
-                 "--set", "val_images=8", "--set", "val_steps=1", "--out", str(out)]) == 0
+                 "--val-fraction", "0.25", "--epochs", "1", "--set", "batch_size=8", "--set", "attack.steps=1",
+                 "--set", "validation.val_images=8", "--set", "validation.val_steps=1", "--out", str(out)]) == 0
     model, meta = load_model_checkpoint(out / "last.safetensors")
     assert meta["model"] == "mobilenet_v2" and type(model).__name__ == "MobileNetV2"
     assert "channels" not in meta["model_args"]  # DARTS-space settings do not apply to it
@@ -266,7 +273,8 @@ def test_cli_train_config_file_refusal_and_resume(tmp_path, capsys, monkeypatch)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # --device auto resolves to cpu anywhere
 
     cfg = tmp_path / "train.yaml"
-    cfg.write_text("batch_size: 8\nchannels: 4\nlayers: 3\nsteps: 1\nval_images: 8\nval_steps: 1\neps: 4/255\n")
+    cfg.write_text("batch_size: 8\nnetwork: {channels: 4, layers: 3}\nattack: {steps: 1, eps: 4/255}\n"
+                   "validation: {val_images: 8, val_steps: 1}\n")
     out = tmp_path / "run"
     args = ["train", "--genotype", "RACL", "--dataset", "synthetic", "--limit", "6", "--val-fraction", "0.2",
             "--image-size", "16",

@@ -21,8 +21,8 @@ from racl.compare.table import mean_std
 from racl.data import DataSplits
 from racl.errors import RaclError
 from racl.io import write_json, write_text
-from racl.search import apply_overrides, run_search
-from racl.search.config import SearchConfig, override_top
+from racl.search import run_search
+from racl.search.config import SCHEMA, SearchConfig
 from racl.search_space.darts.ops import count_parameter_free as parameter_free
 from racl.search.outputs import read_metrics
 from racl.search_space import Genotype
@@ -30,13 +30,14 @@ from racl.training import TrainConfig
 
 VARIANTS: dict[str, tuple[str, ...]] = {
     "full": (),                                                   # RACL as configured (the defaults)
-    "point": ("init_sigma=0.0001", "learn_sigma=false"),          # no confidence learning: point weights
-    "no_gradnorm": ("gamma=0",),                                  # no input-gradient-norm term
-    "eta0.5": ("eta=0.5",),
-    "eta0.99": ("eta=0.99",),
-    "bn_eval": ("bn=eval",),                                      # BN's eval-mode factors in the bound
-    "threshold_initial": ("lbar_mode=initial",),                  # threshold fixed once at the start
-    "unconstrained": ("rho=0", "nu0=0"),                          # distributions without the constraint
+    # no confidence learning: point weights
+    "point": ("distribution.init_sigma=0.0001", "distribution.learn_sigma=false"),
+    "no_gradnorm": ("robust.gamma=0",),                           # no input-gradient-norm term
+    "eta0.5": ("constraint.eta=0.5",),
+    "eta0.99": ("constraint.eta=0.99",),
+    "bn_eval": ("bound.bn=eval",),                                # BN's eval-mode factors in the bound
+    "threshold_initial": ("constraint.lbar_mode=initial",),       # threshold fixed once at the start
+    "unconstrained": ("constraint.rho=0", "constraint.nu0=0"),    # distributions without the constraint
 }
 DEFAULT_VARIANTS = ("full", "point", "no_gradnorm", "eta0.5", "eta0.99")
 
@@ -44,7 +45,7 @@ DEFAULT_VARIANTS = ("full", "point", "no_gradnorm", "eta0.5", "eta0.99")
 def search_config(base: SearchConfig, variant: str, seed: int) -> SearchConfig:
     if variant not in VARIANTS:
         raise RaclError(f"unknown ablation variant {variant!r}; use any of {', '.join(VARIANTS)}")
-    return apply_overrides(override_top(base, strategy="racl", seed=seed), list(VARIANTS[variant]))
+    return SCHEMA.override(SCHEMA.set(base, {"strategy": "racl", "seed": seed}), VARIANTS[variant])
 
 
 def _search_done(run_dir: Path, epochs: int) -> bool:

@@ -20,6 +20,7 @@ import torch
 from racl.errors import RaclError
 
 AMP_CHOICES = ("none", "bf16")
+AMP_HELP = "mixed precision: none (default) or bf16 (autocast on the forward passes; fp16 is refused)"
 FP16_REFUSED = ("--amp fp16 is not supported: fp16's narrow exponent underflows the input gradients of the "
                 "attacks and of the gradient-norm term (torch.autograd.grad, which no GradScaler scales); "
                 "use --amp bf16 (same exponent range as float32) or none")

@@ -1,33 +1,32 @@
-"""Config dataclasses, one mechanism for every command: sections, dict/YAML round trip, overrides, presets.
+"""Config dataclasses and the one loader every command uses: preset < file < flags < `--set`.
 
 A config is a frozen dataclass; its dataclass-typed fields are its *sections* (one frozen dataclass
-per concern), the other fields are top-level keys. Wherever a config is built (Python keyword
-arguments, a YAML file, `--set key=value`, a command-line flag) a key is written `section.key`, or
-bare when exactly one section has it. Unknown keys are errors; a float may be written as text like
-"8/255" or "1e-3" (YAML 1.1 reads those as strings); values are cast and checked on construction.
+per concern), the other fields are top-level keys. A key is named the same way everywhere: a
+top-level key by its name (`epochs`), a section's key as `section.key` (`constraint.eta`); bare
+section keys are errors that name the full key. Dicts, presets and YAML files are nested by section
+(`constraint: {eta: 0.8}`); `--set` and the flag tables use the dotted name. Unknown keys are errors
+with the closest known keys; a float may be written as text like "8/255" or "1e-3" (YAML 1.1 reads
+those as strings); values are cast and checked on construction.
 
-    config_from_dict(Cls, data, base)      nested or bare-key dict -> Cls (on top of `base`)
-    config_to_dict(config)                 -> the nested plain dict a run folder's config.yaml holds
-    flat_dict(config)                      -> {bare key: value}, for messages and flat records
-    apply_overrides(config, ["k=v", ...])  `--set`
-    load_config / save_config              YAML files
-    get_preset(Cls, PRESETS, name)         a named starting point
-    sectioned                              class decorator: Cls(eps=4/255) routes bare keys to sections
-A config class may carry `RENAMED` ({old key: new key}: `--set old=...` is an error naming the new
-key) and `upgrade(data) -> data` (old keys of a saved config rewritten before it is read).
-    add_flags / flag_values                `--KEY VALUE` flags that are `--set KEY=VALUE` under another name
+    Schema(Cls, presets, command, flags)   the loader of one config class (search, train):
+        .from_dict(data, base) / .to_dict(config) / .load(path, base) / .save(path, config)
+        .preset(name)                       a named starting point (a nested dict of changes)
+        .set(config, {key: value})          typed values by key (the flags, Python callers)
+        .override(config, ["key=value"])    `--set` (values read as YAML)
+        .build(preset, file, flags, sets, base)   the layers of a command line, later ones winning
+        .add_arguments(parser) / .arguments(args)  --preset, --config, --set and the `Flag`s
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import difflib
-import functools
 import math
 import re
 import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, TypeVar
+from typing import Any, Callable, Generic, Mapping, TypeVar
 
 import yaml
 
@@ -58,47 +57,23 @@ def read_number(text: str) -> float | None:
 
 
 # ---------------------------------------------------------------- one flat dataclass
-def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "config") -> T:
-    """Build dataclass `cls` from `data`, refusing unknown keys and casting simple types."""
-    data = dict(data or {})
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(shown(k) for k in set(data) - set(fields))  # YAML keys may be numbers or odd text
-    if unknown:
-        close = [c for k in unknown for c in difflib.get_close_matches(k, list(fields), n=1, cutoff=0.6)]
-        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-        raise RaclError(f"unknown {where} key(s): {', '.join(unknown)}{hint}; known: {', '.join(fields)}")
+def _build(cls: type[T], data: Mapping[str, Any], where: str) -> T:
+    """Dataclass `cls` from {field: value} (every key known), values cast to the fields' types."""
     hints = typing.get_type_hints(cls)
-    kwargs = {k: _cast(v, hints[k], f"{where}.{k}") for k, v in data.items()}
+    kwargs = {k: _cast(_number_text(v, hints[k]), hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
     try:
-        obj = cls(**kwargs)
+        return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise RaclError(f"invalid {where}: {e}") from e
-    return obj
+        raise RaclError(f"invalid {where or 'config'}: {e}") from e
 
 
-def to_dict(obj: Any) -> dict[str, Any]:
-    """Plain nested dict of a dataclass (tuples become lists, as they read back from YAML or JSON)."""
-    return _plain(dataclasses.asdict(obj))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+def _number_text(value: Any, hint: Any) -> Any:
+    """A number written as text ("8/255", "1e12") for a float field -> the float; other text stays as
+    it is, so `_cast` names the key ("x must be a number, got '8/0'")."""
+    if isinstance(value, str) and float in (hint, *typing.get_args(hint)):
+        number = read_number(value)
+        return value if number is None else number
     return value
-
-
-def coerce_numbers(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Numbers written as text ("8/255", "1e12") become floats for the float keys of `cls`; other
-    text stays as it is, so `from_dict` names the key ("x must be a number, got '8/0'")."""
-    hints = typing.get_type_hints(cls)
-    out = dict(data)
-    for key, value in data.items():
-        if isinstance(value, str) and key in hints and float in (hints[key], *typing.get_args(hints[key])):
-            number = read_number(value)
-            out[key] = value if number is None else number
-    return out
 
 
 def _cast(value: Any, hint: Any, name: str) -> Any:
@@ -114,7 +89,7 @@ def _cast(value: Any, hint: Any, name: str) -> Any:
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise RaclError(f"{name} must be a list, got {value!r}")
-        return tuple(_cast(v, args[0], name) for v in value)
+        return tuple(_cast(_number_text(v, args[0]), args[0], name) for v in value)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -140,7 +115,20 @@ def _number(value: int | float, hint: type, name: str) -> int | float:
         raise RaclError(f"{name} is too large to be a number here; use a smaller value") from e
 
 
-# ---------------------------------------------------------------- sections
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Plain nested dict of a dataclass (tuples become lists, as they read back from YAML or JSON)."""
+    return _plain(dataclasses.asdict(obj))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- sections and keys
 def sections(cls: type) -> dict[str, type]:
     """{field name: dataclass type} of the sectioned config class `cls`."""
     hints = typing.get_type_hints(cls)
@@ -151,112 +139,166 @@ def top_keys(cls: type) -> list[str]:
     return [f.name for f in dataclasses.fields(cls) if f.name not in sections(cls)]
 
 
-def key_owners(cls: type) -> dict[str, list[str]]:
-    """{bare key: [sections holding it]} (a top-level key is owned by '')."""
-    owners: dict[str, list[str]] = {k: [""] for k in top_keys(cls)}
-    for name, section in sections(cls).items():
-        for f in dataclasses.fields(section):
-            owners.setdefault(f.name, []).append(name)
-    return owners
+def all_keys(cls: type) -> list[str]:
+    """Every key of `cls` as written: top-level names, then `section.key`."""
+    return top_keys(cls) + [f"{n}.{f.name}" for n, s in sections(cls).items() for f in dataclasses.fields(s)]
 
 
-def renamed(cls: type, key: Any, where: str) -> None:
-    """RaclError naming the new key when `key` is one of `cls.RENAMED` (old key -> new key)."""
-    new = getattr(cls, "RENAMED", {}).get(key.rpartition(".")[2] if isinstance(key, str) else key)
-    if new is not None:
-        raise RaclError(f"{where} key {shown(key)!r} is now {new!r}")
+def close_keys(key: Any, known: list[str]) -> list[str]:
+    """The known keys `key` may mean: those whose last part is `key` (else close to it), else close matches."""
+    if not isinstance(key, str):
+        return []
+    by_name: dict[str, list[str]] = {}
+    for k in known:
+        by_name.setdefault(k.rpartition(".")[2], []).append(k)
+    name = key.rpartition(".")[2]
+    names = [name] if name in by_name else difflib.get_close_matches(name, list(by_name), n=2, cutoff=0.6)
+    return [k for n in names for k in by_name[n]][:3] or difflib.get_close_matches(key, known, n=2, cutoff=0.6)
 
 
-def unknown_keys(cls: type, keys: list[str], where: str) -> RaclError:
-    """'unknown ... key(s) X (did you mean Y?); racl config show CMD lists every key'."""
-    owners = key_owners(cls)
-    known = [k for k, o in owners.items() if len(o) == 1] + [f"{o}.{k}" for k, os in owners.items() for o in os if o]
-    close = {k: difflib.get_close_matches(k, known, n=2, cutoff=0.6) for k in keys if isinstance(k, str)}
-    hint = "; ".join(f"{k}: did you mean {' or '.join(c)}?" for k, c in close.items() if c)
-    command = "train" if where.startswith("training") else where.split()[0]
-    return RaclError(f"unknown {where} key{'s' if len(keys) > 1 else ''} {', '.join(repr(shown(k)) for k in keys)}"
-                     f"{f' ({hint})' if hint else ''}; racl config show {command} lists every key")
+# ---------------------------------------------------------------- command-line flags
+@dataclass(frozen=True)
+class Flag:
+    """`--NAME VALUE`: the same as `--set KEY=VALUE` (typed from the key's field unless `read` is given)."""
+
+    key: str
+    help: str
+    choices: tuple[str, ...] | None = None
+    read: Callable[[str], Any] | None = None  # text -> value, e.g. eps written as 8/255
 
 
-def key_path(cls: type, key: str, where: str = "config") -> tuple[str, ...]:
-    """'eps' -> ('attack', 'eps'); 'optim.lr' -> ('optim', 'lr'); 'epochs' -> ('epochs',)."""
-    renamed(cls, key, where)
-    if "." in key:
-        section, _, name = key.partition(".")
-        if section not in sections(cls) or name not in {f.name for f in dataclasses.fields(sections(cls)[section])}:
-            raise unknown_keys(cls, [key], where)
-        return (section, name)
-    owners = key_owners(cls).get(key)
-    if not owners:
-        raise unknown_keys(cls, [key], where)
-    if len(owners) > 1:
-        raise RaclError(f"{where} key {key!r} is in several sections; write one of "
-                        f"{', '.join(f'{o}.{key}' if o else key for o in owners)}")
-    return (owners[0], key) if owners[0] else (key,)
+# ---------------------------------------------------------------- the loader
+class Schema(Generic[T]):
+    """Everything that reads or writes one config class (see the module docstring)."""
+
+    def __init__(self, cls: type[T], presets: Mapping[str, Mapping[str, Any]], command: str, where: str,
+                 flags: Mapping[str, Flag] | None = None) -> None:
+        self.cls, self.presets, self.command, self.where = cls, presets, command, where
+        self.flags = dict(flags or {})
+        self.sections = sections(cls)
+        self.keys = all_keys(cls)
+
+    # ---- keys
+    def unknown(self, keys: list[Any]) -> RaclError:
+        """'unknown ... key X (did you mean Y?); racl config show CMD lists every key'."""
+        hints = "; ".join(f"{shown(k) + ': ' if len(keys) > 1 else ''}did you mean {' or '.join(c)}?"
+                          for k in keys if (c := close_keys(k, self.keys)))
+        return RaclError(f"unknown {self.where} key{'s' if len(keys) > 1 else ''} "
+                         f"{', '.join(repr(shown(k)) for k in keys)}{f' ({hints})' if hints else ''}; "
+                         f"racl config show {self.command} lists every key")
+
+    def nest(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """{'constraint.eta': 0.8, 'epochs': 3} -> {'constraint': {'eta': 0.8}, 'epochs': 3}."""
+        out: dict[str, Any] = {}
+        unknown = [k for k in values if k not in self.keys]
+        if unknown:
+            raise self.unknown(unknown)
+        for key, value in values.items():
+            section, _, name = key.rpartition(".")
+            if section:
+                out.setdefault(section, {})[name] = value
+            else:
+                out[name] = value
+        return out
+
+    # ---- dicts and files
+    def from_dict(self, data: Mapping[Any, Any] | None, base: T | None = None) -> T:
+        """The config from a dict nested by section, on top of `base` (default: the defaults)."""
+        if data is not None and not isinstance(data, Mapping):
+            raise RaclError(f"a {self.where} must be a YAML mapping of key: value")
+        merged = self.to_dict(base if base is not None else self.cls())
+        unknown: list[Any] = []
+        for key, value in (data or {}).items():
+            if key in self.sections:
+                if not isinstance(value, Mapping):
+                    raise RaclError(f"{self.where} section {key!r} must be a mapping of key: value, got {value!r}")
+                unknown += [f"{key}.{shown(k)}" for k in value if k not in merged[key]]
+                merged[key] = {**merged[key], **value}
+            elif key in merged:
+                merged[key] = value
+            else:
+                unknown.append(key)
+        if unknown:
+            raise self.unknown(unknown)
+        built = {name: _build(section, merged.pop(name), name) for name, section in self.sections.items()}
+        return dataclasses.replace(_build(self.cls, merged, ""), **built)
+
+    def to_dict(self, config: T) -> dict[str, Any]:
+        """The nested plain dict (what `config.yaml` holds)."""
+        return to_dict(config)
+
+    def load(self, path: str | Path, base: T | None = None) -> T:
+        return self.from_dict(read_yaml(path, self.where), base)
+
+    def save(self, path: str | Path, config: T) -> Path:
+        return write_yaml(path, self.to_dict(config))
+
+    def preset(self, name: str) -> T:
+        if name not in self.presets:
+            raise RaclError(f"unknown {self.command} preset {name!r}; use one of {', '.join(self.presets)}")
+        return self.from_dict(self.presets[name])
+
+    # ---- single keys
+    def set(self, config: T, values: Mapping[str, Any]) -> T:
+        """`config` with keys (`epochs`, `attack.eps`) set to typed values."""
+        return self.from_dict(self.nest(values), config)
+
+    def override(self, config: T, items: list[str] | tuple[str, ...]) -> T:
+        """Apply `--set key=value` strings (each value read as YAML: 0.5, true, null, [0.5, 0.999]; 8/255
+        stays text and is read as a number by a float key)."""
+        return self.set(config, dict(parse_override(item) for item in items))
+
+    def build(self, *, preset: str | None = None, file: str | Path | None = None,
+              flags: Mapping[str, Any] | None = None, sets: list[str] | tuple[str, ...] = (),
+              base: T | Mapping[str, Any] | None = None) -> T:
+        """The layers of a command line, later ones winning: `base` (a resumed run's saved config, used
+        when no preset is given) or the preset (default: paper = the defaults) < FILE < flags
+        ({key: value}) < `--set` items."""
+        if isinstance(base, Mapping):
+            base = self.from_dict(base)
+        config = base if base is not None and preset is None else self.preset(preset or "paper")
+        if file is not None:
+            config = self.load(file, config)
+        return self.override(self.set(config, flags or {}), sets)
+
+    # ---- the command line
+    def add_arguments(self, parser: argparse.ArgumentParser, title: str, set_example: str,
+                      exclude: tuple[str, ...] = ()) -> None:
+        """--preset, --config FILE.yaml, --set KEY=VALUE and a group `title` with the flags (less `exclude`)."""
+        parser.add_argument("--preset", choices=tuple(self.presets), default=None,
+                            help="starting config: tiny (tests), quick (CPU minutes), paper (the defaults)")
+        parser.add_argument("--config", metavar="FILE.yaml",
+                            help=f"{self.where} as YAML, nested by section; flags and --set override its values "
+                                 f"(racl config show {self.command} prints every key)")
+        parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                            help=f"override one setting (section.key, or a top-level key), e.g. {set_example} "
+                                 "(repeatable)")
+        group = parser.add_argument_group(title)
+        for name, flag in self.flags.items():
+            if name in exclude:
+                continue
+            kw: dict[str, Any] = {"dest": name, "default": None, "help": flag.help, "choices": flag.choices}
+            owner = self.sections.get(flag.key.rpartition(".")[0], self.cls)
+            hint = typing.get_type_hints(owner)[flag.key.rpartition(".")[2]]
+            inner = ([a for a in typing.get_args(hint) if a is not type(None)] or [hint])[0]
+            if inner is bool:
+                kw["action"] = argparse.BooleanOptionalAction
+            elif flag.read is None and inner in (int, float):
+                kw["type"] = inner
+            group.add_argument("--" + name.replace("_", "-"), **kw)
+
+    def flag_values(self, args: argparse.Namespace) -> dict[str, Any]:
+        """{key: value} of the flags given (read by their `read`)."""
+        given = {name: getattr(args, name) for name in self.flags if getattr(args, name, None) is not None}
+        return {self.flags[n].key: self.flags[n].read(v) if self.flags[n].read else v for n, v in given.items()}
+
+    def arguments(self, args: argparse.Namespace) -> dict[str, Any]:
+        """`build`'s keyword arguments from the parsed arguments of `add_arguments`."""
+        return {"preset": args.preset, "file": args.config, "flags": self.flag_values(args),
+                "sets": tuple(args.overrides)}
 
 
-def nest(cls: type, data: Mapping[Any, Any], where: str = "config") -> dict[str, Any]:
-    """A dict with section mappings, `section.key` keys and bare keys -> {top keys, section: {...}}."""
-    secs = sections(cls)
-    out: dict[str, Any] = {}
-    unknown = []
-    for key, value in data.items():
-        if key in secs:
-            if not isinstance(value, Mapping):
-                raise RaclError(f"{where} section {key!r} must be a mapping, got {value!r}")
-            out.setdefault(key, {}).update(value)
-            continue
-        owners = key_owners(cls).get(key, []) if isinstance(key, str) and "." not in key else []
-        if isinstance(key, str) and ("." in key or len(owners) > 1):
-            path = key_path(cls, key, where)
-        elif len(owners) == 1:
-            path = (owners[0], key) if owners[0] else (key,)
-        else:
-            unknown.append(shown(key))
-            continue
-        if len(path) == 2:
-            out.setdefault(path[0], {})[path[1]] = value
-        else:
-            out[path[0]] = value
-    if unknown:
-        raise unknown_keys(cls, sorted(unknown), where)
-    return out
-
-
-def config_from_dict(cls: type[T], data: Mapping[Any, Any] | None, base: T | None = None,
-                     where: str = "config") -> T:
-    """`cls` from a nested (or bare-key) dict on top of `base` (default: the defaults)."""
-    if data is not None and not isinstance(data, Mapping):
-        raise RaclError(f"a {where} must be a YAML mapping of key: value")
-    merged = config_to_dict(base if base is not None else cls())
-    upgrade = getattr(cls, "upgrade", None)  # a config class's old keys (saved runs) -> its current ones
-    data = upgrade(data) if upgrade is not None and data else data
-    for key, value in nest(cls, data or {}, where).items():
-        merged[key] = {**merged[key], **value} if key in sections(cls) else value
-    built = {name: from_dict(section, coerce_numbers(section, merged.pop(name)), f"{where} {name}")
-             for name, section in sections(cls).items()}
-    top = from_dict(cls, coerce_numbers(cls, merged), where)
-    return dataclasses.replace(top, **built)
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """The nested plain dict (what `config.yaml` holds)."""
-    return to_dict(config)
-
-
-def flat_dict(config: Any) -> dict[str, Any]:
-    """{bare key (section.key where a bare key is ambiguous): value}."""
-    owners = key_owners(type(config))
-    out: dict[str, Any] = {}
-    for key, value in config_to_dict(config).items():
-        if isinstance(value, dict) and key in sections(type(config)):
-            out.update({(k if len(owners[k]) == 1 else f"{key}.{k}"): v for k, v in value.items()})
-        else:
-            out[key] = value
-    return out
-
-
-def parse_override(item: str, where: str = "config") -> tuple[str, Any]:
+def parse_override(item: str) -> tuple[str, Any]:
     """'key=value' -> (key, value read as YAML: 0.5, true, null, [0.5, 0.999], 8/255 stays text)."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
@@ -267,81 +309,3 @@ def parse_override(item: str, where: str = "config") -> tuple[str, Any]:
         raise RaclError(f"--set {item!r}: cannot read the value ({str(e).splitlines()[0]})") from e
     except RecursionError as e:
         raise RaclError(f"--set {key.strip()}: the value is nested too deeply") from e
-
-
-def apply_overrides(config: T, items: list[str] | tuple[str, ...], where: str = "config") -> T:
-    """Apply `--set key=value` strings (section.key or a bare unique key)."""
-    data: dict[str, Any] = {}
-    for item in items:
-        key, value = parse_override(item, where)
-        path = key_path(type(config), key, where)
-        if len(path) == 2:
-            data.setdefault(path[0], {})[path[1]] = value
-        else:
-            data[path[0]] = value
-    return config_from_dict(type(config), data, config, where)
-
-
-def load_config(cls: type[T], path: str | Path, base: T | None = None, where: str = "config") -> T:
-    return config_from_dict(cls, read_yaml(path, where), base, where)
-
-
-def save_config(path: str | Path, config: Any) -> Path:
-    return write_yaml(path, config_to_dict(config))
-
-
-def get_preset(cls: type[T], presets: Mapping[str, Mapping[str, Any]], name: str, where: str = "config") -> T:
-    if name not in presets:
-        raise RaclError(f"unknown {where} preset {name!r}; use one of {', '.join(presets)}")
-    return config_from_dict(cls, presets[name], None, where)
-
-
-def sectioned(cls: type[T]) -> type[T]:
-    """Let `cls(...)` take bare section keys too: `TrainConfig(eps=4/255, lr=0.05)` is
-    `TrainConfig(attack=AttackSpec(eps=4/255), optim=OptimConfig(lr=0.05))` (also in dataclasses.replace).
-    Values are not cast here (they are in `config_from_dict`); each section still checks itself."""
-    init = cls.__init__
-    where = getattr(cls, "WHERE", cls.__name__)
-
-    @functools.wraps(init)
-    def __init__(self: Any, **kwargs: Any) -> None:
-        secs, top, routed = sections(cls), {}, {}
-        for key, value in kwargs.items():
-            if key in secs or key in top_keys(cls):
-                top[key] = value
-                continue
-            path = key_path(cls, key, where)
-            routed.setdefault(path[0], {})[path[1]] = value
-        for name, values in routed.items():
-            current = top.get(name)
-            top[name] = dataclasses.replace(current, **values) if current is not None else secs[name](**values)
-        init(self, **top)
-
-    cls.__init__ = __init__  # type: ignore[method-assign]
-    return cls
-
-
-# ---------------------------------------------------------------- command-line flags
-def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type, helps: Mapping[str, str],
-              choices: Mapping[str, tuple[str, ...]] | None = None, text_keys: tuple[str, ...] = ()) -> None:
-    """`--KEY VALUE` for each bare key in `helps` (the same as `--set KEY=VALUE`), typed from the
-    config's fields; all default to None so only the flags given override. `text_keys` are read as
-    text (e.g. eps as 8/255) and converted by the caller."""
-    owners = key_owners(cls)
-    for key, text in helps.items():
-        owner = sections(cls)[owners[key][0]] if owners[key][0] else cls
-        hint = typing.get_type_hints(owner)[key]
-        kw: dict[str, Any] = {"dest": key, "default": None, "help": text}
-        inner = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
-        if inner[0] is bool:
-            kw["action"] = argparse.BooleanOptionalAction
-        elif key not in text_keys and inner[0] in (int, float):
-            kw["type"] = inner[0]
-        if choices and key in choices:
-            kw["choices"] = choices[key]
-        parser.add_argument("--" + key.replace("_", "-"), **kw)
-
-
-def flag_values(args: argparse.Namespace, helps: Mapping[str, str]) -> dict[str, Any]:
-    """{bare key: value} of the flags of `add_flags` that were given."""
-    return {k: getattr(args, k) for k in helps if getattr(args, k, None) is not None}

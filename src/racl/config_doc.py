@@ -3,8 +3,8 @@
 The comment of a key is the comment its dataclass field carries in the source (the one place where
 each setting is explained): the comment at the end of the field's line with the comment lines that
 continue it, or, for a field without one, the comment block just above it (a block that opens with a
-tag such as `[design]` always belongs to the field below). `fallback` fills keys whose field has no
-comment (the `racl train` flags' help texts). The output loads back with `--config FILE.yaml`.
+tag such as `[design]` always belongs to the field below). `fallback` ({key: text}) fills keys whose
+field has no comment (the flags' help texts). The output loads back with `--config FILE.yaml`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from racl.config import config_to_dict, sections
+from racl.config import all_keys, sections, to_dict
 
 _FIELD = re.compile(r"^\s+(\w+)\s*:[^#]*?(?:#\s?(.*))?$")
 _COMMENT = re.compile(r"^\s+#\s?(.*)$")
@@ -55,17 +55,7 @@ def key_comments(cls: type, fallback: Mapping[str, str] | None = None) -> dict[s
     out = {k: v for k, v in field_comments(cls).items() if k not in secs}
     for name, section in secs.items():
         out.update({f"{name}.{k}": v for k, v in field_comments(section).items()})
-    for key in _all_keys(cls):
-        bare = key.rpartition(".")[2]
-        if key not in out and bare in fallback:
-            out[key] = fallback[bare]
-    return out
-
-
-def _all_keys(cls: type) -> list[str]:
-    secs = sections(cls)
-    keys = [f.name for f in dataclasses.fields(cls) if f.name not in secs]
-    return keys + [f"{n}.{f.name}" for n, s in secs.items() for f in dataclasses.fields(s)]
+    return {**{k: fallback[k] for k in all_keys(cls) if k in fallback}, **out}
 
 
 def _value(value: Any) -> str:
@@ -76,7 +66,7 @@ def show(config: Any, comments: Mapping[str, str], header: list[str]) -> str:
     """`config` as YAML, each key under one `# comment` line (`header`: the first comment lines)."""
     lines = [f"# {h}" for h in header]
     hints = typing.get_type_hints(type(config))
-    for key, value in config_to_dict(config).items():
+    for key, value in to_dict(config).items():
         if dataclasses.is_dataclass(hints.get(key)):
             lines += ["", f"{key}:"]
             for sub, v in value.items():

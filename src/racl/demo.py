@@ -13,9 +13,9 @@ from racl.data import load_data
 from racl.errors import RaclError
 from racl.evaluation.run import evaluate_checkpoint
 from racl.report import build_report
-from racl.search.config import SearchConfig, config_from_dict
+from racl.search.config import SearchConfig, config_from_dict as search_config_from_dict
 from racl.search.loop import run_search
-from racl.training.config import TrainConfig
+from racl.training.config import TrainConfig, config_from_dict
 from racl.training.trainer import train
 
 
@@ -39,7 +39,7 @@ class DemoConfig:
 
 
 def search_config(cfg: DemoConfig = DemoConfig()) -> SearchConfig:
-    return config_from_dict({
+    return search_config_from_dict({
         "strategy": "racl", "seed": cfg.seed, "epochs": cfg.search_epochs, "warmup_epochs": cfg.search_warmup,
         "batch_size": cfg.batch_size, "eval_images": 180, "crop_padding": 2,
         "supernet": {"channels": cfg.search_channels, "layers": cfg.search_layers},
@@ -50,9 +50,11 @@ def search_config(cfg: DemoConfig = DemoConfig()) -> SearchConfig:
 
 
 def _train_config(cfg: DemoConfig) -> TrainConfig:
-    return TrainConfig(epochs=cfg.train_epochs, batch_size=cfg.batch_size, lr=0.05, adv="pgd", eps=cfg.eps,
-                       steps=5, channels=cfg.train_channels, layers=cfg.train_layers, drop_path=0.0,
-                       crop_padding=2, seed=cfg.seed, val_images=180, val_steps=10)
+    return config_from_dict({
+        "epochs": cfg.train_epochs, "batch_size": cfg.batch_size, "seed": cfg.seed, "optim": {"lr": 0.05},
+        "objective": {"adv": "pgd"}, "attack": {"eps": cfg.eps, "steps": 5},
+        "network": {"channels": cfg.train_channels, "layers": cfg.train_layers, "drop_path": 0.0},
+        "augmentation": {"crop_padding": 2}, "validation": {"val_images": 180, "val_steps": 10}})
 
 
 def run_demo(out_dir: str | Path, *, overwrite: bool = False, device: str = "cpu",

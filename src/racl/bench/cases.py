@@ -17,7 +17,7 @@ from typing import Callable
 
 import torch
 
-from racl.attacks import PGD
+from racl.attacks import PGD, AttackSpec
 from racl.attacks.autoattack import AutoAttack
 from racl.bench.timing import cuda_peak_mib, peak_rss_mib, reset_cuda_peak, time_median
 from racl.models import build_model
@@ -27,7 +27,7 @@ from racl.search.strategies import build_strategy
 from racl.search.weight_step import weight_step
 from racl.search_space.darts import DARTS
 from racl.search_space.darts.supernet import Supernet
-from racl.training.config import TrainConfig
+from racl.training.config import ObjectiveConfig, TrainConfig
 from racl.training.losses import make_objective
 
 SUPERNET_SIZES = {"default": {"channels": 16, "layers": 8}, "quick": {"channels": 8, "layers": 5},
@@ -191,7 +191,7 @@ def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False, c
     a BN-folded copy, the reference the model as it is)."""
     torch.manual_seed(0)
     model = _eval_net(ops, device, channels, layers, channels_last, compile).train()
-    cfg = TrainConfig(adv="pgd", steps=7, attack_mode=attack_mode).resolved()
+    cfg = TrainConfig(objective=ObjectiveConfig(attack_mode=attack_mode), attack=AttackSpec(steps=7)).resolved()
     objective = make_objective(model, cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)
     x, y = torch.rand(batch, 3, 32, 32, device=device), torch.randint(0, 10, (batch,), device=device)

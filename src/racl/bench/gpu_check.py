@@ -277,9 +277,11 @@ def train_totals(step_s: float, batch: int, epochs: int, images: int) -> dict:
 def paper_search_setting() -> dict:
     from racl.search.config import config_from_dict
 
+    from racl.search.loop import WEIGHT_FRACTION
+
     cfg = config_from_dict({})  # the paper preset = the defaults
     return {"epochs": cfg.epochs, "warmup_epochs": cfg.warmup_epochs, "batch": cfg.batch_size,
-            "images_per_half": round(CIFAR10_TRAIN_IMAGES * cfg.weight_fraction),
+            "images_per_half": round(CIFAR10_TRAIN_IMAGES * WEIGHT_FRACTION),
             "channels": cfg.supernet_size()["channels"], "layers": cfg.supernet_size()["layers"]}
 
 

@@ -11,7 +11,7 @@ import torch
 
 from racl.bench.cases import ATTACKS
 from racl.bench.machine import describe_machine, matmul_peak_gflops
-from racl.training.config import TrainConfig
+from racl.training.config import ObjectiveConfig, TrainConfig
 
 
 def _worker(spec: dict) -> dict:
@@ -100,7 +100,7 @@ def bench_train(device: str = "cpu", repeats: int = 1, rounds: int = 2, batch: i
     dev = torch.device(device)
     peak = matmul_peak_gflops(dev)
     sw = switches(**switch)
-    mode = TrainConfig(adv="pgd", attack_mode=attack_mode).resolved().objective.attack_mode
+    mode = TrainConfig(objective=ObjectiveConfig(attack_mode=attack_mode)).resolved().objective.attack_mode
     common = {"case": "train_step", "batch": batch, "device": device, "repeats": repeats, "attack_mode": mode, **sw}
     r = compare({"fast": {**common, "ops": "fast"}, "reference": {**common, "ops": "reference"}}, rounds)
     return {"benchmark": "train", "what": f"one PGD-7 adversarial training step ({mode}-mode attack), RACL "

@@ -14,7 +14,7 @@ from racl.attacks import parse_attack_list, parse_eps
 from racl.cli.compare_cmd import add_evaluation_arguments, budget_config
 from racl.cli.options import add_device_argument, resolve_device
 from racl.data import add_data_arguments, data_from_args
-from racl.search.config import PRESETS, apply_overrides, get_preset, load_search_config, override_top
+from racl.search.config import PRESETS, SCHEMA as SEARCH
 from racl.training.config import add_config_arguments
 
 
@@ -30,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--search-config", default=None, metavar="FILE", help="YAML search settings on the preset")
     p.add_argument("--search-epochs", type=int, default=None, help="search epochs (default: the preset's)")
     p.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a search setting for every variant (repeatable)")
+                   help="override a search setting for every variant, e.g. --search-set constraint.rho=2 "
+                        "(section.key or a top-level key; repeatable)")
     p.add_argument("--search-seeds", nargs="+", type=int, default=[0], help="search seeds (default: 0)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0], help="training seeds per cell (default: 0)")
     add_evaluation_arguments(p, "pgd20")
@@ -45,10 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     print(f"racl ablate on {device}", flush=True)
-    base = get_preset(args.search_preset)
-    if args.search_config is not None:
-        base = load_search_config(args.search_config, base)
-    base = apply_overrides(override_top(base, epochs=args.search_epochs), args.search_set)
+    epochs = {} if args.search_epochs is None else {"epochs": args.search_epochs}
+    base = SEARCH.build(preset=args.search_preset, file=args.search_config, flags=epochs, sets=args.search_set)
     budget = budget_config(args)
     attacks = parse_attack_list(args.attacks)
     data = data_from_args(args)

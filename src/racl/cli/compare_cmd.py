@@ -14,8 +14,7 @@ from racl.compare import load_plan, make_plan, parse_arch, run_comparison
 from racl.data import add_data_arguments, data_from_args, given_data_flags, load_data_from_spec
 from racl.errors import RaclError
 from racl.io import read_yaml
-from racl.training import build_config
-from racl.training.config import FLAGS, add_config_arguments, config_arguments
+from racl.training.config import FLAGS, SCHEMA, add_config_arguments
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -62,7 +61,7 @@ def budget_config(args: argparse.Namespace):
              or (args.config is not None and "epochs" in (read_yaml(args.config, "training config") or {})))
     if not given:
         raise RaclError("racl compare needs the budget's --epochs N (and usually --channels C --layers L)")
-    return build_config(**config_arguments(args))
+    return SCHEMA.build(**SCHEMA.arguments(args))
 
 
 def _width(text: str) -> int | None:

@@ -1,7 +1,7 @@
 """`racl config show search|train [--preset P]`: every setting of a command, with its default and meaning.
 
-The output is YAML with one comment line per key (racl.config_doc); save it, edit it, and pass it
-back with `--config FILE.yaml`.
+The output is YAML nested by section with one comment line per key (racl.config_doc); save it, edit
+it, and pass it back with `--config FILE.yaml`.
 """
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import argparse
 
 from racl.config_doc import key_comments, show
 from racl.lifecycle import flatten
-from racl.search import config as search_config
-from racl.training import config as train_config
+from racl.search.config import SCHEMA as SEARCH
+from racl.training.config import SCHEMA as TRAIN
 
-COMMANDS = {"search": (search_config.SearchConfig, search_config.PRESETS, search_config.get_preset, {}),
-            "train": (train_config.TrainConfig, train_config.PRESETS, train_config.get_preset, train_config.FLAGS)}
+COMMANDS = {"search": SEARCH, "train": TRAIN}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,12 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    cls, presets, get_preset, fallback = COMMANDS[args.which]
+    schema = COMMANDS[args.which]
     header = [f"racl {args.which} config, preset {args.preset}"
               + (" (= the defaults)" if args.preset == "paper" else ": the defaults with "
-                 + ", ".join(f"{k}={v}" for k, v in flatten(presets[args.preset]).items())),
+                 + ", ".join(f"{k}={v}" for k, v in flatten(schema.presets[args.preset]).items())),
               f"use it as racl {args.which} --config FILE.yaml, or change one key with --set KEY=VALUE "
-              "(section.KEY, or KEY alone where only one section has it)",
+              "(section.KEY, or a top-level KEY)",
               "[paper]: the paper's setting, [DARTS]: DARTS's, [design]: ours (docs/method.md)"]
-    print(show(get_preset(args.preset), key_comments(cls, fallback), header), end="")
+    fallback = {flag.key: flag.help for flag in schema.flags.values()}
+    print(show(schema.preset(args.preset), key_comments(schema.cls, fallback), header), end="")
     return 0

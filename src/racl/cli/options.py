@@ -82,9 +82,8 @@ def deprecated(parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: s
 
 
 
-AMP_HELP = "mixed precision: none (default) or bf16 (autocast on the forward passes; fp16 is refused)"
-
-
 def add_amp_argument(parser: argparse.ArgumentParser) -> None:
     """--amp none|bf16 (checked by racl.amp.check_amp, which explains why fp16 is refused)."""
+    from racl.amp import AMP_HELP
+
     parser.add_argument("--amp", default=None, metavar="none|bf16", help=AMP_HELP)

@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from racl.cli.options import add_amp_argument, add_device_argument, add_run_arguments, resolve_device
+from racl.cli.options import add_device_argument, add_run_arguments, resolve_device
 from racl.data import add_data_arguments, data_for
 from racl.distributed import add_distributed_argument, session
 from racl.search import run_search
-from racl.search.config import (PRESETS, STRATEGIES, apply_overrides, config_from_dict, get_preset,
-                                load_search_config, override_top)
+from racl.search.config import SCHEMA
 from racl.search.outputs import CHECKPOINT, CONFIG, search_folder
 from racl.search.summary import end_summary
-from racl.search_space.registry import list_spaces
 from racl.state import read_entry
 
 
@@ -28,28 +26,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "DIR/genotype.json, "
                                    "cell pictures, config.yaml, metrics.jsonl and a resumable checkpoint. "
                                    "Every setting: racl config show search.")
-    p.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                   help="starting config: tiny (tests), quick (CPU minutes), paper (default)")
-    p.add_argument("--space", choices=list_spaces(), default=None, help="search space (default: darts)")
-    p.add_argument("--strategy", choices=STRATEGIES, default=None, help="search strategy (default: racl)")
+    SCHEMA.add_arguments(p, "search (every setting: racl config show search)",
+                         "--set constraint.eta=0.8 --set supernet.layers=5")
     p.add_argument("--benchmark", default=None, metavar="PATH",
                    help="NAS-Bench-201 only: a robustness data set (racl nb201 lookup --help) to look the found "
                         "cell up in; its accuracies and ranks go to DIR/benchmark.json")
-    p.add_argument("--config", default=None, metavar="FILE.yaml",
-                   help="YAML file of search settings (racl config show search prints them all)")
-    p.add_argument("--epochs", type=int, default=None, help="search epochs (default 50)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size of both halves (default 128)")
-    p.add_argument("--lr", type=float, default=None,
-                   help="initial SGD learning rate of the supernet weights, optim.w_lr (default 0.025)")
-    p.add_argument("--seed", type=int, default=None, help="seed of everything random in the search (default 0)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set eta=0.8 --set optim.w_lr=0.05 (repeatable)")
     add_run_arguments(p, "search run")
     p.add_argument("--no-draw", action="store_true", help="do not write the cell pictures")
     p.add_argument("--tensorboard", action="store_true",
                    help="also write TensorBoard event files next to metrics.jsonl (pip install 'racl[tensorboard]')")
     add_device_argument(p)
-    add_amp_argument(p)
     add_distributed_argument(p)
     add_data_arguments(p, default_dataset="digits")
     p.set_defaults(func=run)
@@ -58,19 +44,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def resolve_config(args: argparse.Namespace):
     """The SearchConfig the flags ask for (see the module docstring for the precedence)."""
     saved = Path(args.out) / CONFIG
-    if args.resume and args.preset is None and args.config is None and saved.exists():
-        config = load_search_config(saved)
-    else:
-        config = get_preset(args.preset or "paper")
-    if args.config is not None:
-        config = load_search_config(args.config, config)
-    config = override_top(config, space=getattr(args, "space", None), strategy=args.strategy, epochs=args.epochs,
-                          seed=args.seed, batch_size=getattr(args, "batch_size", None))
-    if getattr(args, "lr", None) is not None:
-        config = config_from_dict({"optim": {"w_lr": args.lr}}, config)
-    if getattr(args, "amp", None) is not None:  # optim.amp: kept by the run's config.yaml (resume)
-        config = config_from_dict({"optim": {"amp": args.amp}}, config)
-    return apply_overrides(config, args.overrides)
+    resumed = args.resume and args.preset is None and args.config is None and saved.exists()
+    return SCHEMA.build(**SCHEMA.arguments(args), base=SCHEMA.load(saved) if resumed else None)
 
 
 def resolve_data(args: argparse.Namespace):

@@ -13,7 +13,7 @@ from racl.data import add_data_arguments, data_for
 from racl.distributed import add_distributed_argument, session
 from racl.models import resolve_model
 from racl.training import run_inputs, train
-from racl.training.config import add_config_arguments, config_arguments
+from racl.training.config import SCHEMA, add_config_arguments
 from racl.training.modelspec import make_model_spec
 from racl.training.summary import start_lines
 from racl.training.trainer import run_folder
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_model(args.genotype)  # a wrong name or genotype file is an error before any data loads
     print(f"racl train on {device}", flush=True)
     model, data, config = run_inputs(args.out, model=args.genotype, load_data=lambda recorded: data_for(args, recorded),
-                                     resume=args.resume, config=config_arguments(args))
+                                     resume=args.resume, config=SCHEMA.arguments(args))
     with session(args.distributed, device) as device:  # torchrun: one process per device
         for line in start_lines(make_model_spec(model, config, data), config, data):
             print(line)

@@ -18,14 +18,13 @@ from typing import Any, Sequence
 from racl.attacks import parse_attack_list
 from racl.attacks.base import check_eps
 from racl.checkpoint import build_from_spec
-from racl.config import flat_dict
 from racl.data import DataSplits
 from racl.errors import RaclError
-from racl.lifecycle import MAY_CHANGE_ON_RESUME, differences, jsonable
+from racl.lifecycle import MAY_CHANGE_ON_RESUME, differences, flatten, jsonable
 from racl.models import HAND_DESIGNED, count_parameters, hand_designed
 from racl.search_space import resolve_genotype
 from racl.search_space.resolve import from_zoo, zoo_key
-from racl.training import TrainConfig, config_from_dict
+from racl.training.config import SCHEMA, TrainConfig
 from racl.training.modelspec import check_inputs, make_model_spec
 
 CHECKPOINTS = ("best", "last")
@@ -72,8 +71,8 @@ class ComparePlan:
 
     def shared(self) -> dict:
         """Everything that must be identical across runs (and across a resume, except the budget's epochs).
-        The budget is written with bare keys (`lr`, `eps`, ...), as `--set` takes them."""
-        budget = {k: v for k, v in flat_dict(self.config).items() if k != "seed"}
+        The budget is written with the keys `--set` takes (`optim.lr`, `attack.eps`, ...)."""
+        budget = {k: v for k, v in flatten(SCHEMA.to_dict(self.config)).items() if k != "seed"}
         return {"budget": budget, "attacks": list(self.attacks), "eps": self.eps, "eval_limit": self.eval_limit,
                 "eval_seed": self.eval_seed, "checkpoint": self.checkpoint, "data": self.data}
 
@@ -86,7 +85,7 @@ class ComparePlan:
         if not isinstance(d, dict) or d.get("format") != "racl-compare-v1":
             raise RaclError("plan.json is not a racl compare plan; start a new comparison with --overwrite")
         archs = tuple(Arch(**a) for a in d["archs"])
-        return cls(archs, tuple(d["seeds"]), config_from_dict(d["budget"]), tuple(d["attacks"]), d["eps"],
+        return cls(archs, tuple(d["seeds"]), SCHEMA.set(TrainConfig(), d["budget"]), tuple(d["attacks"]), d["eps"],
                    d["eval_limit"], d["eval_seed"], d["checkpoint"], d["data"], d.get("resnet_width"))
 
 

@@ -77,12 +77,13 @@ def _or_default(value: Any) -> Any:
 
 def _budget_lines(plan: dict) -> list[str]:
     b = plan["budget"]
-    steps = f"{b['steps']} steps, " if b["adv"] in ("pgd", "trades") else ""
-    lines = [f"- budget (identical for every run): {b['epochs']} epoch(s), adv {b['adv']} ({steps}eps "
-             f"{255 * b['eps']:.3g}/255, step {255 * b['alpha']:.3g}/255), batch {b['batch_size']}, lr {b['lr']} "
-             f"{b['schedule']}, weight decay {b['weight_decay']}, augment {b['augment']}, "
-             f"drop-path {_or_default(b['drop_path'])}; cell networks: C = {_or_default(b['channels'])}, "
-             f"{_or_default(b['layers'])} cells, auxiliary {b['auxiliary']}"]
+    steps = f"{b['attack.steps']} steps, " if b["objective.adv"] in ("pgd", "trades") else ""
+    lines = [f"- budget (identical for every run): {b['epochs']} epoch(s), adv {b['objective.adv']} ({steps}eps "
+             f"{255 * b['attack.eps']:.3g}/255, step {255 * b['attack.alpha']:.3g}/255), batch {b['batch_size']}, "
+             f"lr {b['optim.lr']} {b['optim.schedule']}, weight decay {b['optim.weight_decay']}, "
+             f"augment {b['augmentation.augment']}, drop-path {_or_default(b['network.drop_path'])}; cell networks: "
+             f"C = {_or_default(b['network.channels'])}, {_or_default(b['network.layers'])} cells, "
+             f"auxiliary {b['network.auxiliary']}"]
     width = plan.get("resnet_width")
     if width:
         target = f", target {width['target_params']:,} params = mean of the DARTS-space networks" \

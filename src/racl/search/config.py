@@ -1,19 +1,20 @@
 """`SearchConfig`: every knob of an architecture search, one frozen dataclass per concern.
 
-YAML layout (every key optional; unknown keys are errors):
+YAML layout, nested by section (every key optional; unknown keys are errors; `racl config show
+search` prints them all with their meaning):
 
     space: darts              # darts | nb201 (racl.search_space.registry)
     strategy: racl            # racl | darts | random | pcdarts | advrush | gdas
     epochs: 50
-    supernet:     {channels: null, layers: null, steps: null}   # null: the space's defaults
-    distribution: {cov: full, init_sigma: 0.1, normalize: true, discretize: quantile, decay_to: init}
-    constraint:   {eta: 0.9, lbar_mode: reference, lbar: 2.0, rho: 1.0, nu0: 0.0, dual_update: epoch}
-    bound:        {bn: none, recalibrate_batches: 10, bound_method: delta, mc_samples: 256,
-                   lipschitz_refresh_every: 10, power_iters: 1, measure_power_iters: 20}
-    optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3, amp: none}
-    robust:       {gamma: null, adv: none, attack_mode: train}
+    supernet:     {channels: null, layers: null, steps: null, keep_none: null}   # null: the space's defaults
+    distribution: {cov: full, init_sigma: 0.1, normalize: true, discretize: quantile, decay_to: init,
+                   learn_sigma: true}
+    constraint:   {eta: 0.9, lbar_mode: reference, lbar: 2.0, rho: 1.0, nu0: 0.0}
+    bound:        {bound_method: delta, bn: none, recalibrate_batches: 10, mc_samples: 256,
+                   lipschitz_refresh_every: 10, measure_power_iters: 20}
+    optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3, amp: none, ...}
+    robust:       {gamma: null, adv: none}
     attack:       {norm: linf, eps: 8/255, alpha: null, steps: 4, random_start: true, loss: ce}
-    darts:        {init_scale: 1.0e-3}                       # the darts strategy's own section
     random:       {candidates: 20, candidate_images: 500}    # the random strategy's own section
     advrush:      {a_gamma: 0.01, cure_lambda: 4.0, a_warmup_epochs: 0, h_schedule: [0.0, 0.3, 0.6, 0.9, 1.2, 1.5],
                    quirk_eval_after_reg: false, quirk_find_z_grad: false}
@@ -23,20 +24,19 @@ YAML layout (every key optional; unknown keys are errors):
 Defaults are the paper's settings where the paper states them (8 cells, C = 16, batch 128, 50
 epochs, eta 0.9, Adam 6e-4 / 1e-3 for the distributions; method.md sections 1 and 5) and DARTS's
 for the weights (SGD 0.025 cosine to 0.001, momentum 0.9, wd 3e-4, clip 5). Every other default is
-ours ([design] in method.md) and is marked so below. `--set key=value` accepts `section.key` or a
-bare key where only one section has it (`steps` is in supernet and attack: write which).
+ours ([design] in method.md) and is marked so below. `--set` takes `section.key` (`constraint.eta`)
+or a top-level key (`epochs`). Options removed as constants in practice: docs/method.md section 8.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from racl import config as configs
-from racl.amp import check_amp
+from racl.amp import AMP_HELP, check_amp
 from racl.attacks import AttackSpec
 from racl.attacks.spec import TRAINING_ATTACKS
-from racl.config import check, check_one_of, read_number
+from racl.config import Flag, check, check_one_of
 from racl.search.registry import REGISTRY
 from racl.search_space import registry as spaces
 
@@ -90,17 +90,13 @@ class ConstraintConfig:
     # start (never met in any measured run, see docs/method.md); absolute: L_bar itself.
     lbar: float = 2.0            # [design] k (reference, initial) or L_bar (absolute)
     rho: float = 1.0             # [design] penalty weight of (rho/2) max(0, g)^2 and dual step size
-    rho_growth: float = 1.0      # [design] rho <- rho * rho_growth after each dual update (1 = fixed)
-    nu0: float = 0.0             # [design] initial multiplier
-    dual_update: str = "epoch"   # [design] epoch (g at the epoch's end) | step (g of every arch step)
+    nu0: float = 0.0             # [design] initial multiplier (updated with g at each epoch's end)
 
     def __post_init__(self) -> None:
         check(0 < self.eta < 1, f"eta must be in (0, 1), got {self.eta}")
         check_one_of("lbar_mode", self.lbar_mode, ("reference", "initial", "absolute"))
-        check_one_of("dual_update", self.dual_update, ("epoch", "step"))
         check(self.lbar > 0, f"lbar must be > 0 (a factor k or a bound L_bar), got {self.lbar}")
-        check(self.rho >= 0 and self.nu0 >= 0 and self.rho_growth >= 1,
-               "constraint needs rho >= 0, nu0 >= 0 and rho_growth >= 1")
+        check(self.rho >= 0 and self.nu0 >= 0, "constraint needs rho >= 0 and nu0 >= 0")
 
 
 @dataclass(frozen=True)
@@ -120,8 +116,8 @@ class BoundConfig:
     recalibrate_batches: int = 10     # [design] bn=eval: BN statistics recomputed on this many weight-half
     # batches (train mode, cumulative average) before every measurement that sets or reports the bound
     mc_samples: int = 256             # [design] samples of the mc estimate
-    lipschitz_refresh_every: int = 10  # [design] steps between per-op constant refreshes (no grad)
-    power_iters: int = 1              # [design] power iterations per refresh (persistent vectors)
+    # [design] steps between per-op constant refreshes (no grad; one power iteration each, on persistent vectors)
+    lipschitz_refresh_every: int = 10
     measure_power_iters: int = 20     # [design] iterations of the refreshes that *measure* the bound: at
     # the start of each search epoch (L_0, hence the relative L_bar) and at each epoch's end (metrics).
     # Power iteration converges from below; 1 iteration after a weight change underestimates ln L_F.
@@ -130,7 +126,7 @@ class BoundConfig:
         check_one_of("bound_method", self.bound_method, ("analytic", "mc", "delta", "independent"))
         check_one_of("bn", self.bn, ("none", "eval"))
         check(self.recalibrate_batches >= 0, "recalibrate_batches must be >= 0")
-        check(self.mc_samples >= 2 and self.lipschitz_refresh_every >= 1 and self.power_iters >= 1
+        check(self.mc_samples >= 2 and self.lipschitz_refresh_every >= 1
                and self.measure_power_iters >= 1, "bound needs mc_samples >= 2 and the refresh counts >= 1")
 
 
@@ -164,69 +160,18 @@ class RobustConfig:
     # [paper: the term; design: its weight] weight of the input-gradient norm (double backprop); 0 = off;
     # null: GAMMA_DEFAULT for the racl strategy (the paper's objective), 0 for darts and random
     gamma: float | None = None
-    adv: str = "none"          # [design] none (x' = x) | fgsm_rs (FGSM, random start) | pgd (PGD-attack.steps)
-    attack_mode: str = "train"  # [design] BN mode while crafting x' (train, as in Madry's training)
+    # [design] none (x' = x) | fgsm_rs (FGSM, random start) | pgd (PGD-attack.steps); x' is crafted with the
+    # supernet in train mode, as in Madry's training
+    adv: str = "none"
 
     def __post_init__(self) -> None:
         check_one_of("adv", self.adv, ("none", *TRAINING_ATTACKS))
-        check_one_of("attack_mode", self.attack_mode, ("train", "eval"))
         check(self.gamma is None or self.gamma >= 0, f"gamma must be >= 0 or null, got {self.gamma}")
 
 
 # [design] the search's x' (robust.adv = pgd): PGD-4 at 8/255. The step is the one default rule,
 # eps / 4, and 4 is the fewest steps of eps / 4 that can reach the eps ball's boundary from x.
 SEARCH_ATTACK = AttackSpec(steps=4)
-
-# Keys of the robust section before the search's attack became an `attack` section (an AttackSpec):
-# old key -> new key. Saved configs (config.yaml, checkpoints) with them still load (`upgrade`);
-# `--set` with one is an error naming the new key.
-RENAMED = {"adv_eps": "attack.eps", "adv_steps": "attack.steps", "adv_alpha": "attack.alpha",
-           "adv_mode": "robust.attack_mode"}
-
-
-def upgrade(data: Mapping[Any, Any]) -> dict[Any, Any]:
-    """A config dict with the old robust keys (RENAMED) rewritten to the new ones. The old default step
-    (adv_alpha null) was 2.5 eps / k for pgd; it is written out as attack.alpha, so an old run resumes
-    with the attack it ran (fgsm_rs's old default, 1.25 eps, is still the default). With adv none the
-    old keys had no effect and are dropped (the run resumes under today's defaults, e.g. attack.steps 4)."""
-    data = dict(data)
-    robust = data.get("robust")
-    old = {k: data.pop(k) for k in RENAMED if k in data}
-    if isinstance(robust, Mapping):
-        robust = dict(robust)
-        old.update({k: robust.pop(k) for k in RENAMED if k in robust})
-        data["robust"] = robust
-    if not old:
-        return data
-    adv = (robust or {}).get("adv", data.get("adv"))
-    if adv == "none":  # written with adv none (every saved config says which): the old keys did nothing
-        return data
-    attack = dict(data.get("attack") or {})
-    if adv == "pgd" and old.get("adv_alpha") is None:
-        eps, steps = old.get("adv_eps", 8 / 255), old.get("adv_steps", 3)
-        eps = read_number(eps) if isinstance(eps, str) else eps
-        old["adv_alpha"] = 2.5 * eps / steps if isinstance(eps, (int, float)) else None
-    if "adv_steps" not in old:  # the old default
-        old["adv_steps"] = 3
-    for key, value in old.items():
-        section, _, name = RENAMED[key].partition(".")
-        if section == "attack":
-            attack[name] = value
-        else:
-            data["robust"] = {**(data.get("robust") or {}), name: value}
-    data["attack"] = attack
-    return data
-
-
-@dataclass(frozen=True)
-class DartsConfig:
-    """The darts strategy's own settings (the racl strategy's are distribution/constraint/bound)."""
-
-    init_scale: float = 1e-3  # [DARTS] alpha ~ N(0, init_scale^2)
-
-    def __post_init__(self) -> None:
-        check(self.init_scale >= 0, f"init_scale must be >= 0, got {self.init_scale}")
-
 
 @dataclass(frozen=True)
 class RandomConfig:
@@ -287,17 +232,12 @@ GAMMA_DEFAULT = 0.1  # [design] robust.gamma of the racl strategy when not set (
 
 @dataclass(frozen=True)
 class SearchConfig:
-    RENAMED = RENAMED  # racl.config: old keys, named in errors
-    upgrade = staticmethod(upgrade)  # racl.config: old saved configs still load
-
     space: str = "darts"         # the search space (racl.search_space.registry)
     strategy: str = "racl"       # racl | darts | random | pcdarts | advrush | gdas (same data and budget)
     seed: int = 0                # seed of everything random (init, halves, order, samples, attacks)
     epochs: int = 50             # [paper] search epochs, warm-up included
     warmup_epochs: int = 15      # [design] weight steps only (PC-DARTS's 15 of 50)
     batch_size: int = 128        # [paper] images per step in each half (per process under torchrun)
-    weight_fraction: float = 0.5  # [paper] share of the train split for the weights; the rest: distributions
-    train_limit: int | None = None  # use at most this many train images (before halving); None = all
     augment: bool = True         # [DARTS] random crop (crop_padding) + flip on both halves
     crop_padding: int = 4        # [DARTS] pixels of padding before the random crop
     eval_images: int = 1000      # held-out val images for the per-epoch val_acc; 0 = skip
@@ -309,7 +249,6 @@ class SearchConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     robust: RobustConfig = field(default_factory=RobustConfig)
     attack: AttackSpec = SEARCH_ATTACK  # x' of the weight step when robust.adv is not none (frozen: shared)
-    darts: DartsConfig = field(default_factory=DartsConfig)
     random: RandomConfig = field(default_factory=RandomConfig)
     advrush: AdvRushConfig = field(default_factory=AdvRushConfig)
     gdas: GdasConfig = field(default_factory=GdasConfig)
@@ -327,13 +266,11 @@ class SearchConfig:
               f"(it supports: {', '.join(supported or ())})")
         check(self.epochs >= 1 and 0 <= self.warmup_epochs, "need epochs >= 1 and warmup_epochs >= 0")
         check(self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm), got {self.batch_size}")
-        check(0 < self.weight_fraction < 1, f"weight_fraction must be in (0, 1), got {self.weight_fraction}")
-        check(self.train_limit is None or self.train_limit >= 4, "train_limit must be >= 4 or null")
         check(self.eval_images >= 0 and self.eval_batch_size >= 1 and self.crop_padding >= 0,
                "need eval_images >= 0, eval_batch_size >= 1 and crop_padding >= 0")
 
     def to_dict(self) -> dict[str, Any]:
-        return config_to_dict(self)
+        return configs.to_dict(self)
 
     def supernet_size(self) -> dict[str, Any]:
         """channels, layers, steps of the search network (the config's, else the space's defaults), and
@@ -349,29 +286,6 @@ class SearchConfig:
         if self.robust.gamma is not None:
             return self.robust.gamma
         return GAMMA_DEFAULT if self.strategy == "racl" else 0.0
-
-
-# ---------------------------------------------------------------- dict / YAML round trip (racl.config)
-WHERE = "search config"
-
-
-def config_to_dict(config: SearchConfig) -> dict[str, Any]:
-    """Nested plain dict (what `config.yaml` holds)."""
-    return configs.config_to_dict(config)
-
-
-def config_from_dict(data: dict[str, Any] | None, base: SearchConfig | None = None) -> SearchConfig:
-    """SearchConfig from a nested (or bare-key) dict, on top of `base` (default: the defaults)."""
-    return configs.config_from_dict(SearchConfig, data, base, WHERE)
-
-
-def load_search_config(path: str | Path, base: SearchConfig | None = None) -> SearchConfig:
-    return configs.load_config(SearchConfig, path, base, WHERE)
-
-
-def apply_overrides(config: SearchConfig, items: list[str] | tuple[str, ...]) -> SearchConfig:
-    """Apply `key=value` strings (value read as YAML: 0.5, true, null, [0.5, 0.999], 8/255)."""
-    return configs.apply_overrides(config, items, WHERE)
 
 
 # ---------------------------------------------------------------- presets
@@ -395,14 +309,17 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def get_preset(name: str) -> SearchConfig:
-    return configs.get_preset(SearchConfig, PRESETS, name, WHERE)
-
-
-def save_search_config(path: str | Path, config: SearchConfig) -> Path:
-    return configs.save_config(path, config)
-
-
-def override_top(config: SearchConfig, **changes: Any) -> SearchConfig:
-    """Replace top-level keys (None values are ignored), with the same checks as loading."""
-    return config_from_dict({k: v for k, v in changes.items() if v is not None}, config)
+# `racl search` flags: each `--NAME VALUE` is `--set KEY=VALUE` (racl.config.Flag)
+FLAGS = {
+    "space": Flag("space", "search space (default: darts)", choices=tuple(spaces.REGISTRY)),
+    "strategy": Flag("strategy", "search strategy (default: racl)", choices=STRATEGIES),
+    "epochs": Flag("epochs", "search epochs (default 50)"),
+    "batch_size": Flag("batch_size", "batch size of both halves (default 128)"),
+    "lr": Flag("optim.w_lr", "initial SGD learning rate of the supernet weights, optim.w_lr (default 0.025)"),
+    "seed": Flag("seed", "seed of everything random in the search (default 0)"),
+    "amp": Flag("optim.amp", AMP_HELP),
+}
+SCHEMA = configs.Schema(SearchConfig, PRESETS, "search", "search config", FLAGS)
+# the module's API is the schema's (racl.config.Schema)
+config_from_dict, config_to_dict, apply_overrides = SCHEMA.from_dict, SCHEMA.to_dict, SCHEMA.override
+get_preset, load_search_config, save_search_config = SCHEMA.preset, SCHEMA.load, SCHEMA.save

@@ -2,9 +2,8 @@
 
 With L_F ~ LN(mu_F, sigma_F^2), the constraint is exactly g <= 0 with
     g = mu_F + Phi^-1(eta) * sigma_F - ln L_bar.
-The architecture loss adds  nu * g + (rho / 2) * max(0, g)^2  and, once per epoch or per step
-(`ConstraintConfig.dual_update`), the multiplier ascends:  nu <- max(0, nu + rho * g)
-(then rho <- rho * rho_growth). Everything that changes lives in buffers, so `state_dict()` resumes it.
+The architecture loss adds  nu * g + (rho / 2) * max(0, g)^2  and, once per epoch (g at the epoch's
+end), the multiplier ascends:  nu <- max(0, nu + rho * g). Everything that changes lives in buffers, so `state_dict()` resumes it.
 """
 from __future__ import annotations
 
@@ -20,13 +19,12 @@ from racl.errors import RaclError
 class ConfidenceConstraint(nn.Module):
     """Buffers: nu (multiplier), rho (penalty weight), log_lbar (ln L_bar), lbar_set (0/1)."""
 
-    def __init__(self, eta: float = 0.9, rho: float = 1.0, nu0: float = 0.0, rho_growth: float = 1.0):
+    def __init__(self, eta: float = 0.9, rho: float = 1.0, nu0: float = 0.0):
         super().__init__()
         if not 0 < eta < 1:
             raise RaclError(f"eta must be in (0, 1), got {eta}")
         self.eta = float(eta)
         self.z = NormalDist().inv_cdf(self.eta)  # Phi^-1(eta); 1.2816 for eta = 0.9
-        self.rho_growth = float(rho_growth)
         self.register_buffer("nu", torch.tensor(float(nu0), dtype=torch.float64))
         self.register_buffer("rho", torch.tensor(float(rho), dtype=torch.float64))
         self.register_buffer("log_lbar", torch.tensor(0.0, dtype=torch.float64))
@@ -79,14 +77,11 @@ class ConfidenceConstraint(nn.Module):
 
     @torch.no_grad()
     def dual_update(self, g: torch.Tensor | float) -> None:
-        """nu <- max(0, nu + rho * g); then rho <- rho * rho_growth. A float g is checked; a tensor
-        (the per-step update) is used on the device (a non-finite g makes the next loss non-finite)."""
-        if not isinstance(g, torch.Tensor):
-            g = float(g)
-            if not math.isfinite(g):
-                raise RaclError(f"constraint value g = {g} is not finite; the Lipschitz bound overflowed")
+        """nu <- max(0, nu + rho * g)."""
+        g = float(g)
+        if not math.isfinite(g):
+            raise RaclError(f"constraint value g = {g} is not finite; the Lipschitz bound overflowed")
         self.nu.copy_((self.nu + self.rho * g).clamp_min(0.0))
-        self.rho.mul_(self.rho_growth)
 
     def prob_within_bound(self, mu_f: torch.Tensor, sigma_f: torch.Tensor) -> torch.Tensor:
         """Pr(L_F <= L_bar) = Phi((ln L_bar - mu_F) / sigma_F) (a step function when sigma_F = 0)."""

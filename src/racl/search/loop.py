@@ -47,7 +47,9 @@ from racl.tally import NonFinite, Tally, is_logging_point
 from racl.supernet.batchnorm import batch_statistics, recalibrate
 from racl.tblog import TensorBoardLog
 
-NAN_ADVICE = "lower w_lr / arch_lr (--set) and start again with --overwrite"
+WEIGHT_FRACTION = 0.5  # [paper] share of the train split for the weights; the rest: the distributions
+
+NAN_ADVICE = "lower optim.w_lr / optim.arch_lr (--set) and start again with --overwrite"
 GENERATORS = ("weight_data", "arch_data", "sample")  # seeded with seed * 16 + 1, + 2, + 3
 
 
@@ -80,11 +82,9 @@ class SearchRun:
 
 def split_halves(train: ArrayDataset, config: SearchConfig,
                  rt: Runtime = Runtime()) -> tuple[ArrayDataset, ArrayDataset]:
-    """A seeded permutation of the train split (first `train_limit`), cut at `weight_fraction`."""
+    """A seeded permutation of the train split, cut at WEIGHT_FRACTION."""
     perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed))
-    if config.train_limit is not None:
-        perm = perm[: config.train_limit]
-    cut = round(config.weight_fraction * len(perm))
+    cut = round(WEIGHT_FRACTION * len(perm))
     halves = train.subset(perm[:cut]), train.subset(perm[cut:])
     if min(len(h) for h in halves) < rt.global_batch(config.batch_size):
         raise RaclError(f"each half of the train split needs >= batch_size x processes = "
@@ -155,8 +155,8 @@ def _state(run: SearchRun) -> dict[str, Any]:
 
 def restore_run(run: SearchRun, state: dict[str, Any]) -> int:
     """Load a checkpoint into the freshly built run; returns the epochs setting it was written with."""
-    if state.get("format") == outputs.STATE_FORMAT:  # the saved config as this version reads it (keys
-        state = {**state, "config": config_to_dict(config_from_dict(state["config"]))}  # added since: defaults
+    if state.get("format") == outputs.STATE_FORMAT:  # the saved config as this version writes it
+        state = {**state, "config": config_to_dict(config_from_dict(state["config"]))}
     outputs.check_resumable(state, config_to_dict(run.config), run.data.spec())
     run.strategy.load_state_dict(state["strategy"])  # supernet, architecture parameters, bound buffers
     if run.strategy.optimizer is not None:

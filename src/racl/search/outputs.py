@@ -29,7 +29,7 @@ STATE_FORMAT = "racl-search-v3"  # v3: the strategy owns the supernet; its optim
 
 def search_folder(out_dir: str | Path) -> RunFolder:
     return RunFolder(out_dir, "search run", RUN_FILES, extra=PICTURES,
-                     normalise=lambda saved: config_to_dict(config_from_dict(saved)))  # old keys: as now
+                     normalise=lambda saved: config_to_dict(config_from_dict(saved)))  # as this version writes it
 
 
 def prepare_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> bool:

@@ -20,9 +20,9 @@ def advice(config: SearchConfig) -> str:
     """What to change when the constraint is not met: a longer search or a larger architecture step."""
     lr = config.optim.arch_lr
     if lr < QUICK_ARCH_LR:
-        return (f"search longer (--epochs) or raise the architecture learning rate (--set arch_lr={QUICK_ARCH_LR:g}, "
+        return (f"search longer (--epochs) or raise the architecture learning rate (--set optim.arch_lr={QUICK_ARCH_LR:g}, "
                 f"the quick preset's; the paper's {lr:g} is meant for ~10k architecture steps)")
-    return f"search longer (--epochs) or raise the architecture learning rate above its {lr:g} (--set arch_lr=...)"
+    return f"search longer (--epochs) or raise the architecture learning rate above its {lr:g} (--set optim.arch_lr=...)"
 
 
 def constraint_status(record: dict[str, Any], config: SearchConfig) -> str:

@@ -24,10 +24,11 @@ from racl.supernet import FixedArch
 
 def adversarial_inputs(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
                        cfg: RobustConfig, attack: AttackSpec) -> torch.Tensor:
-    """x itself (robust.adv = none), or `attack`'s FGSM-RS or PGD example against f(.; weights)."""
+    """x itself (robust.adv = none), or `attack`'s FGSM-RS or PGD example against f(.; weights), crafted in
+    train mode (as in Madry's training)."""
     if cfg.adv == "none" or attack.eps == 0:
         return x
-    crafter = attack.attack(FixedArch(supernet, weights), cfg.adv, model_mode=cfg.attack_mode)
+    crafter = attack.attack(FixedArch(supernet, weights), cfg.adv, model_mode="train")
     crafter.check_range = False  # the loop's batches are in [0, 1] (no synchronising check per step)
     return crafter(x, y)
 

@@ -1,17 +1,17 @@
 """`TrainConfig`: every knob of an adversarial training run, one frozen dataclass per concern.
 
-YAML layout (every key optional; unknown keys are errors; a bare key such as `eps: 8/255` is read
-into its section, as `--set eps=8/255` and `TrainConfig(eps=8/255)` are):
+YAML layout, nested by section (every key optional; unknown keys are errors; `--set` names a key
+`section.key`, e.g. `--set attack.eps=8/255`, or a top-level key alone, e.g. `--set epochs=3`):
 
     epochs: 100
     batch_size: 128
     seed: 0
     objective:  {adv: pgd, trades_beta: 6.0, attack_mode: null}
     attack:     {norm: linf, eps: 8/255, alpha: null, steps: 7, random_start: true, loss: ce}
-    optim:      {lr: 0.1, lr_min: 0.0, momentum: 0.9, weight_decay: 2.0e-4, schedule: cosine,
+    optim:      {lr: 0.1, momentum: 0.9, weight_decay: 2.0e-4, schedule: cosine,
                  step_milestones: [0.5, 0.75], step_gamma: 0.1, grad_clip: 5.0, amp: none}
-    network:    {channels: 36, layers: 20, auxiliary: false, aux_weight: 0.4, drop_path: 0.2}
-    augmentation: {augment: true, crop_padding: 4, flip: true, cutout: 0}
+    network:    {channels: null, layers: null, auxiliary: false, aux_weight: 0.4, drop_path: null}  # null: the space's
+    augmentation: {augment: true, crop_padding: 4, cutout: 0}
     validation: {val_images: 500, val_steps: 10, val_batch_size: 256}
 
 Defaults follow the field's protocol (method.md section 6): PGD-7 at eps 8/255 with step eps / 4 =
@@ -24,12 +24,11 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from racl import config as configs
-from racl.amp import check_amp
-from racl.config import check
+from racl.amp import AMP_HELP, check_amp
+from racl.config import Flag, check
 from racl.attacks import AttackSpec, parse_eps
 
 ADV_METHODS = ("pgd", "trades", "fgsm_rs", "none")
@@ -60,10 +59,9 @@ class ObjectiveConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     lr: float = 0.1
-    lr_min: float = 0.0  # the cosine schedule's final learning rate
     momentum: float = 0.9
     weight_decay: float = 2e-4
-    schedule: str = "cosine"  # cosine (per step, to lr_min) | step (x step_gamma at step_milestones)
+    schedule: str = "cosine"  # cosine (per step, to 0) | step (x step_gamma at step_milestones)
     step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `epochs`
     step_gamma: float = 0.1  # step schedule: lr factor at each milestone
     grad_clip: float = 5.0  # max global grad norm; 0 = off
@@ -72,7 +70,6 @@ class OptimConfig:
     def __post_init__(self) -> None:
         check_amp(self.amp)
         check(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
-        check(0 <= self.lr_min <= self.lr, f"lr_min must be in [0, lr], got {self.lr_min}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         check(self.schedule in SCHEDULES,
@@ -111,7 +108,6 @@ class NetworkConfig:
 class AugmentSection:
     augment: bool = True  # random crop (crop_padding) + horizontal flip on the train split
     crop_padding: int = 4  # pixels of padding before the random crop
-    flip: bool = True  # random horizontal flip
     cutout: int = 0
 
     def __post_init__(self) -> None:
@@ -131,12 +127,10 @@ class ValidationConfig:
         check(self.val_images >= 0 and self.val_steps >= 1, "val_images must be >= 0 and val_steps >= 1")
 
 
-@configs.sectioned
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. `alpha` / `attack_mode` None = the method's default (see `resolved`)."""
+    """One training run. `attack.alpha` / `objective.attack_mode` None = the method's default (`resolved`)."""
 
-    WHERE = WHERE
     epochs: int = 100
     batch_size: int = 128
     seed: int = 0
@@ -165,7 +159,7 @@ class TrainConfig:
         return AttackSpec(norm=self.attack.norm, eps=self.attack.eps, steps=self.validation.val_steps)
 
     def to_dict(self) -> dict[str, Any]:
-        return configs.config_to_dict(self)
+        return configs.to_dict(self)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -180,79 +174,42 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def config_from_dict(data: dict[str, Any] | None, base: TrainConfig | None = None) -> TrainConfig:
-    """TrainConfig from a nested or bare-key dict, on top of `base` (unknown keys are errors)."""
-    return configs.config_from_dict(TrainConfig, data, base, WHERE)
-
-
-def load_config(path: str | Path, base: TrainConfig | None = None) -> TrainConfig:
-    """TrainConfig from a YAML file."""
-    return configs.load_config(TrainConfig, path, base, WHERE)
-
-
-def get_preset(name: str) -> TrainConfig:
-    return configs.get_preset(TrainConfig, PRESETS, name, WHERE)
-
-
-def apply_overrides(config: TrainConfig, items: list[str] | tuple[str, ...]) -> TrainConfig:
-    """`--set key=value` (section.key or a bare key; all keys are unique across sections)."""
-    return configs.apply_overrides(config, items, WHERE)
-
-
-def build_config(*, preset: str | None = None, file: str | Path | None = None, values: dict | None = None,
-                 overrides: list[str] | tuple[str, ...] = (), base: TrainConfig | dict | None = None) -> TrainConfig:
-    """The layers of a command line, later ones winning: `base` (a saved run's config) or the preset
-    (default: paper = the defaults) < --config FILE < flags (`values`, bare keys) < --set key=value."""
-    if isinstance(base, dict):
-        base = config_from_dict(base)
-    config = base if base is not None and preset is None else get_preset(preset or "paper")
-    if file is not None:
-        config = load_config(file, config)
-    config = config_from_dict(values or {}, config)
-    return apply_overrides(config, overrides)
-
-
-# `racl train` / `racl compare` flags: each `--KEY VALUE` is `--set KEY=VALUE` (every key has --set)
+# `racl train` / `racl compare` / `racl ablate` flags: each `--NAME VALUE` is `--set KEY=VALUE`
 FLAGS = {
-    "epochs": "epochs (default 100)", "batch_size": "batch size (default 128)",
-    "lr": "initial SGD learning rate (default 0.1)", "momentum": "SGD momentum (default 0.9)",
-    "weight_decay": "weight decay (default 2e-4)", "schedule": "learning-rate schedule (default cosine)",
-    "grad_clip": "max gradient norm, 0 = off (default 5)", "adv": "objective (default pgd)",
-    "amp": "mixed precision: none (default) or bf16 (autocast on the forward passes; fp16 is refused)",
-    "eps": "budget of the training attack in [0, 1], e.g. 8/255 (default; the L-inf radius unless "
-           "--set attack.norm=l2)", "alpha": "attack step (default eps / 4; fgsm_rs 1.25 eps)",
-    "steps": "attack steps for pgd/trades (default 7)", "trades_beta": "TRADES beta (default 6)",
-    "attack_mode": "model mode while crafting training attacks (default eval; fgsm_rs train)",
-    "channels": "initial channels C of a DARTS network (default 36)",
-    "layers": "cells of a DARTS network (default 20)", "auxiliary": "DARTS auxiliary head (default off)",
-    "aux_weight": "auxiliary loss weight (default 0.4)", "drop_path": "final drop-path probability (default 0.2)",
-    "augment": "random crop + flip (default on)", "cutout": "cutout square side in pixels, 0 = off (default 0)",
-    "seed": "training seed: init, data order, attacks (default 0)",
-    "val_images": "fixed validation subset size, 0 = none (default 500)",
-    "val_steps": "PGD steps of the validation attack (default 10)",
+    "epochs": Flag("epochs", "epochs (default 100)"), "batch_size": Flag("batch_size", "batch size (default 128)"),
+    "lr": Flag("optim.lr", "initial SGD learning rate (default 0.1)"),
+    "momentum": Flag("optim.momentum", "SGD momentum (default 0.9)"),
+    "weight_decay": Flag("optim.weight_decay", "weight decay (default 2e-4)"),
+    "schedule": Flag("optim.schedule", "learning-rate schedule (default cosine)", SCHEDULES),
+    "grad_clip": Flag("optim.grad_clip", "max gradient norm, 0 = off (default 5)"),
+    "amp": Flag("optim.amp", AMP_HELP),
+    "adv": Flag("objective.adv", "objective (default pgd)", ADV_METHODS),
+    "eps": Flag("attack.eps", "budget of the training attack in [0, 1], e.g. 8/255 (default; the L-inf radius "
+                "unless --set attack.norm=l2)", read=parse_eps),
+    "alpha": Flag("attack.alpha", "attack step (default eps / 4; fgsm_rs 1.25 eps)", read=parse_eps),
+    "steps": Flag("attack.steps", "attack steps for pgd/trades (default 7)"),
+    "trades_beta": Flag("objective.trades_beta", "TRADES beta (default 6)"),
+    "attack_mode": Flag("objective.attack_mode", "model mode while crafting training attacks (default eval; "
+                        "fgsm_rs train)", MODEL_MODES),
+    "channels": Flag("network.channels", "initial channels C of a cell network (default: the space's; DARTS 36)"),
+    "layers": Flag("network.layers", "cells of a cell network (default: the space's; DARTS 20)"),
+    "auxiliary": Flag("network.auxiliary", "DARTS auxiliary head (default off)"),
+    "aux_weight": Flag("network.aux_weight", "auxiliary loss weight (default 0.4)"),
+    "drop_path": Flag("network.drop_path", "final drop-path probability (default: the space's; DARTS 0.2)"),
+    "augment": Flag("augmentation.augment", "random crop + flip (default on)"),
+    "cutout": Flag("augmentation.cutout", "cutout square side in pixels, 0 = off (default 0)"),
+    "seed": Flag("seed", "training seed: init, data order, attacks (default 0)"),
+    "val_images": Flag("validation.val_images", "fixed validation subset size, 0 = none (default 500)"),
+    "val_steps": Flag("validation.val_steps", "PGD steps of the validation attack (default 10)"),
 }
-CHOICES = {"adv": ADV_METHODS, "schedule": SCHEDULES, "attack_mode": MODEL_MODES}
-TEXT_FLAGS = ("eps", "alpha")  # read like papers write them: 8/255
+SCHEMA = configs.Schema(TrainConfig, PRESETS, "train", WHERE, FLAGS)
+# the module's API is the schema's (racl.config.Schema)
+config_from_dict, load_config, get_preset = SCHEMA.from_dict, SCHEMA.load, SCHEMA.preset
+apply_overrides, build_config = SCHEMA.override, SCHEMA.build
 
 
 def add_config_arguments(parser: Any, exclude: tuple[str, ...] = ()) -> None:
-    """--preset, --config, --set and the FLAGS of `racl train` and `racl compare` (less `exclude`:
-    compare and ablate take --seeds, one run per seed, instead of --seed)."""
-    parser.add_argument("--preset", choices=tuple(PRESETS), default=None,
-                        help="starting config: tiny (tests), quick (CPU minutes), paper (the defaults)")
-    parser.add_argument("--config", metavar="FILE.yaml", help="training config; flags and --set override its values (racl config show train prints "
-                             "every key)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set lr=0.05 --set attack.steps=10 (repeatable)")
-    flags = {k: v for k, v in FLAGS.items() if k not in exclude}
-    configs.add_flags(parser.add_argument_group("training (defaults: method.md section 6)"), TrainConfig, flags,
-                      CHOICES, TEXT_FLAGS)
-
-
-def config_arguments(args: Any) -> dict[str, Any]:
-    """`build_config`'s keyword arguments from the parsed flags of `add_config_arguments`."""
-    values = configs.flag_values(args, FLAGS)
-    for key in TEXT_FLAGS:
-        if key in values:
-            values[key] = parse_eps(values[key])
-    return {"preset": args.preset, "file": args.config, "values": values, "overrides": tuple(args.overrides)}
+    """--preset, --config, --set and the FLAGS of `racl train`, `racl compare` and `racl ablate` (less
+    `exclude`: compare and ablate take --seeds, one run per seed, instead of --seed)."""
+    SCHEMA.add_arguments(parser, "training (defaults: method.md section 6)",
+                         "--set optim.lr=0.05 --set attack.steps=10", exclude)

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from racl.checkpoint import check_data
 from racl.data import DataSplits
 from racl.errors import RaclError
-from racl.training.config import TrainConfig, build_config
+from racl.training.config import SCHEMA, TrainConfig
 from racl.training.trainer import run_folder
 
 
@@ -29,7 +29,7 @@ def load_run(path: str | Path) -> dict:
 
 def run_inputs(out: str | Path, *, model: Any, load_data: Callable[[dict | None], DataSplits], resume: bool,
                config: dict[str, Any]) -> tuple[Any, DataSplits, TrainConfig]:
-    """(model, data, config) to pass to `train`. `config`: `build_config`'s keyword arguments (the
+    """(model, data, config) to pass to `train`. `config`: `SCHEMA.build`'s keyword arguments (the
     command's preset, file, flag values and --set items); `load_data(recorded spec or None)`: the
     command's data (the run's recorded data spec when resuming, changed only by flags it gives; the
     trainer refuses a change). Resumed data is checked against what the model was trained on."""
@@ -38,7 +38,7 @@ def run_inputs(out: str | Path, *, model: Any, load_data: Callable[[dict | None]
         data = load_data(saved["data_spec"])
         check_data({**saved["model_spec"], "data_spec": saved["data_spec"], "data_info": saved["data_info"]},
                    data.info(), "the run being resumed")
-        return model or saved["model_spec"], data, build_config(**config, base=saved["config"])
+        return model or saved["model_spec"], data, SCHEMA.build(**config, base=saved["config"])
     if model is None:
         raise RaclError("racl train needs --genotype (a zoo name, genotype file, resnet18, wrn34_10 or mobilenet_v2)")
-    return model, load_data(None), build_config(**config)
+    return model, load_data(None), SCHEMA.build(**config)

@@ -136,7 +136,7 @@ class TrainLoop:
         self.objective: Objective = make_objective(model, cfg) if forward_model is None else \
             make_objective(model, cfg, forward_model)  # DDP: forward/backward on the wrapper, attacks on model
         a = cfg.augmentation
-        self.augment = AugmentConfig(crop_padding=a.crop_padding, flip=a.flip, cutout=a.cutout) if a.augment else None
+        self.augment = AugmentConfig(crop_padding=a.crop_padding, cutout=a.cutout) if a.augment else None
         n_val = min(cfg.validation.val_images, len(data.val))
         self.val_set = data.val.subset(balanced_subset(data.val.labels, n_val)) if n_val else None
         global_batch = rt.global_batch(cfg.batch_size)  # batch_size per process

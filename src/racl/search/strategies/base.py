@@ -8,8 +8,8 @@ supernet, config, input shape, evaluator); `state_dict()` holds all of its state
 and BN statistics, architecture parameters, the Lipschitz bound's buffers); the architecture
 optimiser's state is saved by the loop beside it (`optimizer.state_dict()`).
 
-The Lipschitz bound's constants are refreshed in one place, `refresh_bound`: with
-`bound.power_iters` iterations every `bound.lipschitz_refresh_every` steps (the constants the
+The Lipschitz bound's constants are refreshed in one place, `refresh_bound`: with one power
+iteration (`STEP_POWER_ITERS`, on persistent vectors) every `bound.lipschitz_refresh_every` steps (the constants the
 architecture steps use), and with `bound.measure_power_iters` wherever a value is read (the start of
 the architecture phase, each epoch's end). Strategies say which search spaces they support
 (`spaces`); a new one is one module plus one line in racl/search/registry.py.
@@ -28,6 +28,7 @@ from racl.search.config import SearchConfig
 from racl.search.discretize import selection_weights
 from racl.search_space.base import ArchWeights, SearchSpace
 
+STEP_POWER_ITERS = 1  # power iterations of the refreshes between architecture steps (no measurement)
 Evaluator = Callable[[ArchWeights], float]  # weights -> accuracy on a fixed set of distribution-half images
 BOUND_FIELDS = ("mu_F", "sigma_F", "prob_within_bound", "constraint_g", "dual_nu", "rho", "ln_lbar",
                 "ln_l_ref", "ln_l_min", "ln_l_genotype", "constraint_regime")
@@ -65,7 +66,7 @@ class SearchStrategy(nn.Module):
     def with_bound(self) -> None:
         """Build the supernet's Lipschitz bound as `config.bound` says (BN counted or not)."""
         b = self.config.bound
-        self.bound = self.space.bound(self.supernet, self.input_shape, n_iter=b.power_iters,
+        self.bound = self.space.bound(self.supernet, self.input_shape, n_iter=STEP_POWER_ITERS,
                                       count_bn=b.bn == "eval")
 
     @property
@@ -113,7 +114,7 @@ class SearchStrategy(nn.Module):
         if self.bound is not None:
             b = self.config.bound
             with amp.full_precision(self.device):  # never bf16 constants, whatever the caller's autocast
-                self.bound.refresh(n_iter=b.measure_power_iters if measure else b.power_iters)
+                self.bound.refresh(n_iter=b.measure_power_iters if measure else STEP_POWER_ITERS)
             self.bound_refreshed()
 
     def bound_refreshed(self) -> None:

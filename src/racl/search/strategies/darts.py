@@ -18,6 +18,8 @@ from racl.search.discretize import discretize
 from racl.search.strategies.base import Evaluator, SearchStrategy
 from racl.search_space.base import ArchWeights, CellWeights, SearchSpace
 
+INIT_SCALE = 1e-3  # [DARTS] alpha ~ N(0, INIT_SCALE^2)
+
 
 class DartsStrategy(SearchStrategy):
     name = "darts"
@@ -31,13 +33,13 @@ class DartsStrategy(SearchStrategy):
 
     def _setup(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
                input_shape: tuple[int, int, int], evaluator: Evaluator | None) -> None:
-        """The base set-up and one alpha (E, O) per cell type, N(0, init_scale^2) (DARTS)."""
+        """The base set-up and one alpha (E, O) per cell type, N(0, INIT_SCALE^2) (DARTS)."""
         SearchStrategy.__init__(self, space, supernet, config, input_shape, evaluator)
         g = torch.Generator().manual_seed(config.seed)
         shape = (self.topology.num_edges, self.topology.num_ops)
         for t in self.topology.cell_types:
             self.register_parameter(f"{t}_alpha", nn.Parameter(
-                config.darts.init_scale * torch.randn(shape, generator=g).to(self.device)))
+                INIT_SCALE * torch.randn(shape, generator=g).to(self.device)))
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return [getattr(self, f"{t}_alpha") for t in self.topology.cell_types]

@@ -25,7 +25,7 @@ from torch import nn
 from racl.search.config import SearchConfig
 from racl.search.discretize import discretize
 from racl.search.strategies.base import Evaluator
-from racl.search.strategies.darts import DartsStrategy
+from racl.search.strategies.darts import INIT_SCALE, DartsStrategy
 from racl.search_space.base import ArchWeights, CellWeights, SearchSpace
 
 
@@ -40,7 +40,7 @@ class PcDartsStrategy(DartsStrategy):
         g = torch.Generator().manual_seed(config.seed + 1)
         for t in self.topology.cell_types:
             self.register_parameter(f"{t}_beta", nn.Parameter(
-                config.darts.init_scale * torch.randn(self.topology.num_edges, generator=g).to(self.device)))
+                INIT_SCALE * torch.randn(self.topology.num_edges, generator=g).to(self.device)))
         self._make_optimizer()
         self.bound = None  # not computed for partial channels (module docstring)
 

@@ -40,7 +40,7 @@ class RaclStrategy(SearchStrategy):
         super().__init__(space, supernet, config, input_shape, evaluator)
         d, c = config.distribution, config.constraint
         self.dist = ArchDistribution(self.topology, cov=d.cov, init_sigma=d.init_sigma, normalize=d.normalize)
-        self.constraint = ConfidenceConstraint(c.eta, c.rho, c.nu0, c.rho_growth)
+        self.constraint = ConfidenceConstraint(c.eta, c.rho, c.nu0)
         self.with_bound()
         self.to(self.device)
         self._make_optimizer(coupled_decay=d.decay_to == "zero")
@@ -106,12 +106,9 @@ class RaclStrategy(SearchStrategy):
         logits = self.network_logits(x, self.dist.sample(generator))  # (B, K) float32
         ce = F.cross_entropy(logits, y)
         mu, sigma = self.lognormal(generator)
-        g = self.constraint.g(mu, sigma)
         penalty = self.constraint.penalty(mu, sigma)
         loss = ce + penalty.to(ce.dtype)
         self._arch_update(loss)
-        if self.config.constraint.dual_update == "step":
-            self.constraint.dual_update(g.detach())
         return {"arch_loss": ce.detach(), "arch_correct": (logits.argmax(1) == y).sum(), "penalty": penalty.detach()}
 
     @torch.no_grad()
@@ -128,7 +125,7 @@ class RaclStrategy(SearchStrategy):
         if self.constraint.is_set:
             mu_t, sigma_t = torch.tensor(mu, dtype=torch.float64), torch.tensor(sigma, dtype=torch.float64)
             g = float(self.constraint.g(mu_t, sigma_t))
-            if arch_phase and self.config.constraint.dual_update == "epoch":
+            if arch_phase:
                 self.constraint.dual_update(g)
             ln_lbar = float(self.constraint.log_lbar)
             regime = ("unreachable" if lowest is not None and lowest > ln_lbar

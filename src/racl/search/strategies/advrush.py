@@ -92,11 +92,6 @@ class AdvRushStrategy(DartsStrategy):
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
         super().__init__(space, supernet, config, input_shape, evaluator)
         self.register_buffer("epoch", torch.tensor(0))  # the epoch being searched (set by epoch_end)
-        self.searched_epoch = 0  # the same on the host (read every step: no tensor read)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        super()._load_from_state_dict(*args, **kwargs)
-        self.searched_epoch = int(self.epoch)
 
     def regularising(self) -> bool:
         return self.searched_epoch >= self.config.advrush.a_warmup_epochs
@@ -133,5 +128,4 @@ class AdvRushStrategy(DartsStrategy):
         """The point bound (DARTS's), and h of the epoch that ended (None when R was off)."""
         h = cure_step(self.config.advrush.h_schedule, epoch) if arch_phase and self.regularising() else None
         self.epoch.fill_(epoch + 1)
-        self.searched_epoch = epoch + 1
         return {**super().epoch_end(epoch, arch_phase, generator), "cure_h": h}

@@ -103,6 +103,16 @@ class SearchStrategy(nn.Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------ shared helpers
+    @property
+    def searched_epoch(self) -> int:
+        """The `epoch` buffer (AdvRush, GDAS) as an int, read from the tensor only when it changed (its
+        version counter, host metadata): once per epoch, not in every step (no device sync in a step)."""
+        t = self.epoch
+        key = (id(t), t._version)
+        if getattr(self, "_epoch_key", None) != key:
+            self._epoch_key, self._epoch_value = key, int(t)
+        return self._epoch_value
+
     def network_logits(self, x: torch.Tensor, weights: ArchWeights) -> torch.Tensor:
         """supernet(x, weights) under the run's autocast (optim.amp, racl.amp), as float32 logits."""
         with amp.autocast(self.config.optim.amp, x.device):

@@ -97,11 +97,6 @@ class GdasStrategy(DartsStrategy):
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
         super().__init__(space, supernet, config, input_shape, evaluator)
         self.register_buffer("epoch", torch.tensor(0))  # the epoch being searched (set by epoch_end)
-        self.searched_epoch = 0  # the same on the host (read every step: no tensor read)
-
-    def _load_from_state_dict(self, *args, **kwargs) -> None:
-        super()._load_from_state_dict(*args, **kwargs)
-        self.searched_epoch = int(self.epoch)
 
     def tau(self) -> float:
         c = self.config
@@ -135,7 +130,6 @@ class GdasStrategy(DartsStrategy):
         """The point bound, and the temperature of the epoch that ended (None in warm-up)."""
         tau = self.tau() if arch_phase else None
         self.epoch.fill_(epoch + 1)
-        self.searched_epoch = epoch + 1
         return {**super().epoch_end(epoch, arch_phase, generator), "tau": tau}
 
     def genotype(self):

@@ -30,8 +30,9 @@ bench: $(STAMP)
 	$(VENV)/bin/racl bench train --json --repeats 2 > runs/bench/train.json
 	cat runs/bench/*.json
 
-# GPU readiness on one CUDA GPU, under 8 minutes: gpu tests, benchmarks (bf16 / channels-last / compile),
-# timed slices of the paper's search and training extrapolated to full runs, torchrun + nccl.
+# GPU readiness on one CUDA GPU, under 8 minutes (time boxes of 450 s in all): gpu tests, timed slices of
+# the paper's search (gamma 0.1, op count) and training in float32 / bf16 / channels-last extrapolated to
+# full runs, 2 ranks on the GPU, search + train + evaluate killed and resumed, the sync-debug run.
 # Without a GPU it says so and exits 0. Results: runs/gpu-check/{gpu-check.json,summary.md,logs/}.
 gpu-check: $(STAMP)
 	$(PY) benchmarks/gpu_check.py --out runs/gpu-check

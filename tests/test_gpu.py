@@ -11,7 +11,7 @@
   relative error of the loss, cosine of input and parameter gradients), and the convolutions really
   ran in bf16;
 - channels-last: the fast path's weights and every convolution's output are channels-last on CUDA,
-  and forcing NCHW (racl.bench.cases.set_memory_format) computes the same function;
+  and forcing NCHW (racl.models.layers.set_memory_format) computes the same function;
 - the benchmark cases run on CUDA with their switches (bf16, channels-last on and off).
 
 RACL_GPU_TEST_DEVICE=cpu runs the same tests on the CPU (to check the tests themselves, not the GPU).
@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from racl.bench import cases, worker
 from racl.models import build_model
+from racl.models.layers import set_memory_format
 from racl.search_space import ArchWeights, CellWeights, map_weights
 from racl.search_space.darts.supernet import Supernet
 
@@ -288,11 +289,11 @@ def test_fast_path_is_channels_last_and_nchw_computes_the_same() -> None:
     assert flags and all(flags), f"{flags.count(False)} of {len(flags)} convolution outputs are not channels-last"
     expected = _net_grads(ref, x, y)
     _assert_close(expected, _net_grads(fast, x, y))
-    cases.set_memory_format(fast, False)  # the fast formulation in NCHW
+    set_memory_format(fast, False)  # the fast formulation in NCHW
     flags = _conv_outputs_channels_last(fast, x)
     assert flags and not any(flags)
     _assert_close(expected, _net_grads(fast, x, y))
-    cases.set_memory_format(ref, True)  # the reference formulation in channels-last
+    set_memory_format(ref, True)  # the reference formulation in channels-last
     assert all(_conv_outputs_channels_last(ref, x))
     _assert_close(expected, _net_grads(ref, x, y))
 
@@ -310,3 +311,26 @@ def test_benchmark_cases_run_on_the_device(spec: dict) -> None:
     assert out["median_s"] > 0
     if DEVICE.startswith("cuda"):
         assert out["cuda_peak_mib"] > 0
+
+
+def test_place_picks_the_layout_for_the_device() -> None:
+    """racl.models.layers.place on the real device: float32 NCHW and bf16 channels-last on CUDA (the
+    CPU keeps channels-last), cudnn.benchmark on for CUDA; the function is the same in both layouts."""
+    from racl.models.layers import place
+
+    saved = torch.backends.cudnn.benchmark
+    try:
+        model = place(build_model("RACL", num_classes=10, channels=16, layers=5), _dev()).eval()
+        w = next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1)
+        cuda = _dev().type == "cuda"
+        channels_last = w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+        assert channels_last is not cuda  # float32: NCHW on CUDA, channels-last on the CPU
+        assert torch.backends.cudnn.benchmark is (True if cuda else saved)
+        x, _ = _data(4)
+        with torch.no_grad():
+            before = model(x)
+            place(model, _dev(), bf16=True)
+            assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
+            _assert_close([before], [model(x)])
+    finally:
+        torch.backends.cudnn.benchmark = saved

@@ -15,6 +15,7 @@ from torch import nn
 from racl.errors import RaclError
 from racl.io import load_safetensors, read_json, save_safetensors, write_json
 from racl.models import build_model
+from racl.models.layers import place
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -132,4 +133,4 @@ def load_model_checkpoint(path: str | Path, device: str | torch.device = "cpu") 
         first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
         first = first if len(first) <= 200 else first[:200] + " ..."
         raise RaclError(f"checkpoint {path} does not match the architecture in its sidecar: {first}") from e
-    return model.to(device).eval(), meta
+    return place(model, device).eval(), meta

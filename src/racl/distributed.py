@@ -18,6 +18,10 @@ world_size images, split by the data loader (`racl.data.iterate_batches(shard=(r
 see racl.data.loader), so the union of the ranks' batches at step k is exactly the single-process
 batch k at batch size batch_size x world_size. Evaluation shards whole batches instead (rank r takes
 batches r, r + W, ...), so every batch keeps its single-process content.
+
+Random numbers. The weights are initialised from the run's seed on every process; then each process
+draws its own attack starts and drop-path masks (racl.state.seed_rank), and checkpoints hold every
+process's RNG state (`Runtime.gather`), each restored by its own process.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from typing import Any, Callable, Iterable, Iterator, TypeVar
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from racl.data import iterate_batches
 from racl.errors import RaclError
@@ -136,21 +141,37 @@ def _comm_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _flat_op(tensors: list[torch.Tensor], op: Callable[[torch.Tensor], None]) -> None:
-    """Run one collective on the tensors flattened into one buffer (per dtype), then copy back."""
-    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+BUCKET_BYTES = 25 * 2**20  # DistributedDataParallel's default bucket size (bucket_cap_mb = 25)
+
+
+def buckets(tensors: list[torch.Tensor], cap_bytes: int | None = None) -> list[list[torch.Tensor]]:
+    """The tensors in buckets for collectives: each bucket one dtype and device, at most `cap_bytes`
+    (BUCKET_BYTES) unless a single tensor is larger; tensors keep their order within a bucket."""
+    cap = BUCKET_BYTES if cap_bytes is None else cap_bytes
+    out: list[list[torch.Tensor]] = []
+    filling: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}  # the open bucket per kind
+    used: dict[tuple[torch.dtype, torch.device], int] = {}
     for t in tensors:
-        by_dtype.setdefault(t.dtype, []).append(t)
-    for group in by_dtype.values():
-        flat = torch.cat([t.detach().reshape(-1) for t in group]).to(_comm_device())
-        if flat.dtype == torch.bool:
-            flat = flat.to(torch.uint8)  # gloo and nccl have no bool collectives
-        op(flat)
-        flat = flat.to(group[0].device)
-        offset = 0
-        for t in group:
-            t.data.copy_(flat[offset:offset + t.numel()].view_as(t))
-            offset += t.numel()
+        kind, size = (t.dtype, t.device), t.numel() * t.element_size()
+        if kind not in filling or used[kind] + size > cap:
+            filling[kind], used[kind] = [], 0
+            out.append(filling[kind])
+        filling[kind].append(t)
+        used[kind] += size
+    return out
+
+
+def _bucketed(tensors: list[torch.Tensor], op: Callable[[torch.Tensor], None]) -> None:
+    """Run one collective per bucket: flatten the bucket once, run `op` on the flat buffer, copy back
+    (torch._utils' flatten/unflatten, as DistributedDataParallel's buckets; torch/nn/parallel/comm.py)."""
+    for bucket in buckets(tensors):
+        flat = _flatten_dense_tensors([t.detach() for t in bucket])
+        comm = flat.to(_comm_device())
+        if comm.dtype == torch.bool:
+            comm = comm.to(torch.uint8)  # gloo and nccl have no bool collectives
+        op(comm)
+        flat = comm.to(device=flat.device, dtype=flat.dtype)
+        torch._foreach_copy_([t.detach() for t in bucket], _unflatten_dense_tensors(flat, bucket))
 
 
 def average_(tensors: Iterable[torch.Tensor]) -> None:
@@ -158,14 +179,14 @@ def average_(tensors: Iterable[torch.Tensor]) -> None:
     tensors = [t for t in tensors if torch.is_floating_point(t)]
     if world_size() > 1 and tensors:
         w = world_size()
-        _flat_op(tensors, lambda flat: (dist.all_reduce(flat), flat.div_(w)))
+        _bucketed(tensors, lambda flat: (dist.all_reduce(flat), flat.div_(w)))
 
 
 def broadcast_(tensors: Iterable[torch.Tensor], src: int = 0) -> None:
     """In place: every tensor takes rank `src`'s value."""
     tensors = list(tensors)
     if world_size() > 1 and tensors:
-        _flat_op(tensors, lambda flat: dist.broadcast(flat, src))
+        _bucketed(tensors, lambda flat: dist.broadcast(flat, src))
 
 
 def average_gradients(params: Iterable[torch.Tensor]) -> None:
@@ -182,6 +203,15 @@ def average_gradients(params: Iterable[torch.Tensor]) -> None:
 def average_buffers(module: nn.Module) -> None:
     """BN running statistics (and other floating buffers) averaged over ranks."""
     average_(b for b in module.buffers())
+
+
+def gather_object(obj: T) -> list[T]:
+    """Every rank's `obj` (picklable), in rank order, on every rank."""
+    if world_size() == 1:
+        return [obj]
+    out: list[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def broadcast_object(obj: T, src: int = 0) -> T:
@@ -262,7 +292,8 @@ class Runtime:
     optimisers, the weights' SGD in the weight step and the distributions' Adam in the architecture
     step (whose backward also runs through the supernet and must not all-reduce its weight
     gradients); (3) ops whose sampled weight is zero are skipped, so the set of used parameters changes
-    from step to step. One averaging of the flattened gradients after backward is the same mean.
+    from step to step. Averaging the gradients after backward, bucketed as DDP does (flatten once per
+    bucket of <= 25 MiB, one all_reduce per bucket, one copy back), is the same mean.
     """
 
     rank: int = 0
@@ -325,6 +356,10 @@ class Runtime:
         """Element-wise sum over processes (float64, exact for counts), as Python floats."""
         return all_reduce_sum(values) if self.world > 1 else [float(v) for v in values]
 
+    def gather(self, obj: T) -> list[T]:
+        """Every process's `obj` in rank order, on every process (`[obj]` in one process)."""
+        return gather_object(obj) if self.world > 1 else [obj]
+
     def average_gradients(self, params: Iterable[torch.Tensor]) -> None:
         """Mean of the gradients over processes after backward (see the class docstring for why the
         search does this by hand)."""
@@ -335,6 +370,13 @@ class Runtime:
         """BN running statistics (and other floating buffers) averaged over processes."""
         if self.world > 1:
             average_buffers(module)
+
+    def broadcast_buffers(self, module: nn.Module) -> None:
+        """Rank 0's buffers (BN running statistics) to every process: DDP broadcasts them before each
+        forward, but a process's own last forward updates its copy; after this, every process holds
+        the model rank 0 checkpoints (validation and resuming see the same one)."""
+        if self.world > 1:
+            broadcast_(module.buffers())
 
     def sync_from_main(self, tensors: Iterable[torch.Tensor]) -> bool:
         """True if the tensors are identical on every process; else rank 0's are copied to all."""

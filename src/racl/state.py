@@ -117,4 +117,35 @@ def _as_tuple(x: Any) -> Any:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the CPU generator and every CUDA device's
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of process `rank`'s own random stream: `seed` for rank 0, for rank r > 0 a 32-bit seed
+    from NumPy's SeedSequence of (seed, r) (well-mixed, distinct streams, the same on every run)."""
+    return seed if rank == 0 else int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
+
+
+def seed_rank(seed: int, rank: int) -> None:
+    """Give this process its own stream for what is random within a step (attack random starts,
+    drop-path masks; Python, NumPy, torch CPU and CUDA), called once the weights are initialised from
+    the common `seed`. Rank 0 keeps the stream it has, so a one-process run is unchanged."""
+    if rank > 0:
+        seed_everything(rank_seed(seed, rank))
+
+
+def restore_rank_rng(saved: list[dict[str, Any]] | dict[str, Any], rank: int, world: int,
+                     fresh_seed: int) -> str | None:
+    """This process's RNG state from a checkpoint's per-rank list (rank r takes entry r; a single dict
+    is one process's). A process the checkpoint holds no state for (it was written by fewer
+    processes) starts the stream of seed_rank(fresh_seed, rank). Returns a one-line note when the
+    number of processes changed (the resumed run then differs from an uninterrupted one), else None."""
+    states = saved if isinstance(saved, list) else [saved]
+    if rank < len(states):
+        set_rng_state(states[rank])
+    else:
+        seed_rank(fresh_seed, rank)
+    if len(states) == world:
+        return None
+    return (f"the checkpoint was written by {len(states)} process(es), this run has {world}: the global "
+            "batch and the random streams differ from an uninterrupted run")

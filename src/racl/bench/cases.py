@@ -1,8 +1,9 @@
 """Benchmark cases, each timed in its own process so peak memory is per case.
 
-Switches shared by the cases: `bf16` (autocast to bfloat16), `channels_last` (None: what `ops` does,
-i.e. channels-last for the fast path and NCHW for the reference; True / False: force that memory
-format for weights and activations) and `compile` (False, or a torch.compile backend name such as
+Switches shared by the cases: `bf16` (autocast to bfloat16), `channels_last` (None: the layout real
+runs use on that device, racl.models.layers.place: for the fast path channels-last on the CPU and on
+CUDA under bf16, else NCHW; the reference NCHW; True / False: force that memory format for weights and
+activations) and `compile` (False, or a torch.compile backend name such as
 "inductor": `nn.Module.compile` in place, so every call of the network goes through the compiler).
 
 supernet: one weight step + one distribution step of the RACL search (the loop's own functions);
@@ -21,7 +22,7 @@ from racl.attacks import PGD, AttackSpec
 from racl.attacks.autoattack import AutoAttack
 from racl.bench.timing import cuda_peak_mib, peak_rss_mib, reset_cuda_peak, time_median
 from racl.models import build_model
-from racl.models.layers import Normalize, crashes_channels_last
+from racl.models.layers import place, set_memory_format
 from racl.search.config import config_from_dict
 from racl.search.strategies import build_strategy
 from racl.search.weight_step import weight_step
@@ -38,23 +39,6 @@ def _autocast(device: torch.device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
 
 
-def set_memory_format(model: torch.nn.Module, channels_last: bool | None) -> torch.nn.Module:
-    """Force channels-last (True) or NCHW (False) weights and activations; None leaves `ops`'s choice.
-
-    Forcing channels-last keeps NCHW on CPU for the narrow strided convolutions torch 2.14.1 crashes
-    on (racl.models.layers.crashes_channels_last)."""
-    if channels_last is None:
-        return model
-    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
-    if channels_last and on_cpu and any(crashes_channels_last(m) for m in model.modules()):
-        channels_last = False
-    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    for m in model.modules():
-        if isinstance(m, Normalize):
-            m.channels_last = channels_last
-    return model
-
-
 def _compile(model: torch.nn.Module, compile: bool | str) -> None:
     if compile:
         model.compile(backend="inductor" if compile is True else str(compile))
@@ -69,8 +53,9 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
     on its own by benchmarks/gradnorm_cost.py."""
     torch.manual_seed(0)
     cfg = config_from_dict({"supernet": SUPERNET_SIZES[size], "batch_size": batch})
-    net = Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops).to(device)
-    set_memory_format(net, channels_last)
+    net = place(Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops), device, bf16)
+    if channels_last is not None:
+        set_memory_format(net, channels_last)
     _compile(net, compile)
     strategy = build_strategy(cfg, DARTS, net, (3, image_size, image_size)).to(device)
     strategy.start_arch_phase()
@@ -93,10 +78,11 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
 
 
 def _eval_net(ops: str, device: torch.device, channels: int, layers: int, channels_last: bool | None = None,
-              compile: bool | str = False):
+              compile: bool | str = False, bf16: bool = False):
     torch.manual_seed(0)
-    model = build_model("RACL", num_classes=10, channels=channels, layers=layers, ops=ops).to(device).eval()
-    set_memory_format(model, channels_last)
+    model = place(build_model("RACL", num_classes=10, channels=channels, layers=layers, ops=ops), device, bf16).eval()
+    if channels_last is not None:
+        set_memory_format(model, channels_last)
     _compile(model, compile)
     return model
 
@@ -152,7 +138,7 @@ def attack(impl: str, batch: int, device: torch.device, which: str = "pgd20", ch
     """The attack `which` (ATTACKS) by racl (PGD; AutoAttack through pyautoattack) or torchattacks, same settings.
     For APGD the labels are the network's own predictions: both implementations attack only points
     classified correctly, so every point is attacked."""
-    model = _eval_net(ops, device, channels, layers, channels_last, compile)
+    model = _eval_net(ops, device, channels, layers, channels_last, compile, bf16)
     x = torch.rand(batch, 3, 32, 32, device=device)
     if which == "pgd20":
         y = torch.randint(0, 10, (batch,), device=device)
@@ -190,7 +176,7 @@ def train_step(ops: str, batch: int, device: torch.device, bf16: bool = False, c
     """The trainer's PGD-7 step; `attack_mode` None = the trainer's default (eval: the fast path attacks
     a BN-folded copy, the reference the model as it is)."""
     torch.manual_seed(0)
-    model = _eval_net(ops, device, channels, layers, channels_last, compile).train()
+    model = _eval_net(ops, device, channels, layers, channels_last, compile, bf16).train()
     cfg = TrainConfig(objective=ObjectiveConfig(attack_mode=attack_mode), attack=AttackSpec(steps=7)).resolved()
     objective = make_objective(model, cfg)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=2e-4)

@@ -26,6 +26,7 @@ from racl.attacks.base import check_eps
 from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.lifecycle import progress_bar
+from racl.models.layers import place
 
 
 def batch_seed(seed: int, k: int) -> int:
@@ -144,7 +145,7 @@ def evaluate_robustness(model: nn.Module, images: torch.Tensor, labels: torch.Te
         raise RaclError(f"need a matching, non-empty set of images and labels, got {images.shape[0]} "
                         f"images and {labels.shape[0]} labels")
     rt = runtime or Runtime.current()
-    model.to(device).eval()
+    place(model, device).eval()
     n, ids = images.shape[0], list(rt.eval_batches(-(-images.shape[0] // batch_size)))
     if rt.world > 1:  # this process's whole batches (ids), the counts summed in _fraction
         shard = rt.eval_shard(n, batch_size)
@@ -211,7 +212,7 @@ def transfer_matrix(models: dict[str, nn.Module], images: torch.Tensor, labels: 
     """
     images, labels = as_float_images(images), labels.long()
     for model in models.values():
-        model.to(device).eval()
+        place(model, device).eval()
     rows = []
     for source in models.values():
         with seeded(seed, device):

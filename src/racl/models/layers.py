@@ -1,4 +1,5 @@
-"""Small layers shared by the networks: input normalisation and drop-path; the fast-path switch."""
+"""Small layers shared by the networks: input normalisation and drop-path; the fast-path switch and the
+layout a device gets (`place`)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -35,7 +36,8 @@ OPS_MODES = ("fast", "reference")
 
 
 def use_fast_path(model: nn.Module, ops: str) -> nn.Module:
-    """`fast`: channels-last weights and activations (1.8x on CPU for the supernet, measured), the
+    """`fast`: channels-last weights and activations (1.8x on CPU for the supernet, measured; `place`
+    decides per device), the
     rewritten dilated depthwise convolutions (racl.search_space.depthwise), a space's fast formulation
     (racl.search_space.darts.fast: every module whose class has a `fast` flag) and eval-mode attacks on
     a copy with BN folded into the convs (racl.attacks.base; model.ops says which); `reference`: the
@@ -46,11 +48,8 @@ def use_fast_path(model: nn.Module, ops: str) -> nn.Module:
     for m in model.modules():
         if hasattr(type(m), "fast"):  # modules with a fast formulation (DepthwiseConv2d, DARTS cells)
             m.fast = ops == "fast"
-    if ops == "fast" and not any(crashes_channels_last(m) for m in model.modules()):
-        model.to(memory_format=torch.channels_last)
-        for m in model.modules():
-            if isinstance(m, Normalize):
-                m.channels_last = True
+    if ops == "fast":
+        set_memory_format(model, True)
     return model
 
 
@@ -61,6 +60,44 @@ def crashes_channels_last(m: nn.Module) -> bool:
     crash in 30 steps). Models with a strided convolution of fewer than 8 input channels therefore stay
     NCHW (the reference layout, same maths); DARTS networks with C >= 4 have none."""
     return isinstance(m, nn.Conv2d) and m.stride != (1, 1) and m.groups == 1 and m.in_channels < 8
+
+
+def set_memory_format(model: nn.Module, channels_last: bool) -> nn.Module:
+    """Channels-last (True) or NCHW (False) weights and activations; the same function either way.
+
+    Channels-last stays NCHW on the CPU for the narrow strided convolutions torch 2.14.1 crashes on
+    (crashes_channels_last)."""
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    if channels_last and on_cpu and any(crashes_channels_last(m) for m in model.modules()):
+        channels_last = False
+    model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    for m in model.modules():
+        if isinstance(m, Normalize):
+            m.channels_last = channels_last
+    return model
+
+
+def channels_last_pays(device: torch.device | str, bf16: bool = False) -> bool:
+    """Where the fast path's channels-last layout was measured to pay: on the CPU (1.8x for the
+    supernet on the development machine) and on CUDA only under bf16 autocast (cuDNN's NHWC kernels
+    are its tensor-core kernels; in float32 its grouped and depthwise NHWC shapes are slow, so
+    float32 CUDA runs keep NCHW until `make gpu-check`'s layout variants say otherwise)."""
+    kind = torch.device(device).type
+    return kind == "cpu" or (kind == "cuda" and bf16)
+
+
+def place(model: nn.Module, device: torch.device | str, bf16: bool = False) -> nn.Module:
+    """`model` on `device` in the layout that pays there (channels_last_pays; fast path only, the
+    reference stays NCHW). On CUDA also `torch.backends.cudnn.benchmark = True`: the runs' shapes
+    are fixed (drop_last batches), so cuDNN times its algorithms once per shape and keeps the
+    fastest. `bf16`: the run autocasts to bfloat16."""
+    device = torch.device(device)
+    model.to(device)
+    if getattr(model, "ops", None) == "fast":
+        set_memory_format(model, channels_last_pays(device, bf16))
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return model
 
 
 @contextmanager

@@ -4,9 +4,10 @@ The train split is cut in two fixed halves (seeded): the weights learn on one, t
 (distributions, DARTS alphas) on the other. Epochs before `warmup_epochs` take weight steps only;
 then every step is (1) a weight step on a weight-half batch with sampled architecture weights, then
 (2) an architecture step on a distribution-half batch. Every random draw comes from the seeded
-global RNG (init, attack starts) or from three torch.Generators (weight-half order and augmentation,
-distribution-half order and augmentation, architecture samples); all are in the checkpoint written
-after every epoch, so `resume=True` continues exactly where the run stopped.
+global RNG (init; then attack starts, from each process's own stream, racl.state.seed_rank) or from
+three torch.Generators shared by all processes (weight-half order and augmentation, distribution-half
+order and augmentation, architecture samples); all are in the checkpoint written after every epoch
+(the global RNG state of every process), so `resume=True` continues exactly where the run stopped.
 
 metrics.jsonl, one object per epoch: epoch, phase (warmup|search), steps, lr (at the epoch's first
 step), train_loss (total weight loss), train_ce, train_acc (on the inputs trained on, adversarial if
@@ -36,13 +37,14 @@ from racl.data import ArrayDataset, AugmentConfig, DataSplits, balanced_subset, 
 from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.lifecycle import cosine_lr, progress_bar
+from racl.models.layers import place
 from racl.search import outputs
 from racl.search.config import SearchConfig, config_from_dict, config_to_dict, save_search_config
 from racl.search.strategies import SearchStrategy, build_strategy, strategy_class
 from racl.search.weight_step import weight_step
 from racl.search_space.base import ArchWeights
 from racl.search_space.registry import get_space
-from racl.state import get_rng_state, load_state, save_state, seed_everything, set_rng_state
+from racl.state import get_rng_state, load_state, restore_rank_rng, save_state, seed_everything, seed_rank
 from racl.tally import NonFinite, Tally, is_logging_point
 from racl.supernet.batchnorm import batch_statistics, recalibrate
 from racl.tblog import TensorBoardLog
@@ -125,11 +127,11 @@ def recalibrate_bn(run: "SearchRun") -> None:
 
 def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.device,
               rt: Runtime = Runtime()) -> SearchRun:
-    seed_everything(config.seed)  # supernet init; the global RNG also feeds attack random starts
+    seed_everything(config.seed)  # supernet init (the same on every process)
     space = get_space(config.space)
     options = strategy_class(config.strategy).supernet_options(config)  # e.g. PC-DARTS's partial channels
-    supernet = space.supernet(num_classes=data.num_classes, in_channels=data.channels, mean=data.mean, std=data.std,
-                              **config.supernet_size(), **options).to(device)
+    supernet = place(space.supernet(num_classes=data.num_classes, in_channels=data.channels, mean=data.mean,
+                                    std=data.std, **config.supernet_size(), **options), device)
     weight_half, arch_half = (h.to(device) for h in split_halves(data.train, config, rt))
     evaluator = partial(accuracy, supernet, ds=arch_half, limit=config.random.candidate_images,
                         batch_size=config.eval_batch_size, device=device, rt=rt)
@@ -140,16 +142,18 @@ def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.d
     host = strategy.samples_on_host  # random search picks its paths on the host; the rest draw on the device
     gens = {name: torch.Generator(device="cpu" if name == "sample" and host else device).manual_seed(
         config.seed * 16 + k) for k, name in enumerate(GENERATORS, start=1)}
+    seed_rank(config.seed, rt.rank)  # from here each process draws its own attack starts (racl.state)
     return SearchRun(config, data, supernet, strategy, w_opt, gens, weight_half, arch_half, device, out, rt,
                      records=[])
 
 
-def _state(run: SearchRun) -> dict[str, Any]:
+def _state(run: SearchRun, rng: list[dict[str, Any]]) -> dict[str, Any]:
+    """The checkpoint; `rng`: every process's global RNG state, in rank order."""
     return {"format": outputs.STATE_FORMAT, "epoch": run.epoch, "global_step": run.global_step,
             "config": config_to_dict(run.config), "data_spec": run.data.spec(),
             "strategy": run.strategy.state_dict(), "w_opt": run.w_opt.state_dict(),
             "arch_opt": None if run.strategy.optimizer is None else run.strategy.optimizer.state_dict(),
-            "rng": get_rng_state(), "generators": {k: g.get_state() for k, g in run.generators.items()},
+            "rng": rng, "generators": {k: g.get_state() for k, g in run.generators.items()},
             "metrics": run.records}
 
 
@@ -162,7 +166,9 @@ def restore_run(run: SearchRun, state: dict[str, Any]) -> int:
     if run.strategy.optimizer is not None:
         run.strategy.optimizer.load_state_dict(state["arch_opt"])
     run.w_opt.load_state_dict(state["w_opt"])
-    set_rng_state(state["rng"])
+    note = restore_rank_rng(state["rng"], run.rt.rank, run.rt.world, run.config.seed + int(state["global_step"]))
+    if note:
+        run.rt.log(f"note: {note}")
     for name, g in run.generators.items():
         g.set_state(state["generators"][name])
     run.epoch, run.global_step, run.records = int(state["epoch"]), int(state["global_step"]), list(state["metrics"])
@@ -354,7 +360,7 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
             rt.log(f"note: epoch {run.epoch + 1}: ranks had drifted apart; rank 0's state was copied to all")
         run.records.append(record)
         run.epoch += 1
-        rt.write(_save_epoch, run, record, tb)
+        rt.write(_save_epoch, run, record, tb, rt.gather(get_rng_state()))
         rt.log(_summary(record, config.epochs))
         for line in warnings_for(record, last=run.epoch == config.epochs):
             rt.log(f"warning: {line}")
@@ -367,9 +373,9 @@ def run_search(config: SearchConfig, data: DataSplits, out_dir: str | Path, *, r
     return SearchResult(genotype, run.records, out)
 
 
-def _save_epoch(run: SearchRun, record: dict[str, Any], tb: TensorBoardLog) -> None:
+def _save_epoch(run: SearchRun, record: dict[str, Any], tb: TensorBoardLog, rng: list[dict[str, Any]]) -> None:
     """The checkpoint, metrics.jsonl, TensorBoard scalars and genotype.json after an epoch."""
-    save_state(run.out / outputs.CHECKPOINT, _state(run))
+    save_state(run.out / outputs.CHECKPOINT, _state(run, rng))
     outputs.write_metrics(run.out, run.records)
     tb.write(record)
     run.strategy.space.genotype_from_dict(record["genotype"]).save(run.out / outputs.GENOTYPE)

@@ -24,7 +24,8 @@ from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.io import append_jsonl
 from racl.lifecycle import RunFolder, check_resumable, progress_bar
-from racl.state import get_rng_state, seed_everything, set_rng_state
+from racl.models.layers import place
+from racl.state import get_rng_state, restore_rank_rng, seed_everything, seed_rank
 from racl.tally import NonFinite, Tally, is_logging_point
 from racl.tblog import TensorBoardLog
 from racl.training.config import TrainConfig, config_from_dict
@@ -70,14 +71,16 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
     run, rt = run_folder(out_dir), Runtime.current(log)  # rank 0 logs and writes
     resume = rt.on_main(partial(run.prepare, resume=resume, overwrite=overwrite, config=cfg.to_dict()))
     seed_everything(cfg.seed)
-    model = build_from_spec(spec).to(device)
+    model = place(build_from_spec(spec), device)  # the layout that pays on the device
+    seed_rank(cfg.seed, rt.rank)  # from here each process draws its own attack starts and drop-path masks
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay)
-    # data order + augmentation, drawn where the images are (no host-device copy per batch)
-    generator = torch.Generator(device=getattr(data.train, "images", torch.empty(0)).device).manual_seed(cfg.seed)
+    # data order + augmentation, drawn where the images are (an in-memory train set is kept on the device,
+    # TrainLoop): no host-device copy per batch
+    generator = torch.Generator(device=device if hasattr(data.train, "images") else "cpu").manual_seed(cfg.seed)
     counters = {"epoch": 0, "step": 0, "best_epoch": None, "best_val_robust_acc": None}
     if resume:
-        counters = _restore(run, cfg, spec, data, model, optimizer, generator)
+        counters = _restore(run, cfg, spec, data, model, optimizer, generator, rt)
         # a run killed after logging but before saving its state re-runs that epoch
         rt.write(lambda: run.write_metrics(run.read_metrics()[:counters["epoch"]]))
     rt.write(run.write_config, cfg.to_dict())  # on resume too: `epochs` may have changed
@@ -98,7 +101,7 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
 
 
 def _restore(run: RunFolder, cfg: TrainConfig, spec: dict, data: DataSplits, model: nn.Module,
-             optimizer: torch.optim.Optimizer, generator: torch.Generator) -> dict:
+             optimizer: torch.optim.Optimizer, generator: torch.Generator, rt: Runtime) -> dict:
     """Load the saved state after checking it belongs to the same settings, model and data."""
     state = run.load_state()
     check_resumable(run.path, "config", run.normalise(state.get("config")), cfg.to_dict())
@@ -106,7 +109,9 @@ def _restore(run: RunFolder, cfg: TrainConfig, spec: dict, data: DataSplits, mod
     check_resumable(run.path, "data spec", state.get("data_spec"), data.spec(), may_change=())
     model.load_state_dict(state["model"], strict=True)
     optimizer.load_state_dict(state["optimizer"])
-    set_rng_state(state["rng"])
+    note = restore_rank_rng(state["rng"], rt.rank, rt.world, cfg.seed + int(state["counters"]["step"]))
+    if note:
+        rt.log(f"note: {note}")
     generator.set_state(state["data_generator"])
     return dict(state["counters"])
 
@@ -138,7 +143,8 @@ class TrainLoop:
         a = cfg.augmentation
         self.augment = AugmentConfig(crop_padding=a.crop_padding, cutout=a.cutout) if a.augment else None
         n_val = min(cfg.validation.val_images, len(data.val))
-        self.val_set = data.val.subset(balanced_subset(data.val.labels, n_val)) if n_val else None
+        self.val_set = data.val.subset(balanced_subset(data.val.labels, n_val)).to(device) if n_val else None
+        self.train_set = data.train.to(device)  # in memory: kept on the device, no host copy per step
         global_batch = rt.global_batch(cfg.batch_size)  # batch_size per process
         self.drop_last = len(data.train) >= global_batch  # no size-1 tail batch for BatchNorm
         if rt.world > 1 and not self.drop_last:
@@ -168,7 +174,7 @@ class TrainLoop:
         device and read, with the check that the loss and gradient norm are finite, at the logging
         points (every LOG_EVERY steps, the epoch's end; racl.tally)."""
         self.model.train()
-        batches = self.rt.batches(self.data.train, self.cfg.batch_size, shuffle=True, generator=self.generator,
+        batches = self.rt.batches(self.train_set, self.cfg.batch_size, shuffle=True, generator=self.generator,
                                   augment=self.augment, drop_last=self.drop_last, device=self.device)
         tally, totals = Tally(), {}
         with progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{self.cfg.epochs}", self.progress) as bar:
@@ -179,6 +185,7 @@ class TrainLoop:
                 if is_logging_point(i, self.steps_per_epoch):
                     totals = self.read(tally, epoch)
                     bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}", refresh=False)
+        self.rt.broadcast_buffers(self.model)  # every process validates and resumes rank 0's model
         totals = self.read(tally, epoch)
         totals = {k: totals.get(k, 0.0) for k in ("loss", "clean", "adv", "n")}
         totals = dict(zip(totals, self.rt.sum(totals.values())))  # over processes
@@ -224,9 +231,10 @@ class TrainLoop:
         """metrics, last, best, then state: a crash between any two leaves a resumable directory."""
         guards.check_finite({"model": self.model}, f"the end of epoch {record['epoch']}", self.last, ADVICE,
                             buffers=("model",))
-        self.rt.write(self.write, record, counters, improved)  # rank 0 (every process holds the same weights)
+        rng = self.rt.gather(get_rng_state())  # every process's own stream, in rank order
+        self.rt.write(self.write, record, counters, improved, rng)  # rank 0 (every process holds the same weights)
 
-    def write(self, record: dict, counters: dict, improved: bool) -> None:
+    def write(self, record: dict, counters: dict, improved: bool, rng: list[dict]) -> None:
         append_jsonl(self.run.metrics, record)
         self.tb.write(record)
         meta = dict(data=self.data.spec(), data_info=self.data.info(), config=self.cfg.to_dict(),
@@ -236,7 +244,7 @@ class TrainLoop:
             save_model_checkpoint(self.run.path / "best.safetensors", self.model, self.spec, **meta)
         self.run.save_state({
             "version": 1, "counters": dict(counters), "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "rng": get_rng_state(),
+            "optimizer": self.optimizer.state_dict(), "rng": rng,
             "data_generator": self.generator.get_state(), "config": self.cfg.to_dict(),
             "model_spec": self.spec, "data_spec": self.data.spec(), "data_info": self.data.info(),
         })

@@ -350,6 +350,15 @@ CASES = [
          r"nothing to resume in .*OUT \(no state.safetensors: no epoch finished\)", existing={}),
     Case("resume_damaged_state", lambda t, c: ["train", "--out", out(t), "--resume"],
          r"state.safetensors is not a readable safetensors checkpoint", existing={"state.safetensors": "garbage"}),
+    # mixed precision: bf16 or none; fp16 refused with the reason
+    Case("amp_fp16_search", lambda t, c: [*SEARCH, "--amp", "fp16", "--out", out(t)],
+         r"--amp fp16 is not supported: fp16's narrow exponent underflows"),
+    Case("amp_fp16_train", lambda t, c: [*TRAIN, *SYNTH, "--amp", "fp16", "--out", out(t)],
+         r"--amp fp16 is not supported"),
+    Case("amp_fp16_evaluate", lambda t, c: ["evaluate", "--checkpoint", str(c), "--amp", "fp16", "--out", out(t)],
+         r"--amp fp16 is not supported"),
+    Case("amp_unknown", lambda t, c: [*TRAIN, *SYNTH, "--amp", "int8", "--out", out(t)],
+         r"amp must be one of none, bf16, got 'int8'"),
     # numerical failures: the run stops at the first non-finite value; config.yaml (and any earlier checkpoint) stay
     Case("nan_in_search", lambda t, c: [*SEARCH, "--strategy", "darts", "--set", "optim.w_lr=1e30",
                                         "--set", "optim.w_lr_min=0", "--set", "optim.grad_clip=0", "--out", out(t)],

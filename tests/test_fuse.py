@@ -91,3 +91,52 @@ def test_a_supernet_is_attacked_as_it_is():
     models = Path(racl.models.__file__).parent
     assert not [f.name for f in models.glob("*.py")
                 if "racl.supernet" in f.read_text() or "darts.supernet" in f.read_text()]
+
+
+@pytest.mark.parametrize("name,kwargs", [("RACL", dict(channels=4, layers=3)), ("resnet18", dict(width=4))])
+def test_training_attack_keeps_one_folded_copy(name, kwargs, monkeypatch):
+    """Issue 28 point 6: over several training steps (weights and BN statistics changing) the training
+    objective's eval-mode attack crafts exactly the examples a fresh fold (a deep copy per step, as
+    before) gives, and deep-copies the network once, not once per step."""
+    import copy
+
+    import racl.models.fuse as fuse
+    from _tiny import train_config
+    from racl.training.losses import make_objective
+
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5, **kwargs)
+    cfg = train_config(adv="pgd", steps=3, eps=8 / 255).resolved()
+    objective = make_objective(model, cfg)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
+    copies = {"n": 0}
+    real_deepcopy = copy.deepcopy
+
+    def counted(obj, *args):
+        copies["n"] += obj is model
+        return real_deepcopy(obj, *args)
+
+    monkeypatch.setattr(fuse.copy, "deepcopy", counted)
+    x, y = torch.rand(6, 3, 8, 8), torch.randint(0, 5, (6,))
+    attack = _attack_of(objective)
+    model.train()
+    for step in range(4):
+        torch.manual_seed(step)
+        adv_kept = attack(x, y)  # the objective's attack: its kept copy, refreshed
+        torch.manual_seed(step)
+        adv_fresh = cfg.attack.attack(model, "pgd", model_mode="eval")(x, y)  # a new attack: a new copy
+        assert torch.equal(adv_kept, adv_fresh), f"step {step}"
+        out = objective(x, y)  # a training step (its attack reuses the copy too)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()  # the weights and, in train mode, the BN statistics change
+    assert copies["n"] == 1 + 4  # the objective's one copy, and one per fresh attack
+
+
+def _attack_of(objective):
+    """The attack a make_objective closure holds."""
+    from racl.attacks.base import Attack
+
+    found = [c.cell_contents for c in objective.__closure__ if isinstance(c.cell_contents, Attack)]
+    assert len(found) == 1
+    return found[0]

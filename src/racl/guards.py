@@ -1,13 +1,13 @@
 """Numerical guards: stop a run at the first non-finite value, before it can reach a checkpoint.
 
-The search loop and the trainer check every loss (and gradient norm) as they go; `check_finite`
+The search loop and the trainer check every loss (and gradient norm) at their logging points
+(racl.tally: the first non-finite value and its step are recorded on the device); `check_finite`
 also looks at the weights and statistics just before a checkpoint is written, so the checkpoint on
 disk is always the last good one. The error names the problem, the step, the checkpoint that is
 left, and what to do.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -37,12 +37,6 @@ def stopped(problem: str, where: str, checkpoint: Path, advice: str) -> RaclErro
     left = (f"the last good checkpoint {checkpoint} is intact" if Path(checkpoint).exists()
             else "no checkpoint was written yet")
     return RaclError(f"{problem} at {where}; the run stopped ({left}); {advice}")
-
-
-def check_value(what: str, value: float, where: str, checkpoint: Path, advice: str) -> None:
-    """The guard of one step: RaclError when a loss or gradient norm is not finite."""
-    if not math.isfinite(value):
-        raise stopped(f"{what} is {value}", where, checkpoint, advice)
 
 
 def check_finite(modules: Mapping[str, nn.Module], where: str, checkpoint: Path, advice: str,

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from racl.errors import RaclError
-from racl.models.fuse import fold_batchnorm
+from racl.models.fuse import FoldedCopy
 
 MODEL_MODES = ("eval", "train", "keep")
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (B, K), labels (B,)) -> (B,)
@@ -40,12 +40,13 @@ def attack_context(model: nn.Module, model_mode: str = "eval") -> Iterator[nn.Mo
 
 
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy, (B,)."""
-    return F.cross_entropy(logits, labels, reduction="none")
+    """Per-example cross-entropy, (B,), in float32 (bf16 logits under autocast are cast up first)."""
+    return F.cross_entropy(logits.float(), labels, reduction="none")
 
 
 def margin_loss(logits: torch.Tensor, labels: torch.Tensor, kappa: float | None = None) -> torch.Tensor:
     """CW margin max_{i != y} z_i - z_y, (B,); positive = misclassified. kappa caps it (CW's confidence)."""
+    logits = logits.float()
     true = logits.gather(1, labels[:, None]).squeeze(1)
     others = logits.masked_fill(F.one_hot(labels, logits.shape[1]).bool(), float("-inf"))
     margin = others.amax(dim=1) - true
@@ -73,6 +74,8 @@ class Attack:
 
     name = "attack"
     fold_bn = True  # eval mode: attack a BN-folded copy of the model (see _folded_model)
+    check_range = True  # refuse images outside [0, 1] (a host-device sync; loops whose batches are in
+    # [0, 1] by construction turn it off so that a step does not synchronise)
 
     def __init__(self, model: nn.Module, eps: float, *, model_mode: str = "eval"):
         if model_mode not in MODEL_MODES:
@@ -80,6 +83,7 @@ class Attack:
         self.model = model
         self.eps = check_eps(eps)
         self.model_mode = model_mode
+        self._folded: FoldedCopy | None = None  # made at the first eval-mode call, refreshed at the next ones
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         images, labels = self._check_inputs(images, labels)
@@ -90,12 +94,15 @@ class Attack:
     @contextmanager
     def _folded_model(self) -> Iterator[None]:
         """In eval mode, attack a copy with BN folded into the convs (same function, fewer kernels;
-        racl.models.fuse). `attack.fold_bn = False`, or a model built with ops="reference" (the plain
-        formulation, racl.models.layers.use_fast_path), is attacked as it is."""
+        racl.models.fuse). The copy is kept and refreshed in place from the model at every call (a
+        training objective's attack runs once per step: no deep copy per step). `attack.fold_bn =
+        False`, or a model built with ops="reference" (the plain formulation,
+        racl.models.layers.use_fast_path), is attacked as it is."""
         original = self.model
         if self.fold_bn and self.model_mode == "eval" and getattr(original, "ops", "fast") == "fast":
-            folded, count = fold_batchnorm(original)
-            self.model = folded if count else original
+            if getattr(self, "_folded", None) is None or self._folded.source is not original:
+                self._folded = FoldedCopy(original)
+            self.model = self._folded.model()
         try:
             yield
         finally:
@@ -127,7 +134,7 @@ class Attack:
         if labels.shape != images.shape[:1]:
             raise RaclError(f"{self.name}: labels shape {tuple(labels.shape)} does not match "
                             f"{images.shape[0]} images")
-        if images.numel() and (images.min() < 0 or images.max() > 1):
+        if self.check_range and images.numel() and (images.min() < 0 or images.max() > 1):
             raise RaclError(f"{self.name}: images must be in [0, 1] (normalisation is the model's first "
                             f"layer); got range [{images.min():.3g}, {images.max():.3g}]")
         return images.detach(), labels.detach().long()

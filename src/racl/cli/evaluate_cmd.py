@@ -8,7 +8,8 @@ from pathlib import Path
 from racl.attacks import parse_attack_list, parse_eps, parse_eps_list
 from racl.attacks.registry import grammar_help
 from racl.checkpoint import checkpoint_path
-from racl.cli.options import add_device_argument, add_run_arguments, resolve_device
+from racl.amp import check_amp
+from racl.cli.options import add_amp_argument, add_device_argument, add_run_arguments, resolve_device
 from racl.data import add_data_arguments, data_for, given_data_flags
 from racl.distributed import add_distributed_argument, session
 from racl.errors import RaclError
@@ -50,6 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=("test", "val"), default="test", help="split to attack (default test)")
     p.add_argument("--seed", type=int, default=0, help="seed of the image subset and the attacks (default 0)")
     add_device_argument(p)
+    add_amp_argument(p)
     add_distributed_argument(p)
     p.set_defaults(func=run)
 
@@ -79,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     _check_sizes(args)
     eps = parse_eps(args.eps)
+    args.amp = check_amp(args.amp or "none")
     sweep = parse_eps_list(args.eps_sweep) if args.eps_sweep else []
     for name in (args.attacks, args.sweep_attacks):
         if name:
@@ -93,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace, eps: float, sweep: list, device: str) -> int:
     common = dict(n_images=args.n_images, batch_size=args.batch_size, split=args.split, seed=args.seed,
-                  device=device, load=data_override(args), progress=lambda line: print(line, flush=True))
+                  device=device, load=data_override(args), progress=lambda line: print(line, flush=True),
+                  amp=args.amp)
     if args.transfer:
         attacks = parse_attack_list(args.attacks or DEFAULT_TRANSFER_ATTACKS)
         result = evaluate_transfer(args.transfer, attacks, eps, args.out, **common)

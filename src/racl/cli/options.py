@@ -80,3 +80,10 @@ def deprecated(parser: argparse.ArgumentParser | argparse._ArgumentGroup, old: s
     parser.add_argument(old, dest=dest, action=_Deprecated, new=new, default=argparse.SUPPRESS,
                         help=argparse.SUPPRESS, **kw)
 
+
+
+def add_amp_argument(parser: argparse.ArgumentParser) -> None:
+    """--amp none|bf16 (checked by racl.amp.check_amp, which explains why fp16 is refused)."""
+    from racl.amp import AMP_HELP
+
+    parser.add_argument("--amp", default=None, metavar="none|bf16", help=AMP_HELP)

@@ -93,7 +93,7 @@ def run_cell(plan: ComparePlan, arch: Arch, seed: int, data: DataSplits, out: st
     checkpoint = Path(summary[plan.checkpoint]["path"])
     evaluation = evaluate_checkpoint(checkpoint, plan.attacks, plan.eps, base / "eval", n_images=plan.eval_limit,
                                      seed=plan.eval_seed, device=str(device), load=lambda _meta: data,
-                                     progress=log)
+                                     progress=log, amp=plan.config.optim.amp)
     result = {
         "label": arch.label, "seed": seed, "params": arch.params, "checkpoint": str(checkpoint),
         "epochs": summary["epochs"], "best_epoch": summary["best"]["epoch"],

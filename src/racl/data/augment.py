@@ -5,7 +5,8 @@ cutout (DeVries & Taylor 2017: a size x size square, centre uniform over the ima
 border, set to 0). Padding is zeros by default, as torchvision's `RandomCrop(32, padding=4)` used
 by DARTS and adversarial training (Madry et al., TRADES); `pad_mode="reflect"` is airbench's choice.
 All randomness comes from an explicit torch.Generator, drawn in a fixed order (crop, flip, cutout),
-so a seeded generator gives the same batch on any device, and `draw_params` can replay the draws.
+on the generator's device (the loops keep it on the data's device: no host-device copy per batch),
+so a seeded generator gives the same batch again, and `draw_params` can replay the draws.
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ def crop_shift(x: torch.Tensor, shifts: torch.Tensor, pad: int, mode: str = "zer
     """
     b, _, h, w = x.shape  # (B, C, H, W)
     windows = pad_images(x, pad, mode).unfold(2, h, 1).unfold(3, w, 1)  # (B, C, 2p+1, 2p+1, H, W) view
-    shifts = shifts.to(x.device)
+    shifts = shifts.to(x.device, non_blocking=True)
     return windows[torch.arange(b, device=x.device), :, shifts[:, 0], shifts[:, 1]]  # (B, C, H, W)
 
 
@@ -101,9 +102,9 @@ def apply_params(x: torch.Tensor, params: AugmentParams, cfg: AugmentConfig) -> 
     if cfg.crop_padding:
         x = crop_shift(x, params.shifts, cfg.crop_padding, cfg.pad_mode)
     if cfg.flip:
-        x = torch.where(params.flips.to(x.device)[:, None, None, None], x.flip(-1), x)
+        x = torch.where(params.flips.to(x.device, non_blocking=True)[:, None, None, None], x.flip(-1), x)
     if cfg.cutout:
-        mask = cutout_mask(params.centres.to(x.device), cfg.cutout, x.shape[-2], x.shape[-1])
+        mask = cutout_mask(params.centres.to(x.device, non_blocking=True), cfg.cutout, x.shape[-2], x.shape[-1])
         x = x.masked_fill(mask, 0)
     return x
 

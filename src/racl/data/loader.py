@@ -30,12 +30,14 @@ def num_batches(n: int, batch_size: int, drop_last: bool = False) -> int:
 
 
 def epoch_order(n: int, *, shuffle: bool, generator: torch.Generator | None) -> torch.Tensor:
-    """The epoch's example order (N,) int64 on the CPU; draws one permutation when shuffling."""
+    """The epoch's example order (N,) int64 on the generator's device (the CPU without shuffling); draws
+    one permutation when shuffling. A generator on the data's device keeps the batches' indices there
+    (no host-device copy per batch)."""
     if not shuffle:
         return torch.arange(n)
     if generator is None:
         raise ValueError("shuffle=True needs an explicit torch.Generator so the order is reproducible")
-    return torch.randperm(n, generator=generator, device=generator.device).cpu()
+    return torch.randperm(n, generator=generator, device=generator.device)
 
 
 def iterate_batches(
@@ -100,7 +102,7 @@ def _shard_batches(ds: ArrayDataset, order: torch.Tensor, batch_size: int, gener
                    world: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """This process's part (positions rank, rank + world, ...) of every global batch of batch_size x world."""
     gb, (_, _, h, w) = batch_size * world, ds.images.shape
-    mine = torch.arange(rank, gb, world)  # (b,) = DistributedSampler(range(gb), world, rank, shuffle=False)
+    mine = torch.arange(rank, gb, world, device=order.device)  # (b,) = DistributedSampler(range(gb), world, rank)
     for k in range(len(order) // gb):
         idx = order[k * gb:(k + 1) * gb]  # (gb,) the one-process batch k at batch size gb
         params = draw_params(gb, h, w, generator, augment) if augment is not None else None

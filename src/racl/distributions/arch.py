@@ -75,6 +75,12 @@ class ArchDistribution(nn.Module):
                     self.register_parameter(f"{t}_beta_offdiag", nn.Parameter(torch.zeros(n_off)))
         for name, p in self.named_parameters():  # the centre of `decay_gradients`
             self.register_buffer(f"init_{name}", p.detach().clone(), persistent=False)  # = f(config)
+        # fixed by the topology, on the parameters' device (no host tensor copied in a step): the ops a
+        # discrete edge may not keep, and each edge's number of incoming edges of its node
+        excluded = [k not in topology.choosable_ops for k in range(o)]
+        self.register_buffer("excluded_ops", torch.tensor(excluded), persistent=False)
+        self.register_buffer("node_sizes", torch.tensor([float(len(r)) for r in self.nodes for _ in r]),
+                             persistent=False)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -153,10 +159,8 @@ class ArchDistribution(nn.Module):
         """Expected-cell weights in log space: alpha over the choosable ops of each edge sums to 1
         (the others get -inf), beta over the incoming edges of each node sums to the edges it keeps."""
         out = {}
-        excluded = [k for k in range(self.topology.num_ops) if k not in self.topology.choosable_ops]
         for t, w in logs.items():
-            alpha = w.alpha.clone()
-            alpha[..., excluded] = float("-inf")
+            alpha = w.alpha.masked_fill(self.excluded_ops, float("-inf"))
             alpha = alpha - torch.logsumexp(alpha, -1, keepdim=True)
             beta = w.beta
             if self.topology.has_beta:
@@ -172,10 +176,9 @@ class ArchDistribution(nn.Module):
         samples (alpha uniform over the choosable ops, beta = kept edges / incoming edges, with
         `normalize`; else alpha 1/O, beta 1). The reference architecture of `lbar_mode = reference`."""
         p, topo = next(self.parameters()), self.topology
-        sizes = torch.tensor([float(len(r)) for r in self.nodes for _ in r], dtype=p.dtype, device=p.device)
+        sizes = self.node_sizes.to(p.dtype)
         if self.normalize:
-            alpha = p.new_zeros(topo.num_edges, topo.num_ops)
-            alpha[:, list(topo.choosable_ops)] = 1.0 / len(topo.choosable_ops)
+            alpha = (~self.excluded_ops).to(p.dtype).expand(topo.num_edges, -1) * (1.0 / len(topo.choosable_ops))
             beta = topo.keep_edges / sizes if topo.has_beta else torch.ones_like(sizes)
         else:
             alpha = p.new_full((topo.num_edges, topo.num_ops), 1.0 / topo.num_ops)
@@ -218,12 +221,11 @@ class ArchDistribution(nn.Module):
 
     def _normalize_gaussian(self, w: CellWeights, lse: str) -> CellWeights:
         """`_normalize_log` for LogGaussians (delta method, see lognormal.log_normalize)."""
-        m = w.alpha.m.clone()
-        m[..., [k for k in range(self.topology.num_ops) if k not in self.topology.choosable_ops]] = float("-inf")
+        m = w.alpha.m.masked_fill(self.excluded_ops, float("-inf"))
         alpha = log_normalize(LogGaussian(m, w.alpha.b, w.alpha.r2), None, lse)
         beta = w.beta
         if self.topology.has_beta:
-            beta = log_normalize(beta, self.nodes, lse).shift(torch.tensor(math.log(self.topology.keep_edges)).to(m))
+            beta = log_normalize(beta, self.nodes, lse).shift(m.new_full((), math.log(self.topology.keep_edges)))
         return CellWeights(alpha, beta)
 
     def scores(self, kind: str = "quantile", eta: float = 0.9) -> dict[str, CellWeights]:

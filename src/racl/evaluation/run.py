@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 import torch
 from torch import nn
 
+from racl.amp import autocast
 from racl.checkpoint import check_data, load_model_checkpoint
 from racl.data import load_data_from_spec
 from racl.distributed import Runtime
@@ -64,25 +65,30 @@ def evaluate_checkpoint(checkpoint: str | Path, attacks: Sequence[str], eps: flo
                         sweep_attacks: Sequence[str] | None = None,
                         split: str = "test", seed: int = 0, device: str = "cpu",
                         load: DataLoader | None = None, progress: Progress | None = None,
-                        resume: bool = False) -> dict[str, Any]:
+                        resume: bool = False, amp: str = "none") -> dict[str, Any]:
     """Evaluate one checkpoint on its data (sidecar's spec or `load`); write results.json/.md (+ png).
 
     Finished attack batches are kept in OUT/.partial while it runs; `resume` reuses those of an
-    interrupted run with the same checkpoint, images and settings (evaluation.resume)."""
+    interrupted run with the same checkpoint, images and settings (evaluation.resume). `amp`: "bf16"
+    runs the forward passes of the accuracies and attacks under bf16 autocast (racl.amp); the
+    model checks stay in float32."""
     rt = Runtime.current(progress)  # torchrun: the images sharded by batches, rank 0 reports and writes
     model, meta = load_model_checkpoint(checkpoint, device=device)
     data, spec = load_split(meta, split, load)
     images, labels = pick_images(data, n_images, seed)
-    key = fingerprint(checkpoint, images, labels, split=split, seed=seed, batch_size=batch_size, world=rt.world)
+    key = fingerprint(checkpoint, images, labels, split=split, seed=seed, batch_size=batch_size, world=rt.world,
+                      **({"amp": amp} if amp != "none" else {}))  # (none: the keys of earlier versions)
     store = BatchStore(out, key, resume, rt.rank if rt.world > 1 else None)
-    result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed,
-                                 progress=progress, store=store, runtime=rt)
-    result.update(checkpoint=str(checkpoint), split=split, device=str(device), data=spec,
+    with autocast(amp, device):
+        result = evaluate_robustness(model, images, labels, attacks, eps, batch_size, device, seed,
+                                     progress=progress, store=store, runtime=rt)
+    result.update(checkpoint=str(checkpoint), split=split, device=str(device), amp=amp, data=spec,
                   num_classes=meta.get("model_args", {}).get("num_classes"),
                   model={"model": meta.get("model"), "model_args": meta.get("model_args", {})})
     if sweep:
-        result["eps_sweep"] = eps_sweep(model, images, labels, sweep_attacks or attacks, sweep, batch_size,
-                                        device, seed, progress=progress, store=store, runtime=rt)
+        with autocast(amp, device):
+            result["eps_sweep"] = eps_sweep(model, images, labels, sweep_attacks or attacks, sweep, batch_size,
+                                            device, seed, progress=progress, store=store, runtime=rt)
         result["eps_sweep"]["n_images"] = result["n_images"]
     checks = {**_model_checks(model, images, labels, batch_size, device), **run_result_checks(result)}
     result.update(checks=checks, warnings=warnings_from(checks), batches_reused=store.reused)
@@ -108,8 +114,9 @@ def _names(paths: Sequence[str | Path]) -> list[str]:
 def evaluate_transfer(checkpoints: Sequence[str | Path], attacks: Sequence[str], eps: float, out: str | Path, *,
                       n_images: int | None = None, batch_size: int = 128, split: str = "test", seed: int = 0,
                       device: str = "cpu", load: DataLoader | None = None,
-                      progress: Progress | None = None) -> dict[str, Any]:
-    """Source-by-target robust accuracy matrices (one per attack) between checkpoints on shared images."""
+                      progress: Progress | None = None, amp: str = "none") -> dict[str, Any]:
+    """Source-by-target robust accuracy matrices (one per attack) between checkpoints on shared images
+    (`amp`: as in evaluate_checkpoint)."""
     if len(checkpoints) < 2:
         raise RaclError("--transfer needs at least two checkpoints")
     names = _names(checkpoints)
@@ -119,14 +126,15 @@ def evaluate_transfer(checkpoints: Sequence[str | Path], attacks: Sequence[str],
     images, labels = pick_images(data, n_images, seed)
     matrices, checks = {}, {}
     for attack in attacks:
-        matrices[attack] = transfer_matrix(models, images, labels, attack, eps, batch_size, device, seed)
+        with autocast(amp, device):
+            matrices[attack] = transfer_matrix(models, images, labels, attack, eps, batch_size, device, seed)
         if progress is not None:
             progress(f"transfer {attack}: done ({len(names)} x {len(names)})")
         check = check_transfer_vs_whitebox(matrices[attack]["accuracy"], names)
         checks[f"transfer_vs_whitebox_{attack}"] = check
         matrices[attack]["warnings"] = warnings_from({attack: check})
     result = {"checkpoints": [str(p) for p in checkpoints], "names": names, "split": split, "seed": seed,
-              "data": spec, "matrices": matrices, "checks": checks, "warnings": warnings_from(checks)}
+              "amp": amp, "data": spec, "matrices": matrices, "checks": checks, "warnings": warnings_from(checks)}
     out, rt = Path(out), Runtime.current()  # torchrun: not sharded; every process computes the matrices
     rt.write(write_json, out / "transfer.json", result)
     rt.write(write_text, out / "transfer.md", "\n".join(transfer_markdown(m) for m in matrices.values()))

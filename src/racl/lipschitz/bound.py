@@ -64,6 +64,7 @@ class LipschitzBound(nn.Module):
         gen = torch.Generator().manual_seed(seed)
         self.powers = nn.ModuleDict()
         self._entries: list[tuple[Group, list[tuple[str, Callable]]]] = []
+        self._indices: dict[tuple[int, torch.device], Any] = {}  # group.index with its lists as device tensors
         for group in layout.groups:
             self._entries.append((group, self._register(group, gen, like.detach())))
         for name, shape in layout.buffers.items():
@@ -100,7 +101,17 @@ class LipschitzBound(nn.Module):
             for name, fn in entries:
                 value = self.powers[name].step(fn, n) if name else fn()
                 total = total + value.detach().to(total).reshape(-1)
-            buf[group.index] = total.reshape(buf[group.index].shape)
+            index = self._device_index(group, buf.device)
+            buf[index] = total.reshape(buf[index].shape)
+
+    def _device_index(self, group: Group, device: torch.device) -> Any:
+        """group.index with every list made a tensor on `device`, once (indexing with a Python list
+        copies a new index tensor to the device at every refresh)."""
+        key = (id(group), device)
+        if key not in self._indices:
+            index = group.index if isinstance(group.index, tuple) else (group.index,)
+            self._indices[key] = tuple(torch.tensor(i, device=device) if isinstance(i, list) else i for i in index)
+        return self._indices[key]
 
     def constants(self, like: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The log-constants by buffer name, on like's device and dtype when given."""

@@ -12,7 +12,7 @@ search` prints them all with their meaning):
     constraint:   {eta: 0.9, lbar_mode: reference, lbar: 2.0, rho: 1.0, nu0: 0.0}
     bound:        {bound_method: delta, bn: none, recalibrate_batches: 10, mc_samples: 256,
                    lipschitz_refresh_every: 10, measure_power_iters: 20}
-    optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3, ...}
+    optim:        {w_lr: 0.025, w_lr_min: 0.001, arch_lr: 6.0e-4, arch_wd: 1.0e-3, amp: none, ...}
     robust:       {gamma: null, adv: none, gradnorm_subset: 1.0}
     attack:       {norm: linf, eps: 8/255, alpha: null, steps: 4, random_start: true, loss: ce}
     random:       {candidates: 20, candidate_images: 500}    # the random strategy's own section
@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from racl import config as configs
+from racl.amp import AMP_HELP, check_amp
 from racl.attacks import AttackSpec
 from racl.attacks.spec import TRAINING_ATTACKS
 from racl.config import Flag, check, check_one_of
@@ -139,8 +140,10 @@ class OptimConfig:
     arch_lr: float = 6e-4     # [paper] Adam on the distribution (or alpha) parameters
     arch_betas: tuple[float, ...] = (0.5, 0.999)  # [DARTS] Adam betas of the architecture step
     arch_wd: float = 1e-3     # [paper] Adam weight decay of the distribution (or alpha) parameters
+    amp: str = "none"         # none | bf16: autocast on the supernet's forward passes (racl.amp)
 
     def __post_init__(self) -> None:
+        check_amp(self.amp)
         check(self.w_lr > 0 and 0 <= self.w_lr_min <= self.w_lr, "need w_lr > 0 and 0 <= w_lr_min <= w_lr")
         check(0 <= self.w_momentum < 1 and self.w_wd >= 0 and self.grad_clip >= 0,
                "need w_momentum in [0, 1), w_wd >= 0 and grad_clip >= 0")
@@ -320,6 +323,7 @@ FLAGS = {
     "batch_size": Flag("batch_size", "batch size of both halves (default 128)"),
     "lr": Flag("optim.w_lr", "initial SGD learning rate of the supernet weights, optim.w_lr (default 0.025)"),
     "seed": Flag("seed", "seed of everything random in the search (default 0)"),
+    "amp": Flag("optim.amp", AMP_HELP),
 }
 SCHEMA = configs.Schema(SearchConfig, PRESETS, "search", "search config", FLAGS)
 # the module's API is the schema's (racl.config.Schema)

@@ -29,14 +29,20 @@ class ConfidenceConstraint(nn.Module):
         self.register_buffer("rho", torch.tensor(float(rho), dtype=torch.float64))
         self.register_buffer("log_lbar", torch.tensor(0.0, dtype=torch.float64))
         self.register_buffer("lbar_set", torch.tensor(False))
+        self._set = False  # lbar_set on the host (read every step: no device sync); see _load_from_state_dict
 
     # ------------------------------------------------------------ threshold
-    def set_log_lbar(self, log_lbar: float) -> None:
-        """Fix ln L_bar (absolute mode: ln of the configured L_bar)."""
-        if not math.isfinite(log_lbar):
+    def set_log_lbar(self, log_lbar: float | torch.Tensor) -> None:
+        """Fix ln L_bar (absolute mode: ln of the configured L_bar). A tensor is copied on the device
+        without a check (a non-finite one makes the loss non-finite, which the loop reports)."""
+        if isinstance(log_lbar, torch.Tensor):
+            self.log_lbar.copy_(log_lbar)
+        elif not math.isfinite(log_lbar):
             raise RaclError(f"ln L_bar must be finite, got {log_lbar}")
-        self.log_lbar.fill_(float(log_lbar))
+        else:
+            self.log_lbar.fill_(float(log_lbar))
         self.lbar_set.fill_(True)
+        self._set = True
 
     def set_relative(self, mu_f: float, sigma_f: float, factor: float) -> float:
         """ln L_bar = ln L_0 - ln k, ln L_0 = mu_F + Phi^-1(eta) sigma_F (the eta-quantile of the bound now).
@@ -51,7 +57,11 @@ class ConfidenceConstraint(nn.Module):
 
     @property
     def is_set(self) -> bool:
-        return bool(self.lbar_set)
+        return self._set
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self._set = bool(self.lbar_set)
 
     # ------------------------------------------------------------ terms
     def g(self, mu_f: torch.Tensor, sigma_f: torch.Tensor) -> torch.Tensor:

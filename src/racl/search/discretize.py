@@ -87,7 +87,8 @@ def selection_weights(selection: Mapping[str, Selection], topo: CellTopology,
             alpha[e, topo.primitives.index(op)] += 1.0
             beta[e] = 1.0
         mask = tuple(tuple(bool(v) for v in row) for row in (alpha != 0).tolist())
-        out[t] = CellWeights(alpha.to(device), beta.to(device), mask)
+        # non_blocking: random search builds these every step; no synchronising copy to the device
+        out[t] = CellWeights(alpha.to(device, non_blocking=True), beta.to(device, non_blocking=True), mask)
     return out
 
 

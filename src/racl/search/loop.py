@@ -45,6 +45,7 @@ from racl.search.weight_step import weight_step
 from racl.search_space.base import ArchWeights
 from racl.search_space.registry import get_space
 from racl.state import get_rng_state, load_state, restore_rank_rng, save_state, seed_everything, seed_rank
+from racl.tally import NonFinite, Tally, is_logging_point
 from racl.supernet.batchnorm import batch_statistics, recalibrate
 from racl.tblog import TensorBoardLog
 
@@ -138,8 +139,9 @@ def build_run(config: SearchConfig, data: DataSplits, out: Path, device: torch.d
     strategy = build_strategy(config, space, supernet, shape, evaluator, rt)
     o = config.optim
     w_opt = torch.optim.SGD(supernet.parameters(), lr=o.w_lr, momentum=o.w_momentum, weight_decay=o.w_wd)
-    gens = {name: torch.Generator(device=device if name == "sample" else "cpu").manual_seed(config.seed * 16 + k)
-            for k, name in enumerate(GENERATORS, start=1)}
+    host = strategy.samples_on_host  # random search picks its paths on the host; the rest draw on the device
+    gens = {name: torch.Generator(device="cpu" if name == "sample" and host else device).manual_seed(
+        config.seed * 16 + k) for k, name in enumerate(GENERATORS, start=1)}
     seed_rank(config.seed, rt.rank)  # from here each process draws its own attack starts (racl.state)
     return SearchRun(config, data, supernet, strategy, w_opt, gens, weight_half, arch_half, device, out, rt,
                      records=[])
@@ -187,46 +189,67 @@ def _batches(run: SearchRun, ds: ArrayDataset, name: str):
 
 
 def _train_epoch(run: SearchRun, arch_phase: bool) -> dict[str, float]:
-    """The epoch's steps; returns sums of the logged values (and 'n', 'n_arch', 'lr')."""
+    """The epoch's steps; returns sums of the logged values (and 'n', 'n_arch', 'lr', 'steps'). A step
+    does not synchronise with the device: its values are summed on the device (racl.tally) and read,
+    with the check that the losses are finite, at the logging points (every LOG_EVERY steps, the end)."""
     c, e = run.config, run.epoch
     n_w, n_a = len(run.weight_half), len(run.arch_half)
     steps = (min(n_w, n_a) if arch_phase else n_w) // run.rt.global_batch(c.batch_size)
     w_batches = _batches(run, run.weight_half, "weight_data")
     arch_steps = arch_phase and run.strategy.has_arch_step
     a_batches = _batches(run, run.arch_half, "arch_data") if arch_steps else iter(lambda: None, 0)
-    sums: dict[str, float] = {"n": 0.0, "n_arch": 0.0, "lr": learning_rate(c, e, 0, steps)}
+    tally, sums = Tally(), {}
     run.supernet.train()
     bar = progress_bar(steps, f"epoch {e + 1}/{c.epochs}")
-    for step, (x, y), arch_batch in zip(range(steps), w_batches, a_batches):
-        for group in run.w_opt.param_groups:
-            group["lr"] = learning_rate(c, e, step, steps)
-        try:
-            res = weight_step(run.supernet, run.w_opt, run.strategy.sample_weights(run.generators["sample"]),
-                              x, y, c.robust, c.attack, c.optim.grad_clip, c.gamma, run.rt)
-            arch = (run.strategy.arch_step(*arch_batch, run.generators["sample"], run.global_step)
-                    if arch_steps else {})
-        except FloatingPointError as err:
-            raise guards.stopped(str(err), f"epoch {e + 1}, step {step + 1}", run.out / outputs.CHECKPOINT,
-                                 NAN_ADVICE) from err
-        run.rt.average_buffers(run.supernet)  # BN running statistics: the mean over processes
-        _accumulate(sums, res, arch, len(y), len(arch_batch[1]) if arch_batch else 0)
-        run.global_step += 1
+    for step, batch, arch_batch in zip(range(steps), w_batches, a_batches):
+        search_step(run, tally, step, steps, batch, arch_batch)
         bar.update(1)
-        bar.set_postfix(loss=f"{res.loss:.3f}", refresh=False)
+        if is_logging_point(step, steps):
+            sums = _read(run, tally)
+            bar.set_postfix(loss=f"{sums['loss'] / max(sums['n'], 1):.3f}", refresh=False)
     bar.close()
+    sums = {"n": 0.0, "n_arch": 0.0, **sums, "lr": learning_rate(c, e, 0, steps)}
     keys = [k for k in sorted(sums) if k not in ("lr", "steps")]  # summed over processes; lr, steps: the same
     return {**sums, **dict(zip(keys, run.rt.sum(sums[k] for k in keys)))}
 
 
-def _accumulate(sums: dict[str, float], res, arch: dict[str, float], n: int, n_arch: int) -> None:
-    sums["n"] += n
-    sums["n_arch"] += n_arch
-    sums["steps"] = sums.get("steps", 0.0) + 1
+def search_step(run: SearchRun, tally: Tally, step: int, steps: int, batch: tuple[torch.Tensor, torch.Tensor],
+                arch_batch: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+    """Step `step` of `steps` of the epoch: a weight step on `batch`, then an architecture step on
+    `arch_batch` (None: none); the logged values go to `tally`."""
+    c, (x, y) = run.config, batch
+    for group in run.w_opt.param_groups:
+        group["lr"] = learning_rate(c, run.epoch, step, steps)
+    res = weight_step(run.supernet, run.w_opt, run.strategy.sample_weights(run.generators["sample"]),
+                      x, y, c.robust, c.attack, c.optim.grad_clip, c.gamma, run.rt, c.optim.amp)
+    arch = run.strategy.arch_step(*arch_batch, run.generators["sample"], run.global_step) if arch_batch else {}
+    run.rt.average_buffers(run.supernet)  # BN running statistics: the mean over processes
+    _accumulate(tally, step, res, arch, len(y), len(arch_batch[1]) if arch_batch else 0)
+    run.global_step += 1
+
+
+def _read(run: SearchRun, tally: Tally) -> dict[str, float]:
+    """The epoch's sums so far (a logging point); a non-finite loss stops the run, naming its step."""
+    try:
+        return tally.read()
+    except NonFinite as err:
+        raise guards.stopped(str(err), f"epoch {run.epoch + 1}, step {err.step + 1}", run.out / outputs.CHECKPOINT,
+                             NAN_ADVICE) from err
+
+
+def _accumulate(tally: Tally, step: int, res, arch: dict[str, torch.Tensor], n: int, n_arch: int) -> None:
+    tally.add("n", n)
+    tally.add("n_arch", n_arch)
+    tally.add("steps", 1)
+    tally.watch("weight loss", res.loss, step)
     for key, value in (("loss", res.loss), ("ce", res.ce), ("grad_norm", res.grad_norm)):
-        sums[key] = sums.get(key, 0.0) + value * n
-    sums["correct"] = sums.get("correct", 0.0) + res.correct
+        if value is not None:
+            tally.add(key, value, n)
+    tally.add("correct", res.correct)
+    if arch:
+        tally.watch("architecture loss", arch["arch_loss"] + arch.get("penalty", 0.0), step)
     for key, value in arch.items():
-        sums[key] = sums.get(key, 0.0) + (value if key == "arch_correct" else value * n_arch)
+        tally.add(key, value, 1.0 if key == "arch_correct" else n_arch)
 
 
 def _mean(sums: dict[str, float], key: str, count: str) -> float | None:

@@ -9,13 +9,13 @@ robust.gradnorm_subset < 1 computes the term on part of the batch (weight_loss),
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from racl import amp as amps
 from racl.attacks import AttackSpec
 from racl.distributed import Runtime
 from racl.search.config import RobustConfig
@@ -30,15 +30,19 @@ def adversarial_inputs(supernet: nn.Module, weights: ArchWeights, x: torch.Tenso
     train mode (as in Madry's training)."""
     if cfg.adv == "none" or attack.eps == 0:
         return x
-    return attack.attack(FixedArch(supernet, weights), cfg.adv, model_mode="train")(x, y)
+    crafter = attack.attack(FixedArch(supernet, weights), cfg.adv, model_mode="train")
+    crafter.check_range = False  # the loop's batches are in [0, 1] (no synchronising check per step)
+    return crafter(x, y)
 
 
 @dataclass
 class WeightStepResult:
-    loss: float       # the total loss minimised
-    ce: float
-    grad_norm: float  # mean_i ||grad_x CE_i||_2 (nan when gamma = 0)
-    correct: int
+    """0-dim tensors on the device (read at logging points: racl.tally)."""
+
+    loss: torch.Tensor              # the total loss minimised
+    ce: torch.Tensor
+    grad_norm: torch.Tensor | None  # mean_i ||grad_x CE_i||_2 (None when gamma = 0)
+    correct: torch.Tensor           # correctly classified inputs (of those trained on)
 
 
 def weight_loss(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: torch.Tensor,
@@ -51,7 +55,7 @@ def weight_loss(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: t
     whole = gamma > 0 and m >= len(x)  # the term on the whole batch: one forward for both
     if whole:
         x = x.detach().clone().requires_grad_(True)
-    logits = supernet(x, weights)
+    logits = supernet(x, weights).float()  # float32 under bf16 autocast (racl.amp)
     per_example = F.cross_entropy(logits, y, reduction="none")  # (B,)
     ce = per_example.mean()
     if gamma == 0:
@@ -73,19 +77,20 @@ def _input_grad_norm(x: torch.Tensor, per_example: torch.Tensor) -> torch.Tensor
 
 def weight_step(supernet: nn.Module, optimizer: torch.optim.Optimizer, weights: ArchWeights,
                 x: torch.Tensor, y: torch.Tensor, cfg: RobustConfig, attack: AttackSpec, grad_clip: float,
-                gamma: float, rt: Runtime = Runtime()) -> WeightStepResult:
-    """One SGD step on the supernet weights; raises FloatingPointError on a non-finite loss.
+                gamma: float, rt: Runtime = Runtime(), amp: str = "none") -> WeightStepResult:
+    """One SGD step on the supernet weights, without a host-device synchronisation (the caller
+    checks that the loss is finite at its logging points, racl.tally).
     gamma: the weight of the input-gradient norm (SearchConfig.gamma: robust.gamma resolved).
-    rt: a data-parallel run's process (the gradients are averaged over processes; see Runtime)."""
-    x_used = adversarial_inputs(supernet, weights, x, y, cfg, attack)
-    optimizer.zero_grad(set_to_none=True)
-    loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, gamma, cfg.gradnorm_subset)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"weight loss is {loss.item()}")
+    rt: a data-parallel run's process (the gradients are averaged over processes; see Runtime).
+    amp: "bf16" runs the attack's and the loss's forward passes under bf16 autocast (racl.amp)."""
+    with amps.autocast(amp, x.device):
+        x_used = adversarial_inputs(supernet, weights, x, y, cfg, attack)
+        optimizer.zero_grad(set_to_none=True)
+        loss, ce, logits, grad_norm = weight_loss(supernet, weights, x_used, y, gamma, cfg.gradnorm_subset)
     loss.backward()
     rt.average_gradients(supernet.parameters())  # the mean over processes (one process: nothing to do)
     if grad_clip > 0:
         nn.utils.clip_grad_norm_(supernet.parameters(), grad_clip)
     optimizer.step()
-    return WeightStepResult(loss.item(), ce.item(), math.nan if grad_norm is None else grad_norm.item(),
-                            int((logits.argmax(1) == y).sum()))
+    return WeightStepResult(loss.detach(), ce.detach(), None if grad_norm is None else grad_norm.detach(),
+                            (logits.argmax(1) == y).sum())

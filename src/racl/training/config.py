@@ -9,7 +9,7 @@ YAML layout, nested by section (every key optional; unknown keys are errors; `--
     objective:  {adv: pgd, trades_beta: 6.0, attack_mode: null}
     attack:     {norm: linf, eps: 8/255, alpha: null, steps: 7, random_start: true, loss: ce}
     optim:      {lr: 0.1, momentum: 0.9, weight_decay: 2.0e-4, schedule: cosine,
-                 step_milestones: [0.5, 0.75], step_gamma: 0.1, grad_clip: 5.0}
+                 step_milestones: [0.5, 0.75], step_gamma: 0.1, grad_clip: 5.0, amp: none}
     network:    {channels: null, layers: null, auxiliary: false, aux_weight: 0.4, drop_path: null}  # null: the space's
     augmentation: {augment: true, crop_padding: 4, cutout: 0}
     validation: {val_images: 500, val_steps: 10, val_batch_size: 256}
@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from racl import config as configs
+from racl.amp import AMP_HELP, check_amp
 from racl.config import Flag, check
 from racl.attacks import AttackSpec, parse_eps
 
@@ -64,8 +65,10 @@ class OptimConfig:
     step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of `epochs`
     step_gamma: float = 0.1  # step schedule: lr factor at each milestone
     grad_clip: float = 5.0  # max global grad norm; 0 = off
+    amp: str = "none"  # none | bf16: autocast on the forward passes (racl.amp)
 
     def __post_init__(self) -> None:
+        check_amp(self.amp)
         check(math.isfinite(self.lr) and self.lr > 0, f"lr must be > 0, got {self.lr}")
         check(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
@@ -179,6 +182,7 @@ FLAGS = {
     "weight_decay": Flag("optim.weight_decay", "weight decay (default 2e-4)"),
     "schedule": Flag("optim.schedule", "learning-rate schedule (default cosine)", SCHEDULES),
     "grad_clip": Flag("optim.grad_clip", "max gradient norm, 0 = off (default 5)"),
+    "amp": Flag("optim.amp", AMP_HELP),
     "adv": Flag("objective.adv", "objective (default pgd)", ADV_METHODS),
     "eps": Flag("attack.eps", "budget of the training attack in [0, 1], e.g. 8/255 (default; the L-inf radius "
                 "unless --set attack.norm=l2)", read=parse_eps),

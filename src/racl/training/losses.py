@@ -43,7 +43,7 @@ class TradesAttack(PGD):
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            p_clean = F.softmax(self.logits(images), dim=1)  # (B, K)
+            p_clean = F.softmax(self.logits(images).float(), dim=1)  # (B, K)
         self._loss_fn = lambda logits, _: kl_per_example(logits, p_clean)
         return self.run_once(images, labels)
 
@@ -53,16 +53,17 @@ class TradesAttack(PGD):
 
 def kl_per_example(logits: torch.Tensor, p_clean: torch.Tensor) -> torch.Tensor:
     """KL(p_clean || softmax(logits)) per example, (B,)."""
-    return F.kl_div(F.log_softmax(logits, dim=1), p_clean, reduction="none").sum(dim=1)
+    return F.kl_div(F.log_softmax(logits.float(), dim=1), p_clean.float(), reduction="none").sum(dim=1)
 
 
 def forward_with_aux(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
                      aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(CE + aux_weight * CE_aux, logits); the aux term only when the model returns aux logits."""
     logits, aux = model(x, with_aux=True)
+    logits = logits.float()  # the cross-entropy in float32 under bf16 autocast (racl.amp)
     loss = F.cross_entropy(logits, y)
     if aux is not None and aux_weight > 0:
-        loss = loss + aux_weight * F.cross_entropy(aux, y)
+        loss = loss + aux_weight * F.cross_entropy(aux.float(), y)
     return loss, logits
 
 
@@ -90,8 +91,10 @@ def make_objective(model: nn.Module, config: TrainConfig, forward_model: nn.Modu
         return lambda x, y: _standard(fwd, x, y, aux_weight)
     if o.adv == "trades":
         attack = TradesAttack(model, a.eps, alpha=a.step_size(), steps=a.steps, norm=a.norm, model_mode=o.attack_mode)
+        attack.check_range = False  # the loader's batches are in [0, 1] (no synchronising check per step)
         return lambda x, y: _trades(fwd, attack, x, y, o.trades_beta, aux_weight)
     attack = a.attack(model, o.adv, model_mode=o.attack_mode)  # pgd | fgsm_rs
+    attack.check_range = False
     return lambda x, y: _madry(model, attack, x, y, aux_weight, fwd)
 
 
@@ -115,5 +118,5 @@ def _trades(model: nn.Module, attack: TradesAttack, x: torch.Tensor, y: torch.Te
     x_adv = attack(x, y)
     natural, logits = forward_with_aux(model, x, y, aux_weight)
     adv_logits = model(x_adv)
-    robust = kl_per_example(adv_logits, F.softmax(logits, dim=1)).mean()
+    robust = kl_per_example(adv_logits, F.softmax(logits.float(), dim=1)).mean()
     return StepOutput(natural + beta * robust, logits.detach(), adv_logits.detach())

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from racl import guards
+from racl import amp, guards
 from racl.checkpoint import build_from_spec, save_model_checkpoint
 from racl.data import AugmentConfig, DataSplits, balanced_subset
 from racl.distributed import Runtime
@@ -26,6 +26,7 @@ from racl.io import append_jsonl
 from racl.lifecycle import RunFolder, check_resumable, progress_bar
 from racl.models.layers import place
 from racl.state import get_rng_state, restore_rank_rng, seed_everything, seed_rank
+from racl.tally import NonFinite, Tally, is_logging_point
 from racl.tblog import TensorBoardLog
 from racl.training.config import TrainConfig, config_from_dict
 from racl.training.losses import Objective, make_objective
@@ -74,7 +75,9 @@ def train(model_spec_or_name: Any, data: DataSplits, config: TrainConfig, out_di
     seed_rank(cfg.seed, rt.rank)  # from here each process draws its own attack starts and drop-path masks
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                                 weight_decay=cfg.optim.weight_decay)
-    generator = torch.Generator().manual_seed(cfg.seed)  # data order + augmentation
+    # data order + augmentation, drawn where the images are (an in-memory train set is kept on the device,
+    # TrainLoop): no host-device copy per batch
+    generator = torch.Generator(device=device if hasattr(data.train, "images") else "cpu").manual_seed(cfg.seed)
     counters = {"epoch": 0, "step": 0, "best_epoch": None, "best_val_robust_acc": None}
     if resume:
         counters = _restore(run, cfg, spec, data, model, optimizer, generator, rt)
@@ -167,44 +170,57 @@ class TrainLoop:
         self.rt.log(_format(record, self.cfg, improved))
 
     def train_epoch(self, epoch: int, counters: dict) -> dict:
+        """The epoch's steps. A step does not synchronise with the device: its values are summed on the
+        device and read, with the check that the loss and gradient norm are finite, at the logging
+        points (every LOG_EVERY steps, the epoch's end; racl.tally)."""
         self.model.train()
         batches = self.rt.batches(self.train_set, self.cfg.batch_size, shuffle=True, generator=self.generator,
                                   augment=self.augment, drop_last=self.drop_last, device=self.device)
-        totals = {"loss": 0.0, "clean": 0, "adv": 0, "n": 0}
+        tally, totals = Tally(), {}
         with progress_bar(self.steps_per_epoch, f"epoch {epoch + 1}/{self.cfg.epochs}", self.progress) as bar:
             for i, (x, y) in enumerate(batches):
-                self.train_step(x, y, epoch, i, totals)
+                self.train_step(x, y, epoch, i, tally)
                 counters["step"] += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}", refresh=False)
+                if is_logging_point(i, self.steps_per_epoch):
+                    totals = self.read(tally, epoch)
+                    bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}", refresh=False)
         self.rt.broadcast_buffers(self.model)  # every process validates and resumes rank 0's model
+        totals = self.read(tally, epoch)
+        totals = {k: totals.get(k, 0.0) for k in ("loss", "clean", "adv", "n")}
         totals = dict(zip(totals, self.rt.sum(totals.values())))  # over processes
         n = max(totals["n"], 1)
         adv = totals["adv"] / n if self.cfg.objective.adv != "none" else None
         return {"train_loss": totals["loss"] / n, "train_acc": totals["clean"] / n, "train_adv_acc": adv}
 
-    def train_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int, totals: dict) -> None:
-        """One SGD step on the objective; a non-finite loss or gradient stops the run."""
+    def read(self, tally: Tally, epoch: int) -> dict:
+        """The epoch's sums so far (a logging point); a non-finite loss or gradient norm stops the run."""
+        try:
+            return tally.read()
+        except NonFinite as err:
+            raise guards.stopped(str(err), f"epoch {epoch + 1}, step {err.step + 1}", self.last, ADVICE) from err
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, epoch: int, i: int, tally: Tally) -> None:
+        """One SGD step on the objective (forward passes under the configured autocast, racl.amp)."""
         lr = learning_rate(self.cfg, epoch, i, self.steps_per_epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        out = self.objective(x, y)
-        loss = out.loss.item()
-        where = f"epoch {epoch + 1}, step {i + 1}"
-        guards.check_value("training diverged: loss", loss, where, self.last, ADVICE)
+        with amp.autocast(self.cfg.optim.amp, x.device):
+            out = self.objective(x, y)
+        tally.watch("training diverged: loss", out.loss, i)
         self.optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         clip = self.cfg.optim.grad_clip
         if clip > 0:
-            norm = float(nn.utils.clip_grad_norm_(self.model.parameters(), clip))
-            guards.check_value("training diverged: gradient norm", norm, where, self.last, ADVICE)
+            norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+            tally.watch("training diverged: gradient norm", norm, i)
         self.optimizer.step()
         b = y.shape[0]
-        totals["loss"] += loss * b
-        totals["n"] += b
-        totals["clean"] += int((out.clean_logits.argmax(1) == y).sum())
+        tally.add("loss", out.loss, b)
+        tally.add("n", b)
+        tally.add("clean", (out.clean_logits.argmax(1) == y).sum())
         if out.adv_logits is not None:
-            totals["adv"] += int((out.adv_logits.argmax(1) == y).sum())
+            tally.add("adv", (out.adv_logits.argmax(1) == y).sum())
 
     def validate(self) -> dict:
         if self.val_set is None:

@@ -94,34 +94,32 @@ class AdvRushStrategy(DartsStrategy):
         self.register_buffer("epoch", torch.tensor(0))  # the epoch being searched (set by epoch_end)
 
     def regularising(self) -> bool:
-        return int(self.epoch) >= self.config.advrush.a_warmup_epochs
+        return self.searched_epoch >= self.config.advrush.a_warmup_epochs
 
-    def arch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    def arch_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(the loss the architecture step differentiates, the values it logs)."""
         a = self.config.advrush
         self.supernet.train()  # the CE with batch statistics, as the original's model.train() per step
         weights = self._weights()
-        logits = self.supernet(x, weights)  # (B, K)
+        logits = self.network_logits(x, weights)  # (B, K) float32
         ce = F.cross_entropy(logits, y)
         loss, penalty = ce, torch.zeros((), device=ce.device)
         if self.regularising():
             def loss_fn(inputs: torch.Tensor) -> torch.Tensor:
-                return F.cross_entropy(self.supernet(inputs, weights), y, reduction="none")
+                return F.cross_entropy(self.network_logits(inputs, weights), y, reduction="none")
 
             self.supernet.eval()
             try:
-                cur = curvature(loss_fn, x, cure_step(a.h_schedule, int(self.epoch)), self.supernet.normalize.std)
+                cur = curvature(loss_fn, x, cure_step(a.h_schedule, self.searched_epoch), self.supernet.normalize.std)
             finally:
                 self.supernet.train(not a.quirk_eval_after_reg)
             penalty = a.a_gamma * a.cure_lambda * cur.value
             loss = loss + penalty + (cur.losses.sum() if a.quirk_find_z_grad else 0.0)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"architecture loss is {loss.item()}")
-        return loss, {"arch_loss": ce.item(), "arch_correct": float((logits.argmax(1) == y).sum()),
-                      "penalty": penalty.item()}
+        return loss, {"arch_loss": ce.detach(), "arch_correct": (logits.argmax(1) == y).sum(),
+                      "penalty": penalty.detach()}
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  global_step: int) -> dict[str, float]:
+                  global_step: int) -> dict[str, torch.Tensor]:
         loss, logged = self.arch_loss(x, y)
         self._arch_update(loss)
         return logged

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from racl import amp
 from racl.distributed import Runtime
 from racl.errors import RaclError
 from racl.search.config import SearchConfig
@@ -40,6 +41,7 @@ class SearchStrategy(nn.Module):
     spaces: tuple[str, ...] | None = None  # the search spaces this strategy supports (None: every space)
     runtime = Runtime()  # a data-parallel run's process (build_strategy sets it); one process by default
     has_arch_step = True  # False: the loop draws no distribution-half batches (random search)
+    samples_on_host = False  # True: sample_weights draws on the host (a CPU generator: no device sync)
 
     def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):
@@ -87,8 +89,10 @@ class SearchStrategy(nn.Module):
         """Called at the start of every epoch of the architecture phase, before its first step."""
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  global_step: int) -> dict[str, float]:
-        """One update of the architecture parameters on a distribution-half batch; logged values."""
+                  global_step: int) -> dict[str, torch.Tensor]:
+        """One update of the architecture parameters on a distribution-half batch, without a host-device
+        synchronisation; the logged values as 0-dim tensors: arch_loss (the CE), arch_correct, and
+        penalty where there is one (the loop checks that arch_loss + penalty is finite, racl.tally)."""
         return {}
 
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
@@ -99,12 +103,28 @@ class SearchStrategy(nn.Module):
         raise NotImplementedError
 
     # ------------------------------------------------------------ shared helpers
+    @property
+    def searched_epoch(self) -> int:
+        """The `epoch` buffer (AdvRush, GDAS) as an int, read from the tensor only when it changed (its
+        version counter, host metadata): once per epoch, not in every step (no device sync in a step)."""
+        t = self.epoch
+        key = (id(t), t._version)
+        if getattr(self, "_epoch_key", None) != key:
+            self._epoch_key, self._epoch_value = key, int(t)
+        return self._epoch_value
+
+    def network_logits(self, x: torch.Tensor, weights: ArchWeights) -> torch.Tensor:
+        """supernet(x, weights) under the run's autocast (optim.amp, racl.amp), as float32 logits."""
+        with amp.autocast(self.config.optim.amp, x.device):
+            return self.supernet(x, weights).float()
+
     @torch.no_grad()
     def refresh_bound(self, measure: bool) -> None:
         """The one place the bound's constants are refreshed (see the module docstring)."""
         if self.bound is not None:
             b = self.config.bound
-            self.bound.refresh(n_iter=b.measure_power_iters if measure else STEP_POWER_ITERS)
+            with amp.full_precision(self.device):  # never bf16 constants, whatever the caller's autocast
+                self.bound.refresh(n_iter=b.measure_power_iters if measure else STEP_POWER_ITERS)
             self.bound_refreshed()
 
     def bound_refreshed(self) -> None:

@@ -57,13 +57,11 @@ class DartsStrategy(SearchStrategy):
             return self._weights()
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  global_step: int) -> dict[str, float]:
-        logits = self.supernet(x, self._weights())  # (B, K)
+                  global_step: int) -> dict[str, torch.Tensor]:
+        logits = self.network_logits(x, self._weights())  # (B, K) float32
         loss = F.cross_entropy(logits, y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"architecture loss is {loss.item()}")
         self._arch_update(loss)
-        return {"arch_loss": loss.item(), "arch_correct": float((logits.argmax(1) == y).sum())}
+        return {"arch_loss": loss.detach(), "arch_correct": (logits.argmax(1) == y).sum()}
 
     def genotype(self):
         w = self.eval_weights()

@@ -100,7 +100,7 @@ class GdasStrategy(DartsStrategy):
 
     def tau(self) -> float:
         c = self.config
-        return gdas_tau(int(self.epoch), c.warmup_epochs, c.epochs - 1, c.gdas.tau_max, c.gdas.tau_min)
+        return gdas_tau(self.searched_epoch, c.warmup_epochs, c.epochs - 1, c.gdas.tau_max, c.gdas.tau_min)
 
     def _sample(self, generator: torch.Generator) -> ArchWeights:
         tau = self.tau()
@@ -120,13 +120,11 @@ class GdasStrategy(DartsStrategy):
                     for t, a in self._alphas().items()}
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  global_step: int) -> dict[str, float]:
-        logits = self.supernet(x, self._sample(generator))  # (B, K)
+                  global_step: int) -> dict[str, torch.Tensor]:
+        logits = self.network_logits(x, self._sample(generator))  # (B, K) float32
         loss = F.cross_entropy(logits, y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"architecture loss is {loss.item()}")
         self._arch_update(loss)
-        return {"arch_loss": loss.item(), "arch_correct": float((logits.argmax(1) == y).sum())}
+        return {"arch_loss": loss.detach(), "arch_correct": (logits.argmax(1) == y).sum()}
 
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:
         """The point bound, and the temperature of the epoch that ended (None in warm-up)."""

@@ -72,8 +72,8 @@ class RaclStrategy(SearchStrategy):
     def bound_refreshed(self) -> None:
         """In reference mode, re-derive ln L_bar under the refreshed constants."""
         c = self.config.constraint
-        if c.lbar_mode == "reference" and self.constraint.is_set:
-            self.constraint.set_log_lbar(self.reference_log_bound() - math.log(c.lbar))
+        if c.lbar_mode == "reference" and self.constraint.is_set:  # a tensor: no host sync in a step
+            self.constraint.set_log_lbar(self.bound.log_bound(self.dist.reference_weights()) - math.log(c.lbar))
 
     def reference_log_bound(self) -> float:
         """ln L_ref: the bound of the uniform start (reference_weights) under the current constants."""
@@ -100,23 +100,16 @@ class RaclStrategy(SearchStrategy):
         return torch.Generator(device=self.device).manual_seed(self.config.seed)
 
     def arch_step(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator,
-                  global_step: int) -> dict[str, float]:
+                  global_step: int) -> dict[str, torch.Tensor]:
         if global_step % self.config.bound.lipschitz_refresh_every == 0:
             self.refresh_bound(measure=False)
-        logits = self.supernet(x, self.dist.sample(generator))  # (B, K)
+        logits = self.network_logits(x, self.dist.sample(generator))  # (B, K) float32
         ce = F.cross_entropy(logits, y)
         mu, sigma = self.lognormal(generator)
         penalty = self.constraint.penalty(mu, sigma)
         loss = ce + penalty.to(ce.dtype)
-        self.check_finite(loss)
         self._arch_update(loss)
-        return {"arch_loss": ce.item(), "arch_correct": float((logits.argmax(1) == y).sum()),
-                "penalty": penalty.item()}
-
-    @staticmethod
-    def check_finite(loss: torch.Tensor) -> None:
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"architecture loss is {loss.item()}")
+        return {"arch_loss": ce.detach(), "arch_correct": (logits.argmax(1) == y).sum(), "penalty": penalty.detach()}
 
     @torch.no_grad()
     def epoch_end(self, epoch: int, arch_phase: bool, generator: torch.Generator) -> dict[str, Any]:

@@ -43,6 +43,7 @@ def random_selection(topo: CellTopology, generator: torch.Generator) -> dict[str
 class RandomStrategy(SearchStrategy):
     name = "random"
     has_arch_step = False
+    samples_on_host = True  # the path is host data (which ops to compute): drawn with a CPU generator
 
     def __init__(self, space: SearchSpace, supernet: nn.Module, config: SearchConfig,
                  input_shape: tuple[int, int, int], evaluator: Evaluator | None = None):

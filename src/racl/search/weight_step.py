@@ -9,6 +9,7 @@ robust.gradnorm_subset < 1 computes the term on part of the batch (weight_loss),
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch

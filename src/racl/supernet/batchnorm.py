@@ -91,8 +91,9 @@ def batch_norm_train(x: torch.Tensor, weight: torch.Tensor | None, running_mean:
 
 def _projected(a: torch.Tensor, x: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor, eps: float,
                with_weight_grad: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(r P(a), sum(a xhat) per channel): native_batch_norm_backward of `a` without a weight."""
-    out = torch.ops.aten.native_batch_norm_backward(a, x, None, None, None, mean, invstd, True, eps,
+    """(r P(a), sum(a xhat) per channel): native_batch_norm_backward of `a` without a weight (`a` in x's
+    dtype: under bf16 autocast the per-channel sums are float32 and would promote it)."""
+    out = torch.ops.aten.native_batch_norm_backward(a.to(x.dtype), x, None, None, None, mean, invstd, True, eps,
                                                     [True, with_weight_grad, False])
     return out[0], out[1] if with_weight_grad else None
 

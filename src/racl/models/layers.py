@@ -104,12 +104,18 @@ def place(model: nn.Module, device: torch.device | str, bf16: bool = False) -> n
 def reference_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Inside, every module runs its reference formulation (the fast flags off; every op called as a
     module, so hooks see each one); the flags are restored on exit."""
-    flagged = [m for m in model.modules() if hasattr(type(m), "fast")]
-    saved = [m.fast for m in flagged]
-    for m in flagged:
-        m.fast = False
-    try:
+    with attribute_set([m for m in model.modules() if hasattr(type(m), "fast")], "fast", False):
         yield model
+
+
+@contextmanager
+def attribute_set(modules: Sequence[nn.Module], name: str, value: object) -> Iterator[None]:
+    """Inside, `module.<name> = value` for each module; every module's own value restored on exit."""
+    saved = [getattr(m, name) for m in modules]
+    for m in modules:
+        setattr(m, name, value)
+    try:
+        yield
     finally:
-        for m, flag in zip(flagged, saved):
-            m.fast = flag
+        for m, old in zip(modules, saved, strict=True):
+            setattr(m, name, old)

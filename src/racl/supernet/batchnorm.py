@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import update_bn
 
+from racl.models.layers import attribute_set
 from racl.search_space.base import ArchWeights
 from racl.supernet.fixed import FixedArch
 
@@ -60,15 +61,8 @@ def recalibrate(supernet: nn.Module, weights: ArchWeights, batches: Iterable[tor
 def untracked(model: nn.Module) -> Iterator[nn.Module]:
     """Inside, every BN layer has track_running_stats off (train mode: batch statistics, running
     statistics and num_batches_tracked untouched); restored on exit."""
-    layers = bn_layers(model)
-    saved = [m.track_running_stats for m in layers]
-    for m in layers:
-        m.track_running_stats = False
-    try:
+    with attribute_set(bn_layers(model), "track_running_stats", False):
         yield model
-    finally:
-        for m, flag in zip(layers, saved):
-            m.track_running_stats = flag
 
 
 # ------------------------------------------------------------------ train-mode BN with a lean double backward

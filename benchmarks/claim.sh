@@ -13,7 +13,7 @@
 #   reference  controls and published cells: WEAK (skip/pool only), DARTS_V2, RACL, ADVRUSH, PC_DARTS,
 #              ResNet-18 at a width matched to DARTS_V2's parameters, each trained with SEEDS
 #   searches   racl and darts search seeds 0 1 2, random seed 0 (quick preset, the same training data)
-#   rivals     pcdarts, advrush and gdas search seeds 0 1 2 (the same preset, data and budget; docs/rivals.md)
+#   rivals     pcdarts, advrush and gdas (RIVALS) search seeds 0 1 2 (the same preset, data and budget; docs/rivals.md)
 #   searched   each finished search's cell trained with SEEDS (one comparison folder per search; racl first)
 #   ablation   racl ablate: point (no confidence learning), no_gradnorm; search seed 0 (one search per
 #              worker, trainings shared); the full variant is racl-seed0 of the searches and searched stages
@@ -49,6 +49,7 @@ esac
 EVAL=(--weights "$CKPT" --attacks pgd20,cw --n-images 0 --eval-seed 0)
 read -r -a SEEDS <<< "${SEEDS:-0 1 2}"  # training seeds (SEEDS="0" trains seed 0 of everything first)
 read -r -a SEARCH_SEEDS <<< "${SEARCH_SEEDS:-0 1 2}"  # search seeds of the searches and rivals stages
+read -r -a RIVALS <<< "${RIVALS:-pcdarts advrush gdas}"  # the rivals stage's strategies, in this order
 SEARCH=(--preset quick)  # supernet C = 8, 5 cells, 4 epochs (1 warm-up), batch 32
 RESNET_WIDTH=${RESNET_WIDTH:-4}  # 44,622 params: closest to the published cells' mean (55,816) at C = 8, 5 cells
 mkdir -p "$ROOT/search" "$ROOT/logs" "$ROOT/$PROTOCOL"
@@ -90,7 +91,7 @@ for stage in $STAGES; do
       for s in "${SEARCH_SEEDS[@]}"; do search darts "$s"; search racl "$s"; done
       search random 0 ;;
     rivals)
-      for s in "${SEARCH_SEEDS[@]}"; do search pcdarts "$s"; search advrush "$s"; search gdas "$s"; done ;;
+      for s in "${SEARCH_SEEDS[@]}"; do for r in "${RIVALS[@]}"; do search "$r" "$s"; done; done ;;
     searched)
       # strategy by strategy, racl first: a stopped stretch leaves whole strategies, not a bit of each
       for dir in "$ROOT"/search/{racl,darts,random,pcdarts,advrush,gdas}-seed*/; do

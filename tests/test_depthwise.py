@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from racl.bench.opcount import OpCounter
-from racl.search_space.depthwise import DepthwiseConv2d, depthwise_conv2d, routed_as_on_cuda
+from racl.search_space.depthwise import DepthwiseConv2d, depthwise_conv2d, differentiable_twice, routed_as_on_cuda
 
 CASES = [  # (kernel, stride, padding, dilation, size)
     (3, 1, 2, 2, 32), (5, 1, 4, 2, 32), (3, 1, 2, 2, 16), (5, 1, 4, 2, 8), (3, 1, 2, 2, 7),
@@ -51,7 +51,7 @@ def test_derivatives_match_conv2d_in_float64(kernel, stride, dilation, routing):
     padding = dilation * (kernel - 1) // 2
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 1, kernel, kernel, dtype=torch.float64, requires_grad=True)
-    with routed_as_on_cuda() if routing == "cuda" else nullcontext():
+    with routed_as_on_cuda() if routing == "cuda" else nullcontext(), differentiable_twice():
         fn = lambda a, b: depthwise_conv2d(a, b, stride, padding, dilation)  # noqa: E731
         assert torch.autograd.gradcheck(fn, (x, w))
         assert torch.autograd.gradgradcheck(fn, (x, w))
@@ -69,7 +69,8 @@ def test_second_derivatives(size):
     torch.manual_seed(0)
     x = torch.randn(2, 3, size, size, dtype=torch.float64, requires_grad=True)
     w = torch.randn(3, 1, 3, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradgradcheck(lambda a, b: depthwise_conv2d(a, b, 1, 2, 2), (x, w))
+    with differentiable_twice():
+        assert torch.autograd.gradgradcheck(lambda a, b: depthwise_conv2d(a, b, 1, 2, 2), (x, w))
 
 
 def test_double_backward_is_a_few_grouped_calls():
@@ -79,7 +80,7 @@ def test_double_backward_is_a_few_grouped_calls():
     w = torch.randn(channels, 1, 3, 3, requires_grad=True)
     counts = {}
     for name, conv in (("racl", depthwise_conv2d), ("torch", _reference)):
-        with routed_as_on_cuda(), OpCounter() as counter:
+        with routed_as_on_cuda(), differentiable_twice(), OpCounter() as counter:
             (gx,) = torch.autograd.grad(conv(x, w, 1, 1, 1).pow(2).sum(), x, create_graph=True)
             torch.autograd.grad(gx.pow(2).sum(), (x, w))
         counts[name] = counter.summary()
@@ -116,6 +117,55 @@ def test_the_rewritten_formulations_are_the_ones_used():
     w = torch.randn(4, 1, 3, 3, requires_grad=True)
     assert "_Conv" in depthwise_conv2d(x, w, 1, 2, 2).grad_fn.name()
     strided = depthwise_conv2d(x, w, 2, 2, 2).grad_fn  # a plain conv of the even rows and columns
-    assert "_Conv" in strided.name() and strided.next_functions[0][0].name().startswith("Slice")
+    assert strided.name().startswith("Convolution") and strided.next_functions[0][0].name().startswith("Slice")
     with routed_as_on_cuda():
         assert depthwise_conv2d(x, w, 2, 2, 2).grad_fn.next_functions[0][0].name().endswith("AccumulateGrad")
+
+
+def test_the_functions_only_where_a_second_derivative_is_taken():
+    """Outside differentiable_twice a convolution without a CPU rewrite is torch's own (fewer Python
+    calls to first order); inside, the Functions; the same values either way."""
+    x = torch.randn(2, 4, 16, 16, requires_grad=True)
+    w = torch.randn(4, 1, 3, 3, requires_grad=True)
+    plain = depthwise_conv2d(x, w, 1, 1, 1)
+    assert plain.grad_fn.name().startswith("Convolution")
+    with differentiable_twice(False):
+        assert depthwise_conv2d(x, w, 1, 1, 1).grad_fn.name().startswith("Convolution")
+    with differentiable_twice():
+        twice = depthwise_conv2d(x, w, 1, 1, 1)
+        assert "_Conv" in twice.grad_fn.name()
+        with routed_as_on_cuda():
+            assert "_Conv" in depthwise_conv2d(x, w, 2, 2, 2).grad_fn.name()
+    torch.testing.assert_close(twice, plain)
+    with routed_as_on_cuda():  # no rewrite: torch's own, strided and dilated alike
+        assert depthwise_conv2d(x, w, 2, 2, 2).grad_fn.name().startswith("Convolution")
+
+
+def _count_double_backprop(fn) -> dict:
+    with routed_as_on_cuda(), OpCounter() as counter:
+        fn()
+    return counter.summary()
+
+
+def test_every_double_backprop_path_takes_the_functions():
+    """AdvRush's regulariser and the local Lipschitz estimate differentiate through input gradients; on a
+    net of fast depthwise convs neither runs a single-channel convolution (torch's own would: one per
+    channel). The search's gradient-norm term: tests/test_gradnorm_cost.py."""
+    from racl.lipschitz.local import jacobian_norms
+    from racl.search.strategies.advrush import curvature
+
+    torch.manual_seed(0)
+    conv = DepthwiseConv2d(8, 3, 1, 1)
+    conv.fast = True
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 1), conv, torch.nn.Softplus(), torch.nn.Flatten(),
+                              torch.nn.LazyLinear(10))
+    x, y = torch.rand(4, 3, 8, 8), torch.randint(0, 10, (4,))
+    net(x)
+
+    def regulariser():
+        value = curvature(lambda u: F.cross_entropy(net(u), y, reduction="none"), x, 0.5).value
+        torch.autograd.grad(value, conv.weight)
+
+    for fn in (regulariser, lambda: jacobian_norms(net, None, x, n_iter=2)):
+        counts = _count_double_backprop(fn)
+        assert counts["single_channel_convolutions"] == 0 and counts["convolutions"] > 0, counts

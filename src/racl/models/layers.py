@@ -109,8 +109,8 @@ def reference_mode(model: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextmanager
-def attribute_set(modules: Sequence[nn.Module], name: str, value: object) -> Iterator[None]:
-    """Inside, `module.<name> = value` for each module; every module's own value restored on exit."""
+def attribute_set(modules: Sequence[object], name: str, value: object) -> Iterator[None]:
+    """Inside, `module.<name> = value` for each module (or class); each one's own value restored on exit."""
     saved = [getattr(m, name) for m in modules]
     for m in modules:
         setattr(m, name, value)

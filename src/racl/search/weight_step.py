@@ -21,6 +21,7 @@ from racl.attacks import AttackSpec
 from racl.distributed import Runtime
 from racl.search.config import RobustConfig
 from racl.search_space.base import ArchWeights
+from racl.search_space.depthwise import differentiable_twice
 from racl.supernet import FixedArch
 from racl.supernet.batchnorm import untracked
 
@@ -56,17 +57,18 @@ def weight_loss(supernet: nn.Module, weights: ArchWeights, x: torch.Tensor, y: t
     whole = gamma > 0 and m >= len(x)  # the term on the whole batch: one forward for both
     if whole:
         x = x.detach().clone().requires_grad_(True)
-    logits = supernet(x, weights).float()  # float32 under bf16 autocast (racl.amp)
-    per_example = F.cross_entropy(logits, y, reduction="none")  # (B,)
-    ce = per_example.mean()
-    if gamma == 0:
-        return ce, ce, logits, None
-    if whole:
-        grad_norm = _input_grad_norm(x, per_example)
-    else:
-        xs = x[:m].detach().clone().requires_grad_(True)
-        with untracked(supernet):
-            grad_norm = _input_grad_norm(xs, F.cross_entropy(supernet(xs, weights), y[:m], reduction="none"))
+    with differentiable_twice(gamma > 0):  # depthwise convs whose second derivative is cheap (speed only)
+        logits = supernet(x, weights).float()  # float32 under bf16 autocast (racl.amp)
+        per_example = F.cross_entropy(logits, y, reduction="none")  # (B,)
+        ce = per_example.mean()
+        if gamma == 0:
+            return ce, ce, logits, None
+        if whole:
+            grad_norm = _input_grad_norm(x, per_example)
+        else:
+            xs = x[:m].detach().clone().requires_grad_(True)
+            with untracked(supernet):
+                grad_norm = _input_grad_norm(xs, F.cross_entropy(supernet(xs, weights), y[:m], reduction="none"))
     return ce + gamma * grad_norm, ce, logits, grad_norm
 
 

@@ -17,6 +17,12 @@ one or two grouped calls, differentiable again by the same rule. Tested against 
 gradcheck and gradgradcheck in float64 (tests/test_depthwise.py); the weight step's operation count
 is bounded in tests/test_gradnorm_cost.py.
 
+The Functions are used inside `differentiable_twice()` (entered where a loss is differentiated through
+its input gradients: the search's gradient-norm term, AdvRush's regulariser, the local Lipschitz
+estimate). Elsewhere a convolution without a CPU rewrite is torch's own F.conv2d, whose first-order
+autograd is the same kernels without two Python Functions per call (the search's first-order step 4-6%
+faster, benchmarks/README.md). Either route is exact to every order: the switch is for speed only.
+
 CPU rewrites (used only on the CPU, `routed_as_on_cuda()` turns them off): the dilation-2 convolutions
 (dil_conv_3x3, dil_conv_5x5) have slow gradients in torch 2.14.1 on the CPU (generic im2col kernels;
 `benchmarks/depthwise.py`, 2-core CPU, channels-last, batch 32, C = 16, 32x32, 5x5: 5.1 ms with the
@@ -34,15 +40,22 @@ Functions run in that dtype.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator, NamedTuple
+from typing import ContextManager, NamedTuple
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from racl.models.layers import attribute_set
+
 _MIN_POLYPHASE = 16  # below this image size, the per-tap weight gradient is faster (measured)
-_cpu_rewrites = True  # False inside routed_as_on_cuda()
+
+
+class _Route:
+    """Where depthwise convolutions go (racl.models.layers.attribute_set switches these)."""
+
+    cpu_rewrites = True  # False inside routed_as_on_cuda()
+    twice = False  # True inside differentiable_twice()
 
 
 class Geometry(NamedTuple):
@@ -51,16 +64,16 @@ class Geometry(NamedTuple):
     dilation: int
 
 
-@contextmanager
-def routed_as_on_cuda() -> Iterator[None]:
+def routed_as_on_cuda() -> ContextManager[None]:
     """Inside, the CPU rewrites are off: CPU tensors take the route CUDA tensors take (to count the
     operations a GPU would run, on the CPU)."""
-    global _cpu_rewrites
-    saved, _cpu_rewrites = _cpu_rewrites, False
-    try:
-        yield
-    finally:
-        _cpu_rewrites = saved
+    return attribute_set([_Route], "cpu_rewrites", False)
+
+
+def differentiable_twice(on: bool = True) -> ContextManager[None]:
+    """Inside (if `on`), depthwise convolutions are the Functions below, whose second derivative is a few
+    grouped calls (torch's own issues one convolution per channel)."""
+    return attribute_set([_Route] if on else [], "twice", True)
 
 
 def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,
@@ -78,11 +91,13 @@ def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding
     if (_rewrites(x) and stride == 2 and dilation == 2 and padding % 2 == 0
             and _out_size(x, k, 2, padding, 2) == tuple((n + 1) // 2 + padding - k + 1 for n in x.shape[-2:])):
         x, stride, padding, dilation = x[:, :, ::2, ::2], 1, padding // 2, 1
-    return _Conv.apply(x, weight, Geometry(stride, padding, dilation))
+    if _Route.twice or (_rewrites(x) and stride == 1 and dilation == 2):  # the Functions (the adjoint rewrites)
+        return _Conv.apply(x, weight, Geometry(stride, padding, dilation))
+    return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
 
 
 def _rewrites(x: torch.Tensor) -> bool:
-    return _cpu_rewrites and x.device.type == "cpu"
+    return _Route.cpu_rewrites and x.device.type == "cpu"
 
 
 def _out_size(x: torch.Tensor, k: int, stride: int, padding: int, dilation: int) -> tuple[int, int]:
@@ -146,7 +161,10 @@ class _Conv(torch.autograd.Function):
         want_x, want_w = ctx.needs_input_grad[:2]
         if not (want_x or want_w):
             return None, None, None
-        gx, gw = _ConvBackward.apply(g, x, w, ctx.geo, want_x, want_w)
+        if torch.is_grad_enabled():  # create_graph: the backward is differentiated in turn
+            gx, gw = _ConvBackward.apply(g, x, w, ctx.geo, want_x, want_w)
+        else:
+            gx, gw = _adjoints(g, x, w, ctx.geo, want_x, want_w)
         return gx, gw, None
 
 

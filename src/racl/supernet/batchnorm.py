@@ -105,8 +105,18 @@ class _BatchNorm(torch.autograd.Function):
     def backward(ctx, g):
         x, weight, mean, invstd = ctx.saved_tensors
         want_x, want_w = ctx.needs_input_grad[:2]
-        dx, dw = _BatchNormBackward.apply(g, x, weight, mean, invstd, ctx.eps, want_x, want_w)
+        if torch.is_grad_enabled():  # create_graph: the backward is differentiated in turn
+            dx, dw = _BatchNormBackward.apply(g, x, weight, mean, invstd, ctx.eps, want_x, want_w)
+        else:
+            dx, dw = _bn_backward(g, x, weight, mean, invstd, ctx.eps, want_x, want_w)
         return dx, dw, None, None, None, None
+
+
+def _bn_backward(g, x, weight, mean, invstd, eps, want_x, want_w):
+    """(dx if want_x, dw if want_w) of the train-mode BN: one native kernel."""
+    dx, dw, _ = torch.ops.aten.native_batch_norm_backward(g, x, weight, None, None, mean, invstd, True, eps,
+                                                         [want_x, want_w, False])
+    return (dx if want_x else None), (dw if want_w else None)
 
 
 class _BatchNormBackward(torch.autograd.Function):
@@ -117,9 +127,7 @@ class _BatchNormBackward(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         ctx.save_for_backward(g, x, weight, mean, invstd)
         ctx.eps = eps
-        dx, dw, _ = torch.ops.aten.native_batch_norm_backward(g, x, weight, None, None, mean, invstd, True, eps,
-                                                             [want_x, want_w, False])
-        return (dx if want_x else None), (dw if want_w else None)
+        return _bn_backward(g, x, weight, mean, invstd, eps, want_x, want_w)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

@@ -44,6 +44,7 @@ from racl.search.config import SearchConfig
 from racl.search.strategies.base import Evaluator
 from racl.search.strategies.darts import DartsStrategy
 from racl.search_space.base import SearchSpace
+from racl.search_space.depthwise import differentiable_twice
 
 Z_EPS = 1e-7  # regularizer.py's guard in z (added to the signs and to their norm)
 
@@ -68,11 +69,12 @@ def curvature(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     first, so that z and the gradients are those w.r.t. u, as in AdvRush (whose inputs are normalised):
     sign(grad_u) = sign(grad_x), x moves by scale * z, and grad_u = scale * grad_x."""
     x = x.detach().requires_grad_(True)
-    losses = loss_fn(x)  # (B,)
-    # the gradient of the sum is each example's own: exact per example, the passes being in eval mode
-    (g0,) = torch.autograd.grad(losses.sum(), x, create_graph=True)
-    z = scale * cure_direction(g0.detach(), h)
-    (g1,) = torch.autograd.grad(loss_fn(x + z).sum(), x, create_graph=True)
+    with differentiable_twice():  # depthwise convs whose second derivative is cheap (speed only)
+        losses = loss_fn(x)  # (B,)
+        # the gradient of the sum is each example's own: exact per example, the passes being in eval mode
+        (g0,) = torch.autograd.grad(losses.sum(), x, create_graph=True)
+        z = scale * cure_direction(g0.detach(), h)
+        (g1,) = torch.autograd.grad(loss_fn(x + z).sum(), x, create_graph=True)
     diff = scale * (g1 - g0)  # grad_u l(u + z) - grad_u l(u)
     return Curvature(diff.flatten(1).norm(dim=1).mean(), losses)
 

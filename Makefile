@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(VENV)/bin/racl bench supernet --json --repeats 2 > runs/bench/supernet.json
 	$(VENV)/bin/racl bench attack --json --repeats 2 > runs/bench/attack.json
 	$(VENV)/bin/racl bench train --json --repeats 2 > runs/bench/train.json
-	$(VENV)/bin/racl bench search --json --repeats 2 > runs/bench/search.json
+	$(VENV)/bin/racl bench search --json --repeats 2 --strategies racl,pcdarts,advrush,gdas > runs/bench/search.json
 	cat runs/bench/*.json
 
 # GPU readiness on one CUDA GPU, under 8 minutes (time boxes of 450 s in all): gpu tests, timed slices of

@@ -77,13 +77,21 @@ def test_bench_search_times_racl_and_darts_steps(capsys) -> None:
     from racl.cli import main
 
     assert main(["bench", "search", "--json", "--size", "tiny", "--batch-size", "2", "--repeats", "1",
-                 "--rounds", "1", "--gradnorm-subset", "0.5", "--device", "cpu"]) == 0
+                 "--rounds", "1", "--gradnorm-subset", "0.5", "--device", "cpu",
+                 "--strategies", "racl,pcdarts,advrush,gdas"]) == 0
     r = json.loads(capsys.readouterr().out)
-    assert {"racl_s", "darts_s", "ratio", "racl_times_s", "darts_times_s"} <= set(r)
     assert r["benchmark"] == "search" and r["gradnorm_subset"] == 0.5 and r["racl_gamma"] > 0
-    assert len(r["racl_times_s"]) == len(r["darts_times_s"]) == 1
-    assert r["ratio"] == pytest.approx(r["racl_s"] / r["darts_s"])
+    assert list(r["steps"]) == ["racl", "pcdarts", "advrush", "gdas", "darts"]
+    for step in r["steps"].values():
+        assert len(step["times_s"]) == 1 and step["peak_rss_mib"] > 0
+        assert step["ratio"] == pytest.approx(step["median_s"] / r["darts_s"])
+    assert r["ratio"] == pytest.approx(r["racl_s"] / r["darts_s"]) == r["steps"]["racl"]["ratio"]
+    assert main(["bench", "search", "--size", "tiny", "--batch-size", "2", "--repeats", "1", "--rounds", "1",
+                 "--strategies", "gdas", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "gdas runs: " in out and "darts runs: " in out and "racl" not in out.replace("racl gradnorm", "")
     for bad in (["search", "--size", "both"], ["search", "--gradnorm-subset", "0"], ["train", "--gradnorm-subset", "0.5"],
-                ["attack", "--size", "quick"], ["search", "--repeats", "0"]):
+                ["attack", "--size", "quick"], ["search", "--repeats", "0"], ["search", "--strategies", "dartz"],
+                ["search", "--strategies", ","], ["train", "--strategies", "gdas"]):
         assert main(["bench", *bad]) == 2, bad
         assert capsys.readouterr().err.startswith("racl: error: "), bad

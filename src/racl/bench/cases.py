@@ -25,7 +25,7 @@ from racl.bench.timing import cuda_peak_mib, peak_rss_mib, reset_cuda_peak, time
 from racl.models import build_model
 from racl.models.layers import place, set_memory_format
 from racl.search.config import config_from_dict
-from racl.search.strategies import build_strategy
+from racl.search.strategies import build_strategy, strategy_class
 from racl.search.weight_step import weight_step
 from racl.search_space.darts import DARTS
 from racl.search_space.darts.supernet import Supernet
@@ -57,7 +57,8 @@ def supernet_step(ops: str, size: str, batch: int, device: torch.device, bf16: b
     torch.manual_seed(0)
     cfg = config_from_dict({"strategy": strategy, "supernet": SUPERNET_SIZES[size], "batch_size": batch,
                             "robust": {**(robust or {}), "gamma": gamma}})
-    net = place(Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops), device, bf16)
+    options = strategy_class(strategy).supernet_options(cfg)  # e.g. PC-DARTS's partial channels
+    net = place(Supernet(num_classes=10, **SUPERNET_SIZES[size], ops=ops, **options), device, bf16)
     if channels_last is not None:
         set_memory_format(net, channels_last)
     _compile(net, compile)

@@ -68,26 +68,31 @@ def bench_supernet(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch
 
 
 def bench_search(device: str = "cpu", repeats: int = 2, rounds: int = 2, batch: int = 32, size: str = "default",
-                 gradnorm_subset: float = 1.0, **switch) -> dict:
-    """One full search step (weight step with the strategy's objective + distribution step) of the racl
-    strategy at its defaults (input-gradient-norm term, gamma = robust.gamma's default) and of
-    first-order darts, same supernet and batch, alternating processes; ratio = racl_s / darts_s."""
+                 gradnorm_subset: float = 1.0, strategies: tuple[str, ...] = ("racl",), **switch) -> dict:
+    """One full search step (weight step with the strategy's objective + architecture step) of each of
+    `strategies` at its defaults (racl: the input-gradient-norm term, gamma = robust.gamma's default) and of
+    first-order darts, same supernet and batch, alternating processes. steps[name]: its median, every
+    run, peak RSS and ratio = its median / darts's; racl_s, darts_s, ratio: racl's (when timed)."""
     from racl.search.config import GAMMA_DEFAULT
 
     dev = torch.device(device)
     sw = switches(**switch)
     common = {"case": "supernet_step", "ops": "fast", "size": size, "batch": batch, "device": device,
               "repeats": repeats, "gamma": None, **sw}
-    r = compare({"racl": {**common, "strategy": "racl", "robust": {"gradnorm_subset": gradnorm_subset}},
-                 "darts": {**common, "strategy": "darts"}}, rounds, flops=False)
-    return {"benchmark": "search", "what": "one search step (weight step + distribution step) at the strategy's "
-            "defaults: racl (gradient-norm term) vs first-order darts", "size": size,
-            "supernet": cases.SUPERNET_SIZES[size], "batch": batch, "racl_gamma": GAMMA_DEFAULT,
-            "gradnorm_subset": gradnorm_subset, "switches": sw, "machine": describe_machine(dev),
-            "racl_s": r["racl"]["median_s"], "darts_s": r["darts"]["median_s"],
-            "ratio": r["racl"]["median_s"] / r["darts"]["median_s"],
-            "racl_times_s": r["racl"]["times_s"], "darts_times_s": r["darts"]["times_s"],
-            "racl_peak_rss_mib": r["racl"]["peak_rss_mib"], "darts_peak_rss_mib": r["darts"]["peak_rss_mib"]}
+    names = [*dict.fromkeys(n for n in strategies if n != "darts"), "darts"]
+    specs = {n: {**common, "strategy": n, **({"robust": {"gradnorm_subset": gradnorm_subset}} if n == "racl" else {})}
+             for n in names}
+    r = compare(specs, rounds, flops=False)
+    darts_s = r["darts"]["median_s"]
+    steps = {n: {"median_s": r[n]["median_s"], "times_s": r[n]["times_s"], "peak_rss_mib": r[n]["peak_rss_mib"],
+                 "ratio": r[n]["median_s"] / darts_s} for n in names}
+    out = {"benchmark": "search", "what": "one search step (weight step + architecture step) at each "
+           "strategy's defaults vs first-order darts", "size": size, "supernet": cases.SUPERNET_SIZES[size],
+           "batch": batch, "racl_gamma": GAMMA_DEFAULT, "gradnorm_subset": gradnorm_subset, "switches": sw,
+           "machine": describe_machine(dev), "steps": steps, "darts_s": darts_s}
+    if "racl" in steps:
+        out.update(racl_s=steps["racl"]["median_s"], ratio=steps["racl"]["ratio"])
+    return out
 
 
 def _summary(fast: dict, ref: dict, peak: float) -> dict:

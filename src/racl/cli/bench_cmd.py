@@ -8,12 +8,14 @@ import json
 from racl.bench import run
 from racl.cli.options import add_device_argument, deprecated, resolve_device
 from racl.errors import RaclError
+from racl.search.registry import REGISTRY
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="performance benchmarks (run on a quiet machine)")
     p.add_argument("what", choices=("supernet", "attack", "train", "search"),
-                   help="what to time (search: one racl search step at its defaults vs one first-order darts step)")
+                   help="what to time (search: one search step of racl (or --strategies) at its defaults vs one "
+                        "first-order darts step)")
     p.add_argument("--json", action="store_true", help="print the full JSON result")
     add_device_argument(p)
     p.add_argument("--batch-size", type=int, default=32, help="images per timed call (default 32)")
@@ -38,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gradnorm-subset", type=float, default=None, metavar="F",
                    help="search: racl's robust.gradnorm_subset (the input-gradient norm on this fraction of "
                         "the batch; default 1, the paper's term)")
+    p.add_argument("--strategies", default="racl", metavar="LIST",
+                   help="search: comma-separated strategies timed against darts (default racl; e.g. "
+                        "racl,pcdarts,advrush,gdas)")
     p.set_defaults(func=_run)
 
 
@@ -52,6 +57,13 @@ def _run(args: argparse.Namespace) -> int:
         raise RaclError("bench search times one size: --size default, quick or tiny")
     if args.gradnorm_subset is not None and (args.what != "search" or not 0 < args.gradnorm_subset <= 1):
         raise RaclError("--gradnorm-subset applies to bench search and must be in (0, 1]")
+    strategies = tuple(n.strip() for n in args.strategies.split(",") if n.strip())
+    if args.what != "search" and args.strategies != "racl":
+        raise RaclError(f"--strategies applies to bench search, not bench {args.what}")
+    unknown = [n for n in strategies if n not in REGISTRY]
+    if unknown or not strategies:
+        raise RaclError(f"--strategies: unknown strategy {', '.join(unknown) or '(none given)'} "
+                        f"(known: {', '.join(REGISTRY)})")
     device = resolve_device(args.device)
     kw = {"device": device, "rounds": args.rounds, "batch": args.batch_size, "bf16": args.bf16,
           "channels_last": args.channels_last, "compile": args.compile or False, "warmup": args.warmup}
@@ -61,7 +73,8 @@ def _run(args: argparse.Namespace) -> int:
         sizes = ("default", "quick") if args.size in (None, "both") else (args.size,)
         result = run.bench_supernet(sizes=sizes, **kw)
     elif args.what == "search":
-        result = run.bench_search(size=args.size or "default", gradnorm_subset=args.gradnorm_subset or 1.0, **kw)
+        result = run.bench_search(size=args.size or "default", gradnorm_subset=args.gradnorm_subset or 1.0,
+                                  strategies=strategies, **kw)
     elif args.what == "attack":
         result = run.bench_attack(attack=args.attack, **kw)
     else:
@@ -72,10 +85,12 @@ def _run(args: argparse.Namespace) -> int:
 
 def _line(r: dict) -> str:
     if r["benchmark"] == "search":
-        runs = "\n".join(f"run {i}: racl {a:.3f} s, darts {b:.3f} s"
-                         for i, (a, b) in enumerate(zip(r["racl_times_s"], r["darts_times_s"])))
-        return (f"{runs}\nsearch step ({r['size']} supernet, batch {r['batch']}, gradnorm_subset "
-                f"{r['gradnorm_subset']}): racl_s {r['racl_s']:.3f}, darts_s {r['darts_s']:.3f}, ratio {r['ratio']:.2f}")
+        steps = r["steps"]
+        runs = "\n".join(f"{name} runs: " + ", ".join(f"{t:.3f}" for t in step["times_s"]) + " s"
+                         for name, step in steps.items())
+        medians = ", ".join(f"{name} {step['median_s']:.3f} s (x{step['ratio']:.2f})" for name, step in steps.items())
+        return (f"{runs}\nsearch step ({r['size']} supernet, batch {r['batch']}, racl gradnorm_subset "
+                f"{r['gradnorm_subset']}), medians and ratio to darts: {medians}")
     if r["benchmark"] == "attack":
         return (f"{r['attack']}: racl {r['racl_images_per_s']:.2f} img/s, torchattacks "
                 f"{r['torchattacks_images_per_s']:.2f} img/s, ratio {r['ratio']:.2f}")

@@ -20,8 +20,9 @@ is bounded in tests/test_gradnorm_cost.py.
 The Functions are used inside `differentiable_twice()` (entered where a loss is differentiated through
 its input gradients: the search's gradient-norm term, AdvRush's regulariser, the local Lipschitz
 estimate). Elsewhere a convolution without a CPU rewrite is torch's own F.conv2d, whose first-order
-autograd is the same kernels without two Python Functions per call (the search's first-order step 4-6%
-faster, benchmarks/README.md). Either route is exact to every order: the switch is for speed only.
+autograd is the same kernels without two Python Functions per call (racl.supernet.batchnorm routes its
+BN the same way; together the supernet's first-order step back to its speed before the Functions,
+benchmarks/README.md). Either route is exact to every order: the switch is for speed only.
 
 CPU rewrites (used only on the CPU, `routed_as_on_cuda()` turns them off): the dilation-2 convolutions
 (dil_conv_3x3, dil_conv_5x5) have slow gradients in torch 2.14.1 on the CPU (generic im2col kernels;
@@ -74,6 +75,11 @@ def differentiable_twice(on: bool = True) -> ContextManager[None]:
     """Inside (if `on`), depthwise convolutions are the Functions below, whose second derivative is a few
     grouped calls (torch's own issues one convolution per channel)."""
     return attribute_set([_Route] if on else [], "twice", True)
+
+
+def twice() -> bool:
+    """Whether inside differentiable_twice()."""
+    return _Route.twice
 
 
 def depthwise_conv2d(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int,

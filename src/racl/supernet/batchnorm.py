@@ -21,10 +21,12 @@ from typing import Iterable, Iterator
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.optim.swa_utils import update_bn
 
 from racl.models.layers import attribute_set
 from racl.search_space.base import ArchWeights
+from racl.search_space.depthwise import twice
 from racl.supernet.fixed import FixedArch
 
 
@@ -79,7 +81,11 @@ def batch_norm_train(x: torch.Tensor, weight: torch.Tensor | None, running_mean:
         d/dg = w r P(hx) + hw xhat,      d/dw = r sum(hx P(g)),
         d/dx = hw r P(g) - w r^2 (<hx P(g)> xhat + P(<g xhat> hx + <hx xhat> g)),
     each r P(.) one native_batch_norm_backward call. Tested by gradcheck and gradgradcheck in float64
-    against F.batch_norm (tests/test_gradnorm_cost.py); third derivatives are not supported."""
+    against F.batch_norm (tests/test_gradnorm_cost.py); third derivatives are not supported.
+    The Function is used inside `differentiable_twice()` (racl.search_space.depthwise), torch's own
+    batch_norm elsewhere (to first order the same kernels, without two Python Functions per call)."""
+    if not twice():  # first order only: torch's own batch_norm (the same kernels, no Python Functions)
+        return F.batch_norm(x, running_mean, running_var, weight, None, True, momentum, eps)
     return _BatchNorm.apply(x, weight, running_mean, running_var, momentum, eps)
 
 

@@ -21,8 +21,8 @@ The Functions are used inside `differentiable_twice()` (entered where a loss is 
 its input gradients: the search's gradient-norm term, AdvRush's regulariser, the local Lipschitz
 estimate). Elsewhere a convolution without a CPU rewrite is torch's own F.conv2d, whose first-order
 autograd is the same kernels without two Python Functions per call (racl.supernet.batchnorm routes its
-BN the same way; together the supernet's first-order step back to its speed before the Functions,
-benchmarks/README.md). Either route is exact to every order: the switch is for speed only.
+BN the same way; together the supernet's first-order step within 0-5% of its speed before the
+Functions, benchmarks/README.md). Either route is exact to every order: the switch is for speed only.
 
 CPU rewrites (used only on the CPU, `routed_as_on_cuda()` turns them off): the dilation-2 convolutions
 (dil_conv_3x3, dil_conv_5x5) have slow gradients in torch 2.14.1 on the CPU (generic im2col kernels;

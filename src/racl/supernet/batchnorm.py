@@ -84,7 +84,7 @@ def batch_norm_train(x: torch.Tensor, weight: torch.Tensor | None, running_mean:
     against F.batch_norm (tests/test_gradnorm_cost.py); third derivatives are not supported.
     The Function is used inside `differentiable_twice()` (racl.search_space.depthwise), torch's own
     batch_norm elsewhere (to first order the same kernels, without two Python Functions per call)."""
-    if not twice():  # first order only: torch's own batch_norm (the same kernels, no Python Functions)
+    if not twice():
         return F.batch_norm(x, running_mean, running_var, weight, None, True, momentum, eps)
     return _BatchNorm.apply(x, weight, running_mean, running_var, momentum, eps)
 
